@@ -1,0 +1,217 @@
+"""Client configuration shared by both twins: everything a client decides without I/O.
+
+Both ``objectstore_sync.Client`` and ``objectstore_async.AsyncClient`` turn
+their constructor arguments into one :class:`ClientConfig` here, so argument
+handling, defaults, deprecations and validation exist once.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from objectstore_core._models import Scope, Usecase
+from objectstore_core._paths import Target, split_base_url
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "ClientConfig",
+    "MetricsBackend",
+    "NoOpMetricsBackend",
+    "Timeout",
+    "client_config",
+    "config_from_env",
+    "session_target",
+]
+
+__version__ = "0.1.0"
+DEFAULT_USER_AGENT = f"objectstore-client/{__version__} (objectstore-py)"
+DEFAULT_MAX_CONNECTIONS = 32
+
+
+Tags = Mapping[str, str]
+
+
+class MetricsBackend(Protocol):
+    """Receiver of client metrics (the official client's interface)."""
+
+    def increment(self, name: str, value: int | float = 1, tags: Tags | None = None) -> None: ...
+
+    def gauge(self, name: str, value: int | float, tags: Tags | None = None) -> None: ...
+
+    def distribution(
+        self, name: str, value: int | float, tags: Tags | None = None, unit: str | None = None
+    ) -> None: ...
+
+
+class NoOpMetricsBackend:
+    """A metrics backend that records nothing (the default)."""
+
+    def increment(self, name: str, value: int | float = 1, tags: Tags | None = None) -> None:
+        return None
+
+    def gauge(self, name: str, value: int | float, tags: Tags | None = None) -> None:
+        return None
+
+    def distribution(
+        self, name: str, value: int | float, tags: Tags | None = None, unit: str | None = None
+    ) -> None:
+        return None
+
+
+def _seconds(value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what}={value!r} is invalid: use a number of seconds or None")
+    if value <= 0:
+        raise ValueError(f"{what}={value!r} is invalid: it must be greater than 0")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Timeouts in seconds; None waits forever.
+
+    ``connect`` bounds establishing a connection only: it never applies to
+    writing a body, so a slow server cannot break a large upload. ``read``
+    bounds each wait for response bytes, ``write`` each wait to send body
+    bytes, ``pool`` the wait for a free pooled connection (None: until one
+    frees up; then PoolTimeout). A plain number means the same for read and write (connect stays
+    at its default of 0.1 s, as in the official clients).
+    """
+
+    connect: float | None = 0.1
+    read: float | None = None
+    write: float | None = None
+    pool: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "write", "pool"):
+            object.__setattr__(self, name, _seconds(getattr(self, name), f"Timeout.{name}"))
+
+    @classmethod
+    def coerce(
+        cls, value: Timeout | float | int | None, *, what: str = "timeout"
+    ) -> Timeout | None:
+        """Accept a Timeout, a number of seconds (read and write), or None."""
+        if value is None or isinstance(value, Timeout):
+            return value
+        seconds = _seconds(value, what)
+        return cls(read=seconds, write=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Everything a client needs to reach a server, validated."""
+
+    base_url: str
+    scheme: str
+    host: str
+    port: int
+    base_path: str
+    timeout: Timeout
+    max_connections: int
+    user_agent: str
+    token: Any = field(default=None, repr=False)
+    connection_kwargs: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    metrics_backend: Any = field(default_factory=NoOpMetricsBackend, repr=False)
+    retries: int | None = None
+    spool_dir: Any = None
+
+    def base_headers(self) -> dict[str, str]:
+        """Headers sent on every request: the User-Agent and a static token (§10.2)."""
+        headers = {"user-agent": self.user_agent}
+        if isinstance(self.token, str):
+            headers["x-os-auth"] = f"Bearer {self.token}"
+        return headers
+
+
+def client_config(
+    base_url: str,
+    metrics_backend: MetricsBackend | None = None,
+    propagate_traces: bool = False,
+    retries: int | None = None,
+    timeout_ms: float | None = None,
+    connection_kwargs: Mapping[str, Any] | None = None,
+    token: Any = None,
+    spool_dir: Any = None,
+    *,
+    timeout: Timeout | float | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    user_agent: str | None = None,
+) -> ClientConfig:
+    """Validate client arguments (official names first, then ours) into a config."""
+    scheme, host, port, base_path = split_base_url(base_url)
+    if propagate_traces:
+        warnings.warn(
+            "propagate_traces is deprecated and has no effect", DeprecationWarning, stacklevel=3
+        )
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+    ):
+        raise ValueError(f"retries={retries!r} is invalid: use a count >= 0 or None")
+    chosen = Timeout.coerce(timeout)
+    if chosen is None:
+        read = _seconds(timeout_ms, "timeout_ms")
+        chosen = Timeout(read=read / 1000 if read is not None else None)
+    elif timeout_ms is not None:
+        raise ValueError("pass either timeout= or timeout_ms=, not both")
+    if (
+        isinstance(max_connections, bool)
+        or not isinstance(max_connections, int)
+        or max_connections < 1
+    ):
+        raise ValueError(f"max_connections={max_connections!r} is invalid: use an integer >= 1")
+    agent = DEFAULT_USER_AGENT if user_agent is None else user_agent
+    if not isinstance(agent, str) or any(c in agent for c in "\r\n\0"):
+        raise ValueError(f"user_agent={agent!r} is invalid: it must be one line of text")
+    if token is not None and isinstance(token, str) and any(c in token for c in "\r\n\0 "):
+        raise ValueError("token is invalid: a static token must be one word without whitespace")
+    return ClientConfig(
+        base_url=base_url,
+        scheme=scheme,
+        host=host,
+        port=port,
+        base_path=base_path,
+        timeout=chosen,
+        max_connections=max_connections,
+        user_agent=agent,
+        token=token,
+        connection_kwargs=dict(connection_kwargs or {}),
+        metrics_backend=metrics_backend if metrics_backend is not None else NoOpMetricsBackend(),
+        retries=retries,
+        spool_dir=spool_dir,
+    )
+
+
+def config_from_env(environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """``(OBJECTSTORE_URL, OBJECTSTORE_TOKEN or None)``; raises ValueError without a URL."""
+    url = environ.get("OBJECTSTORE_URL", "").strip()
+    if not url:
+        raise ValueError(
+            "OBJECTSTORE_URL is not set: it must name the server, e.g. http://127.0.0.1:8888"
+        )
+    token = environ.get("OBJECTSTORE_TOKEN", "").strip() or None
+    return url, token
+
+
+def session_target(
+    config: ClientConfig, usecase: Usecase | Scope, scopes: Mapping[str, str | int | bool]
+) -> Target:
+    """Resolve ``client.session(usecase, **scopes)`` or ``client.session(scope)`` (API §1)."""
+    if isinstance(usecase, Usecase):
+        return Target(config.base_path, usecase, Scope.from_items(tuple(scopes.items())))
+    if isinstance(usecase, Scope):
+        if usecase.usecase is None:
+            raise ValueError(
+                f"scope {str(usecase)!r} has no usecase: build it with "
+                "Usecase(...).for_project(...) or pass client.session(usecase, **scopes)"
+            )
+        if scopes:
+            raise ValueError("pass scope components either in the Scope or as keywords, not both")
+        return Target(config.base_path, usecase.usecase, usecase)
+    raise TypeError(f"session() needs a Usecase or a Scope, got {usecase!r}")

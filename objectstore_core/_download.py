@@ -1,0 +1,102 @@
+"""The state of one streamed download: length accounting, decoding and buffering.
+
+A twin's payload object runs one small loop over it::
+
+    while (chunk := download.read(limit)) is None:   # None: needs raw bytes
+        download.feed(raw_stream.read())             # b"" declares the end
+    return chunk                                     # b"" at the end of the payload
+
+A body shorter or longer than the server announced, or a truncated or
+corrupt zstd stream, raises :class:`IntegrityError`, never short data.
+"""
+
+from __future__ import annotations
+
+from objectstore_core._codec import IdentityDecoder, ZstdDecoder
+from objectstore_core._errors import IntegrityError
+
+__all__ = ["DEFAULT_CHUNK", "Download", "check_chunk_size"]
+
+DEFAULT_CHUNK = 1024 * 1024
+"""Largest piece of payload handed out per read, and the raw read size."""
+
+
+class Download:
+    """Length checking, decoding and leftover buffering for one response body.
+
+    ``expected_length`` is the number of raw bytes the server announced
+    (``content-length``, or ``x-sn-size`` for a full read); None skips the check.
+    """
+
+    __slots__ = ("_decoder", "_eof", "_expected", "_leftover", "_offset", "_received")
+
+    def __init__(
+        self, *, decode: bool, expected_length: int | None, max_output: int = DEFAULT_CHUNK
+    ) -> None:
+        self._decoder: ZstdDecoder | IdentityDecoder = (
+            ZstdDecoder(max_output=max_output) if decode else IdentityDecoder(max_output=max_output)
+        )
+        self._expected = expected_length
+        self._received = 0
+        self._eof = False
+        self._leftover = b""
+        self._offset = 0
+
+    @property
+    def received(self) -> int:
+        """Raw bytes received so far."""
+        return self._received
+
+    @property
+    def expected_length(self) -> int | None:
+        return self._expected
+
+    @property
+    def finished(self) -> bool:
+        """True once the end was declared and every payload byte was read."""
+        return self._eof and self._offset >= len(self._leftover) and self._decoder.finished
+
+    def feed(self, raw: bytes | bytearray | memoryview) -> None:
+        """Push raw body bytes (any chunking); ``b""`` declares the end of the body."""
+        if self._eof:
+            raise RuntimeError("feed() after the end of the body was declared")
+        if not raw:
+            self._eof = True
+            if self._expected is not None and self._received < self._expected:
+                raise IntegrityError(
+                    f"response body was truncated: received {self._received} of "
+                    f"{self._expected} bytes"
+                )
+            self._decoder.feed_eof()
+            return
+        self._received += len(raw)
+        if self._expected is not None and self._received > self._expected:
+            raise IntegrityError(
+                f"response body is longer than announced: more than {self._expected} bytes"
+            )
+        self._decoder.feed(raw)
+
+    def read(self, limit: int | None = None) -> bytes | None:
+        """The next piece of payload, at most ``limit`` bytes (one decoded chunk if None).
+
+        Returns None when raw bytes are needed first, and ``b""`` at the end.
+        """
+        if self._offset >= len(self._leftover):
+            chunk = self._decoder.read()
+            if not chunk:
+                return b"" if self._eof else None
+            if limit is None or len(chunk) <= limit:
+                return chunk
+            self._leftover, self._offset = chunk, 0
+        start = self._offset
+        end = len(self._leftover) if limit is None else min(start + limit, len(self._leftover))
+        self._offset = end
+        return self._leftover[start:end]
+
+
+def check_chunk_size(chunk_size: int | None) -> None:
+    """Validate ``iter_bytes(chunk_size)``: None or a positive byte count."""
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0
+    ):
+        raise ValueError(f"chunk_size={chunk_size!r} is invalid: use a positive byte count or None")

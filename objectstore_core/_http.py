@@ -1,0 +1,135 @@
+"""Plain data that crosses the boundary between the core and the transports.
+
+A flow (see :mod:`objectstore_core._flows`) yields :class:`SendRequest` and
+:class:`Sleep` steps; a driver performs them and sends back a
+:class:`Response`. Nothing here refers to an HTTP library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterable, Generator, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeAlias, TypeVar
+
+from objectstore_core._config import Timeout
+
+__all__ = [
+    "Flow",
+    "Payload",
+    "PayloadKind",
+    "Request",
+    "Response",
+    "SendRequest",
+    "Sleep",
+    "Upload",
+    "classify_payload",
+]
+
+T = TypeVar("T")
+
+Payload: TypeAlias = Any
+"""What ``put`` accepts: bytes-like, str, a binary file, an iterable of bytes,
+an os.PathLike (opened lazily), or (async twin) an async iterable of bytes."""
+
+
+class PayloadKind(Enum):
+    """How a transport must read a payload; decided without touching it."""
+
+    BYTES = "bytes"  # bytes, bytearray, memoryview (str is encoded to bytes first)
+    FILE = "file"  # an object with read(); seekable ones can be replayed
+    PATH = "path"  # os.PathLike or a path given as such: opened lazily by the transport
+    ITERABLE = "iterable"  # one-shot iterable of bytes-like chunks
+    ASYNC_ITERABLE = "async_iterable"  # one-shot async iterable (async twin only)
+
+
+def classify_payload(contents: object) -> PayloadKind:
+    """Classify a payload for the transports, or raise TypeError naming it.
+
+    ``str`` is not a kind of its own: callers encode it as UTF-8 first.
+    """
+    if isinstance(contents, bytes | bytearray | memoryview):
+        return PayloadKind.BYTES
+    if isinstance(contents, os.PathLike):
+        return PayloadKind.PATH
+    if callable(getattr(contents, "read", None)):
+        return PayloadKind.FILE
+    if isinstance(contents, AsyncIterable):
+        return PayloadKind.ASYNC_ITERABLE
+    if isinstance(contents, Iterable) and not isinstance(contents, str | dict):
+        return PayloadKind.ITERABLE
+    raise TypeError(
+        f"cannot upload {type(contents).__name__} {contents!r:.60}: pass bytes, bytearray, "
+        "memoryview, str, a binary file, an iterable of bytes or an os.PathLike"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A request body the transport produces by reading the user's payload.
+
+    The transport pulls chunks from ``source`` (according to ``kind``), passes
+    each through a fresh encoder from :func:`objectstore_core.new_encoder`
+    when ``compress`` is true, and streams the result with chunked framing.
+    """
+
+    source: Payload
+    kind: PayloadKind
+    compress: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request, described.
+
+    ``target`` is the origin-form request target (path and query, already
+    percent-encoded; PROTOCOL §2.5). ``body`` is ready bytes, an
+    :class:`Upload` for the transport to stream, or None. With ``stream`` the
+    transport leaves a 2xx response body unread for the caller to stream;
+    other bodies are always read whole (they are small) and the connection
+    released before the flow sees the response. ``timeout`` overrides the
+    client's timeouts for this request.
+    """
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | Upload | None = None
+    stream: bool = False
+    timeout: Timeout | None = None
+
+    def __repr__(self) -> str:
+        # Headers may carry a token: never show values (API §5).
+        names = ", ".join(name for name, _ in self.headers)
+        return f"Request({self.method} {self.target} headers=[{names}])"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A response as the flow sees it: status, lower-case headers, body.
+
+    ``body`` is empty when the transport kept a streaming body open.
+    """
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """Flow step: send ``request``; the driver sends back a :class:`Response`."""
+
+    request: Request
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Flow step: wait ``seconds``; the driver sends back None."""
+
+    seconds: float
+
+
+Flow: TypeAlias = Generator[SendRequest | Sleep, Response | None, T]
+"""A multi-step operation written once, driven by the sync and the async driver."""

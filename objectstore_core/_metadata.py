@@ -1,0 +1,218 @@
+"""Object metadata and its header encoding (PROTOCOL §4, §14.4, §14.5).
+
+Writing: every value that can hold free text (origin, filename, custom values)
+is percent-encoded as newer servers expect (§14.4), so a CR or LF in a value
+becomes ``%0D``/``%0A`` and can never start a new header. ``content-type`` is
+validated as a media type of visible ASCII instead.
+
+Reading: response header names must already be lower case (PROTOCOL §1.2).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote, unquote_to_bytes
+
+from objectstore_core._durations import format_expiration, parse_expiration, parse_timestamp
+from objectstore_core._models import Compression, ExpirationPolicy
+
+__all__ = [
+    "HEADER_EXPIRATION",
+    "HEADER_FILENAME",
+    "HEADER_META_PREFIX",
+    "HEADER_ORIGIN",
+    "HEADER_SIZE",
+    "HEADER_TIME_CREATED",
+    "HEADER_TIME_EXPIRES",
+    "Metadata",
+    "decode_header_value",
+    "encode_header_value",
+    "metadata_headers",
+    "validate_content_type",
+]
+
+HEADER_EXPIRATION = "x-sn-expiration"
+HEADER_TIME_CREATED = "x-sn-time-created"
+HEADER_TIME_EXPIRES = "x-sn-time-expires"
+HEADER_ORIGIN = "x-sn-origin"
+HEADER_FILENAME = "x-sn-filename"
+HEADER_SIZE = "x-sn-size"
+HEADER_META_PREFIX = "x-snme-"
+
+# PROTOCOL §14.4: keep space and visible ASCII except '%'; escape every other byte.
+_VALUE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def encode_header_value(value: str) -> str:
+    """Percent-encode a metadata value (PROTOCOL §14.4).
+
+    >>> encode_header_value("café 100%")
+    'caf%C3%A9 100%25'
+    """
+    return quote(value, safe=_VALUE_SAFE, encoding="utf-8", errors="strict")
+
+
+def decode_header_value(value: str) -> str:
+    """Reverse :func:`encode_header_value` (strict UTF-8).
+
+    A value that is not valid percent-encoded UTF-8 (old data written raw, such
+    as ``100%``) is returned unchanged rather than failing the read.
+    """
+    if "%" not in value:
+        return value
+    if re.search(r"%(?![0-9A-Fa-f]{2})", value):
+        return value
+    try:
+        return unquote_to_bytes(value).decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        return value
+
+
+# RFC 9110 token characters: what a header name may contain.
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# A media type: type "/" subtype, then optional parameters, all visible ASCII (§4.1).
+_MEDIA_TYPE_RE = re.compile(
+    r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+/[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+    r"(?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\"[^\"\\]*\"))*"
+)
+
+
+def validate_content_type(value: str) -> str:
+    """Return ``value`` if it is a media type the server accepts, else raise ValueError."""
+    if not isinstance(value, str):
+        raise TypeError(f"content_type must be a str, got {value!r}")
+    if not _MEDIA_TYPE_RE.fullmatch(value):
+        raise ValueError(
+            f"content_type {value!r} is invalid: it must be a media type such as "
+            "'application/json' or 'text/plain; charset=utf-8', in visible ASCII"
+        )
+    return value
+
+
+def _validate_custom(custom: Mapping[str, str]) -> list[tuple[str, str]]:
+    seen: dict[str, str] = {}
+    headers = []
+    for name, value in custom.items():
+        if not isinstance(name, str) or not _TOKEN_RE.fullmatch(name):
+            raise ValueError(
+                f"metadata name {name!r} is invalid: it must be a non-empty HTTP token "
+                "(letters, digits and !#$%&'*+-.^_`|~)"
+            )
+        if not isinstance(value, str):
+            raise TypeError(f"metadata value for {name!r} must be a str, got {value!r}")
+        lowered = name.lower()
+        if lowered in seen:
+            raise ValueError(
+                f"metadata names {seen[lowered]!r} and {name!r} collide: names are "
+                "case-insensitive and stored lower-cased (PROTOCOL §4.2)"
+            )
+        seen[lowered] = name
+        headers.append((HEADER_META_PREFIX + lowered, encode_header_value(value)))
+    return headers
+
+
+def metadata_headers(
+    *,
+    content_type: str | None = None,
+    compression: Compression | None = None,
+    expiration_policy: ExpirationPolicy | None = None,
+    origin: str | None = None,
+    filename: str | None = None,
+    custom: Mapping[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    """The request headers describing an object to write (PROTOCOL §4.1).
+
+    ``compression`` is the encoding of the bytes being sent: ``"zstd"`` adds
+    ``content-encoding: zstd``; ``"none"`` or None adds nothing. A policy of
+    None sends nothing (the server default is manual).
+    """
+    headers: list[tuple[str, str]] = []
+    if content_type is not None:
+        headers.append(("content-type", validate_content_type(content_type)))
+    if compression == "zstd":
+        headers.append(("content-encoding", "zstd"))
+    elif compression not in (None, "none"):
+        raise ValueError(f"compression {compression!r} is not supported: use 'zstd' or 'none'")
+    if expiration_policy is not None:
+        headers.append((HEADER_EXPIRATION, format_expiration(expiration_policy)))
+    for header, value, what in (
+        (HEADER_ORIGIN, origin, "origin"),
+        (HEADER_FILENAME, filename, "filename"),
+    ):
+        if value is not None:
+            if not isinstance(value, str):
+                raise TypeError(f"{what} must be a str, got {value!r}")
+            headers.append((header, encode_header_value(value)))
+    if custom:
+        headers.extend(_validate_custom(custom))
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """What the server knows about an object (PROTOCOL §4.1).
+
+    ``compression`` is the encoding of the bytes as stored (None when stored
+    raw); after a decompressing ``get`` it is None. ``size`` is the stored
+    (possibly compressed) size where the server reports it.
+    """
+
+    content_type: str | None = None
+    compression: Compression | None = None
+    expiration_policy: ExpirationPolicy | None = None
+    time_created: datetime | None = None
+    time_expires: datetime | None = None
+    origin: str | None = None
+    filename: str | None = None
+    size: int | None = None
+    custom: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> Metadata:
+        """Read metadata from response headers with lower-case names.
+
+        Raises ValueError naming the header when a value is malformed.
+        """
+        encoding = headers.get("content-encoding")
+        compression: Compression | None
+        if encoding is None or encoding == "":
+            compression = None
+        elif encoding == "zstd":
+            compression = "zstd"
+        else:
+            raise ValueError(
+                f"content-encoding {encoding!r} is not supported: only zstd is (PROTOCOL §5)"
+            )
+        policy = None
+        expiration = headers.get(HEADER_EXPIRATION)
+        if expiration is not None:
+            policy = parse_expiration(expiration)
+        size = None
+        size_text = headers.get(HEADER_SIZE)
+        if size_text is not None:
+            if not size_text.isdigit():
+                raise ValueError(f"{HEADER_SIZE} {size_text!r} is invalid: expected a byte count")
+            size = int(size_text)
+        created = headers.get(HEADER_TIME_CREATED)
+        expires = headers.get(HEADER_TIME_EXPIRES)
+        origin = headers.get(HEADER_ORIGIN)
+        filename = headers.get(HEADER_FILENAME)
+        custom = {
+            name[len(HEADER_META_PREFIX) :]: decode_header_value(value)
+            for name, value in headers.items()
+            if name.startswith(HEADER_META_PREFIX)
+        }
+        return cls(
+            content_type=headers.get("content-type"),
+            compression=compression,
+            expiration_policy=policy,
+            time_created=parse_timestamp(created) if created is not None else None,
+            time_expires=parse_timestamp(expires) if expires is not None else None,
+            origin=decode_header_value(origin) if origin is not None else None,
+            filename=decode_header_value(filename) if filename is not None else None,
+            size=size,
+            custom=custom,
+        )

@@ -1,0 +1,445 @@
+"""Object operations as flows: each is written once and driven by both twins.
+
+A flow builds its request(s), yields them, and interprets the responses; the
+sync and async drivers only move bytes and wait. Arguments are validated
+when the flow is *built* (before the first step), so bad input raises
+ValueError before any I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from objectstore_core._codec import compress as zstd_compress
+from objectstore_core._config import Timeout
+from objectstore_core._durations import format_duration
+from objectstore_core._errors import ProtocolError, error_for_response
+from objectstore_core._http import (
+    Flow,
+    Payload,
+    PayloadKind,
+    Request,
+    Response,
+    SendRequest,
+    Upload,
+    classify_payload,
+)
+from objectstore_core._metadata import Metadata, metadata_headers
+from objectstore_core._models import (
+    Compression,
+    ExpirationPolicy,
+    TimeToIdle,
+    TimeToLive,
+    validate_compression,
+)
+from objectstore_core._paths import Target, validate_key
+
+__all__ = [
+    "GetOutcome",
+    "delete_flow",
+    "extend_expiry_flow",
+    "get_flow",
+    "head_flow",
+    "parse_accept_encoding",
+    "put_flow",
+]
+
+# Payloads up to this size are compressed in one call and sent with a
+# content-length; larger ones are streamed through the encoder in chunks.
+ONE_SHOT_LIMIT = 4 * 1024 * 1024
+
+
+def _send(request: Request) -> Flow[Response]:
+    """Yield one request and return its response (the seam where retries go)."""
+    response = yield SendRequest(request)
+    if not isinstance(response, Response):  # pragma: no cover - driver contract
+        raise TypeError(f"driver sent {response!r} for a SendRequest")
+    return response
+
+
+def _context(target: Target, operation: str, key: str | None) -> dict[str, str | None]:
+    return {
+        "operation": operation,
+        "usecase": target.usecase.name,
+        "scope": str(target.scope),
+        "key": key,
+    }
+
+
+def _raise_for(response: Response, target: Target, operation: str, key: str | None) -> None:
+    raise error_for_response(
+        response.status, response.headers, response.body, **_context(target, operation, key)
+    )
+
+
+def _protocol_error(message: str, target: Target, operation: str, key: str | None) -> ProtocolError:
+    error = ProtocolError(message)
+    error.with_context(**_context(target, operation, key))
+    return error
+
+
+# ---------------------------------------------------------------------- put
+
+
+def resolve_compression(
+    target: Target,
+    compress: Compression | None,
+    compression: Compression | None,
+    precompressed: Compression | None,
+) -> tuple[bool, Compression | None]:
+    """Decide (compress the body here?, content-encoding to record) for a put.
+
+    ``compression=`` is the deprecated spelling of ``compress=`` (PROTOCOL
+    §14.6); ``precompressed="zstd"`` uploads the bytes as they are and records
+    them as zstd.
+    """
+    if compression is not None:
+        warnings.warn(
+            "put(compression=...) is deprecated; use compress=...",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        if compress is not None and compress != compression:
+            raise ValueError(
+                f"compress={compress!r} and compression={compression!r} disagree: "
+                "pass only compress"
+            )
+        compress = compression
+    if precompressed is not None:
+        if precompressed != "zstd":
+            raise ValueError(
+                f"precompressed={precompressed!r} is not supported: the only value is 'zstd'"
+            )
+        if compress not in (None, "none"):
+            raise ValueError(
+                f"compress={compress!r} with precompressed='zstd' would compress twice: "
+                "pass only one of them"
+            )
+        return False, "zstd"
+    chosen = validate_compression(compress if compress is not None else target.usecase.compression)
+    return chosen == "zstd", chosen if chosen == "zstd" else None
+
+
+def _validate_expiration(policy: object) -> ExpirationPolicy | None:
+    if policy is None or isinstance(policy, TimeToLive | TimeToIdle):
+        return policy
+    raise TypeError(f"expiration_policy {policy!r} must be TimeToLive, TimeToIdle or None")
+
+
+def _validate_threshold(value: object) -> None:
+    if value is None or value == "none":
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"resumable_threshold_bytes={value!r} is invalid: use a byte count >= 0 or 'none'"
+        )
+
+
+def _body(contents: Payload, compress: bool) -> bytes | Upload:
+    """Turn a payload into a request body without reading any file or iterator."""
+    if isinstance(contents, str):
+        contents = contents.encode("utf-8")
+    kind = classify_payload(contents)
+    if kind is PayloadKind.BYTES:
+        size = memoryview(contents).nbytes
+        if compress and size <= ONE_SHOT_LIMIT:
+            return zstd_compress(contents)
+        if not compress and isinstance(contents, bytes):
+            return contents
+    return Upload(source=contents, kind=kind, compress=compress)
+
+
+def put_flow(
+    target: Target,
+    contents: Payload,
+    key: str | None = None,
+    compress: Compression | None = None,
+    compression: Compression | None = None,
+    precompressed: Compression | None = None,
+    content_type: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    expiration_policy: ExpirationPolicy | None = None,
+    origin: str | None = None,
+    filename: str | None = None,
+    resumable_threshold_bytes: int | str | None = None,
+    *,
+    timeout: Timeout | None = None,
+) -> Flow[str]:
+    """Upload one object; returns its key (PROTOCOL §3.1, §3.2).
+
+    Without a key (None or ``""``, as the official clients do) the server
+    generates one: ``POST .../{scope}/`` answered 201. With a key: ``PUT``
+    answered 200. Validation happens here, before the flow starts.
+    """
+    do_compress, encoding = resolve_compression(target, compress, compression, precompressed)
+    if key == "":
+        key = None
+    if key is not None:
+        validate_key(key)
+    _validate_threshold(resumable_threshold_bytes)
+    policy = _validate_expiration(
+        expiration_policy if expiration_policy is not None else target.usecase.expiration_policy
+    )
+    headers = metadata_headers(
+        content_type=content_type,
+        compression=encoding,
+        expiration_policy=policy,
+        origin=origin,
+        filename=filename,
+        custom=metadata,
+    )
+    body = _body(contents, do_compress)
+    if key is None:
+        request = Request("POST", target.collection(), tuple(headers), body, timeout=timeout)
+    else:
+        request = Request("PUT", target.object(key), tuple(headers), body, timeout=timeout)
+    return _put_steps(target, request, key)
+
+
+def _put_steps(target: Target, request: Request, key: str | None) -> Flow[str]:
+    response = yield from _send(request)
+    if response.status not in (200, 201):
+        _raise_for(response, target, "put", key)
+    return parse_key_response(response, target, "put", key)
+
+
+def parse_key_response(response: Response, target: Target, operation: str, key: str | None) -> str:
+    """Read ``{"key": "..."}`` from a write response (PROTOCOL §3.1)."""
+    try:
+        parsed = json.loads(response.body)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("key"), str) or not parsed["key"]:
+        raise _protocol_error(
+            f"expected a JSON body with a key, got {response.body[:200]!r}", target, operation, key
+        )
+    return str(parsed["key"])
+
+
+# ---------------------------------------------------------------------- get
+
+
+def parse_accept_encoding(header: str) -> list[str]:
+    """Split an Accept-Encoding style value into encodings, dropping q-values.
+
+    >>> parse_accept_encoding("zstd, gzip;q=0.5, *")
+    ['zstd', 'gzip', '*']
+    """
+    return [
+        item.split(";", 1)[0].strip().lower()
+        for item in header.split(",")
+        if item.split(";", 1)[0].strip()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class GetOutcome:
+    """A found object whose body the transport kept open.
+
+    ``decode``: pass the body through the zstd decoder. ``expected_length``:
+    raw bytes announced by the server, checked by the download state.
+    """
+
+    metadata: Metadata
+    decode: bool
+    expected_length: int | None
+    status: int
+
+
+def _validate_range(byte_range: object) -> tuple[int, int | None] | None:
+    if byte_range is None:
+        return None
+    if (
+        not isinstance(byte_range, tuple | list)
+        or len(byte_range) != 2
+        or isinstance(byte_range[0], bool)
+        or not isinstance(byte_range[0], int)
+        or not (byte_range[1] is None or isinstance(byte_range[1], int))
+        or isinstance(byte_range[1], bool)
+    ):
+        raise ValueError(
+            f"byte_range={byte_range!r} is invalid: expected (first, last) inclusive byte "
+            "offsets, or (first, None) for the rest"
+        )
+    first, last = byte_range[0], byte_range[1]
+    if first < 0 or (last is not None and last < first):
+        raise ValueError(
+            f"byte_range={byte_range!r} is invalid: offsets must satisfy 0 <= first <= last"
+        )
+    return first, last
+
+
+def get_flow(
+    target: Target,
+    key: str,
+    decompress: bool = True,
+    accept_encoding: Sequence[str] | None = None,
+    byte_range: tuple[int, int | None] | None = None,
+    *,
+    timeout: Timeout | None = None,
+) -> Flow[GetOutcome | None]:
+    """Read one object, leaving the body for the caller to stream (PROTOCOL §3.3, §6).
+
+    Returns None on 404. The stored bytes are decoded when they are zstd, the
+    caller wants decompression, and does not accept zstd itself (§5). A range
+    addresses stored bytes (§6) and is never decoded: a slice of a zstd stream
+    cannot be decompressed on its own.
+    """
+    validate_key(key)
+    accepted = _validate_accept(accept_encoding)
+    span = _validate_range(byte_range)
+    headers: list[tuple[str, str]] = []
+    if span is not None:
+        first, last = span
+        headers.append(("range", f"bytes={first}-{'' if last is None else last}"))
+    request = Request("GET", target.object(key), tuple(headers), stream=True, timeout=timeout)
+    return _get_steps(target, request, key, decompress and not accepted and span is None)
+
+
+def _validate_accept(accept_encoding: object) -> bool:
+    """True when the caller accepts zstd bytes as they are stored."""
+    if accept_encoding is None:
+        return False
+    if isinstance(accept_encoding, str):
+        encodings = parse_accept_encoding(accept_encoding)
+    elif isinstance(accept_encoding, Sequence) and all(isinstance(e, str) for e in accept_encoding):
+        encodings = [e.strip().lower() for e in accept_encoding]
+    else:
+        raise ValueError(
+            f"accept_encoding={accept_encoding!r} is invalid: expected a list of encodings "
+            "such as ['zstd']"
+        )
+    return "zstd" in encodings or "*" in encodings
+
+
+def _get_steps(
+    target: Target, request: Request, key: str, want_decode: bool
+) -> Flow[GetOutcome | None]:
+    response = yield from _send(request)
+    if response.status == 404:
+        return None
+    if response.status not in (200, 206):
+        _raise_for(response, target, "get", key)
+    metadata = _read_metadata(response, target, "get", key)
+    expected = _announced_length(response, target, key)
+    if response.status == 200 and metadata.size is None and expected is not None:
+        metadata = replace(metadata, size=expected)
+    decode = want_decode and metadata.compression == "zstd"
+    if decode:
+        metadata = replace(metadata, compression=None)
+    return GetOutcome(metadata, decode, expected, response.status)
+
+
+def _announced_length(response: Response, target: Target, key: str) -> int | None:
+    """Raw body length the server committed to, for truncation checks."""
+    text = response.headers.get("content-length")
+    if text is None and response.status == 200:
+        text = response.headers.get("x-sn-size")
+    if text is None:
+        return None
+    if not text.strip().isdigit():
+        raise _protocol_error(f"invalid body length {text!r}", target, "get", key)
+    return int(text)
+
+
+def _read_metadata(response: Response, target: Target, operation: str, key: str) -> Metadata:
+    try:
+        return Metadata.from_headers(response.headers)
+    except ValueError as exc:
+        raise _protocol_error(
+            f"malformed metadata in response: {exc}", target, operation, key
+        ) from exc
+
+
+# --------------------------------------------------------------- head/delete
+
+
+def head_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> Flow[Metadata | None]:
+    """Read an object's metadata; None on 404 (PROTOCOL §3.4: success is 204)."""
+    validate_key(key)
+    return _head_steps(target, Request("HEAD", target.object(key), timeout=timeout), key)
+
+
+def _head_steps(target: Target, request: Request, key: str) -> Flow[Metadata | None]:
+    response = yield from _send(request)
+    if response.status == 404:
+        return None
+    if response.status not in (200, 204):
+        _raise_for(response, target, "head", key)
+    return _read_metadata(response, target, "head", key)
+
+
+def delete_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> Flow[None]:
+    """Delete an object; deleting a missing object succeeds (PROTOCOL §3.5)."""
+    validate_key(key)
+    return _delete_steps(target, Request("DELETE", target.object(key), timeout=timeout), key)
+
+
+def _delete_steps(target: Target, request: Request, key: str) -> Flow[None]:
+    response = yield from _send(request)
+    if response.status == 404 or 200 <= response.status < 300:
+        return None
+    _raise_for(response, target, "delete", key)
+    return None  # pragma: no cover - _raise_for always raises
+
+
+# ------------------------------------------------------------ extend_expiry
+
+
+def extend_expiry_body(
+    at: datetime | None, from_creation: timedelta | None, from_now: timedelta | None
+) -> bytes:
+    """The PATCH body of PROTOCOL §14.2; exactly one target must be given."""
+    given = [
+        name
+        for name, v in (("at", at), ("from_creation", from_creation), ("from_now", from_now))
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise ValueError(
+            "extend_expiry needs exactly one of at=, from_creation=, from_now= "
+            f"(got {', '.join(given) or 'none'})"
+        )
+    if at is not None:
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise ValueError(f"at={at!r} is invalid: pass a timezone-aware datetime")
+        target: dict[str, str] = {"at": at.astimezone(UTC).isoformat()}
+    else:
+        delta = from_creation if from_creation is not None else from_now
+        if not isinstance(delta, timedelta) or delta < timedelta(0):
+            raise ValueError(f"duration {delta!r} is invalid: pass a non-negative timedelta")
+        target = {
+            "after": format_duration(delta),
+            "from": "creation" if from_creation is not None else "now",
+        }
+    return json.dumps({"extend_expiry": target}, separators=(",", ":")).encode()
+
+
+def extend_expiry_flow(
+    target: Target,
+    key: str,
+    at: datetime | None = None,
+    from_creation: timedelta | None = None,
+    from_now: timedelta | None = None,
+    *,
+    timeout: Timeout | None = None,
+) -> Flow[None]:
+    """Raise an object's expiry deadline (PROTOCOL §14.2).
+
+    404 raises ObjectNotFound; 409 raises ExpiryExtensionRejected.
+    """
+    validate_key(key)
+    body = extend_expiry_body(at, from_creation, from_now)
+    request = Request("PATCH", target.object(key), (("content-type", "application/json"),), body)
+    return _extend_steps(target, request, key)
+
+
+def _extend_steps(target: Target, request: Request, key: str) -> Flow[None]:
+    response = yield from _send(request)
+    if not 200 <= response.status < 300:
+        _raise_for(response, target, "extend_expiry", key)
+    return None

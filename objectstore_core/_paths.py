@@ -1,0 +1,78 @@
+"""Request targets: how usecase, scope and key become a path (PROTOCOL §2.4, §2.5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from objectstore_core._models import Scope, Usecase
+
+__all__ = ["Target", "encode_path", "encode_query", "split_base_url", "validate_key"]
+
+# PROTOCOL §2.5: unreserved characters plus these stay literal; every other
+# UTF-8 byte becomes %XX with upper-case hex. '%' itself is always escaped:
+# keys are literal strings, never pre-encoded.
+_PATH_SAFE = "-._~/:@!$&'()*+,;="
+_QUERY_SAFE = _PATH_SAFE + "?"
+
+
+def encode_path(path: str) -> str:
+    """Percent-encode a path the way the official clients do (PROTOCOL §2.5).
+
+    >>> encode_path("caf\u00e9/100%literal?x#y")
+    'caf%C3%A9/100%25literal%3Fx%23y'
+    """
+    return quote(path, safe=_PATH_SAFE, encoding="utf-8", errors="strict")
+
+
+def encode_query(query: str) -> str:
+    """Percent-encode a query string: the path set plus ``?`` (PROTOCOL §2.5)."""
+    return quote(query, safe=_QUERY_SAFE, encoding="utf-8", errors="strict")
+
+
+def validate_key(key: object) -> str:
+    """Return ``key`` if it can name an object, else raise ValueError naming it (§2.3)."""
+    if not isinstance(key, str):
+        raise TypeError(f"key must be a str, got {key!r}")
+    if key == "":
+        raise ValueError("key '' is invalid: a key must not be empty")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"key {key!r} is invalid: it must be encodable as UTF-8") from None
+    return key
+
+
+def split_base_url(base_url: str) -> tuple[str, str, int, str]:
+    """Split a base URL into (scheme, host, port, base_path without trailing slash)."""
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, got {base_url!r}")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"base_url {base_url!r} is invalid: expected http://host[:port][/prefix] or https://..."
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"base_url {base_url!r} is invalid: it must not have a query or fragment")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ValueError(f"base_url {base_url!r} is invalid: bad port") from None
+    return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a session addresses: a base path, a usecase and a scope."""
+
+    base_path: str
+    usecase: Usecase
+    scope: Scope
+
+    def collection(self, resource: str = "objects") -> str:
+        """``{base}/v1/{resource}/{usecase}/{scope}/`` (keyless POST form, §2.4)."""
+        return encode_path(f"{self.base_path}/v1/{resource}/{self.usecase.name}/{self.scope}/")
+
+    def object(self, key: str, resource: str = "objects") -> str:
+        """``{base}/v1/{resource}/{usecase}/{scope}/{key}``, percent-encoded (§2.5)."""
+        return encode_path(f"{self.base_path}/v1/{resource}/{self.usecase.name}/{self.scope}/{key}")

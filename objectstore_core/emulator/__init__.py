@@ -1,0 +1,55 @@
+"""A faithful local Objectstore server, as a pure (sans-IO) request handler.
+
+The handler speaks the wire protocol of ``PROTOCOL.md`` (§2–§7, §14.2,
+§14.4, §14.5) and is driven by a transport: the socket server in
+``objectstore_sync._server``, or an in-process transport in tests::
+
+    from objectstore_core.emulator import Emulator, MemoryStorage, ServerRequest
+
+    emulator = Emulator(MemoryStorage())
+    response, body = emulator.handle(
+        ServerRequest("PUT", "/v1/objects/demo/org=1/greeting", (("content-type", "text/plain"),)),
+        b"hello",
+    )
+    assert response.status == 200 and body == b'{"key":"greeting"}'
+
+Layout: ``_messages`` (request/response values), ``_routing`` (§2),
+``_object_headers`` (§4), ``_ranges`` (§6), ``_expiry`` (§7, §14.2),
+``_storage`` (the storage protocol and the in-memory store) and
+``_handler`` (the state machine tying them together). Nothing in this
+package performs I/O.
+"""
+
+from objectstore_core.emulator._handler import Authorize, Emulator, Exchange, read_body
+from objectstore_core.emulator._messages import BodyStream, ServerRequest, ServerResponse
+from objectstore_core.emulator._routing import Route, RouteKind
+from objectstore_core.emulator._storage import (
+    DEFAULT_CONTENT_TYPE,
+    MemoryStorage,
+    ObjectId,
+    ObjectRecord,
+    ObjectWriter,
+    OpenObject,
+    RecordChange,
+    Storage,
+)
+
+__all__ = [
+    "DEFAULT_CONTENT_TYPE",
+    "Authorize",
+    "BodyStream",
+    "Emulator",
+    "Exchange",
+    "MemoryStorage",
+    "ObjectId",
+    "ObjectRecord",
+    "ObjectWriter",
+    "OpenObject",
+    "RecordChange",
+    "Route",
+    "RouteKind",
+    "ServerRequest",
+    "ServerResponse",
+    "Storage",
+    "read_body",
+]

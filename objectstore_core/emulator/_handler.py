@@ -1,0 +1,491 @@
+"""The emulator's request handler: a push-style state machine without I/O.
+
+A transport drives one :class:`Exchange` per request, in the spirit of h11::
+
+    exchange = emulator.begin(ServerRequest(method, target, headers))
+    if exchange.response is None:          # the request body matters
+        for chunk in body_chunks:          # as the bytes arrive
+            exchange.feed(chunk)           # streamed into storage, never buffered whole
+    response = exchange.finish()           # end of the request body
+    # on a client that went away instead: exchange.abort()
+
+When ``exchange.response`` is set right after :meth:`Emulator.begin` (errors,
+GET, HEAD, DELETE, ...) the transport may still feed the body: it is
+discarded. A response body is ``bytes`` or a :class:`BodyStream` the
+transport reads in chunks and must close. :meth:`Emulator.handle` runs a
+whole exchange in memory for tests and in-process transports.
+
+Checks follow the reference server's order (PROTOCOL §1.4): route and
+method, then the authorization slot (``authorize``, a hook for the auth
+task; None disables auth), then path parsing, endpoint extraction (Range,
+query), metadata validation, and storage.
+
+Expiry mimics the **production** backends, not the reference server's
+development backends (PROTOCOL §7.3): expired objects are filtered on read
+(404) and reads of TTI objects bump the deadline with the debounce of §7.2.
+``enforce_expiry=False`` gives the development behaviour (objects never
+expire, no bump). Time comes from the injected ``clock``.
+
+Writes stamp ``x-sn-time-created`` when the request head arrives (the
+metadata is parsed from the headers before the body streams, and the
+deadline of a TTL object counts from there) and become visible atomically
+when the body is complete.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from objectstore_core.emulator._expiry import extend, is_expired, parse_extend_expiry, tti_bump
+from objectstore_core.emulator._messages import (
+    BodyStream,
+    BytesLike,
+    ServerRequest,
+    ServerResponse,
+    empty_response,
+    json_error,
+    json_response,
+    text_response,
+)
+from objectstore_core.emulator._object_headers import (
+    MetadataError,
+    WriteMetadata,
+    parse_write_metadata,
+    read_headers,
+    size_header,
+)
+from objectstore_core.emulator._ranges import RangeError, parse_range, resolve_range
+from objectstore_core.emulator._routing import (
+    ObjectPath,
+    PathError,
+    Route,
+    RouteKind,
+    RouteMiss,
+    match_route,
+    parse_object_path,
+    parse_query,
+    split_target,
+)
+from objectstore_core.emulator._storage import ObjectId, ObjectRecord, ObjectWriter, Storage
+
+__all__ = ["Authorize", "Emulator", "Exchange", "read_body"]
+
+Authorize = Callable[[ServerRequest, Route], ServerResponse | None]
+"""The auth slot (PROTOCOL §1.4 step 3): return an error response to refuse, None to go on."""
+
+_ACCEPT_RANGES = ("accept-ranges", "bytes")
+_JSON_BODY_LIMIT = 64 * 1024  # PATCH bodies are tiny; bound what we buffer
+_KEDA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Sink(Protocol):
+    """Consumes a request body for an exchange that needs it."""
+
+    def feed(self, data: BytesLike) -> None: ...
+    def finish(self) -> ServerResponse: ...
+    def abort(self) -> None: ...
+
+
+def _service_error(status: int, message: str) -> ServerResponse:
+    return json_error(status, f"service error: {message}", [message])
+
+
+class Exchange:
+    """One request in progress; see the module docstring for the protocol.
+
+    ``response`` is set from the start when the body is irrelevant, and
+    after :meth:`finish` in every case. Misuse (feeding after the end)
+    raises RuntimeError.
+    """
+
+    __slots__ = ("_on_done", "_sink", "_state", "response")
+
+    def __init__(
+        self,
+        response: ServerResponse | None = None,
+        sink: _Sink | None = None,
+        on_done: Callable[[int], None] | None = None,
+    ) -> None:
+        self.response = response
+        self._sink = sink
+        self._state = "receiving"
+        self._on_done = on_done
+
+    def feed(self, data: BytesLike) -> None:
+        """Push request body bytes; discarded when the response is already known."""
+        if self._state != "receiving":
+            raise RuntimeError(f"feed() on an exchange that is {self._state}")
+        if self._sink is not None and data:
+            self._sink.feed(data)
+        if self._on_done is not None:
+            self._on_done(len(data))
+
+    def finish(self) -> ServerResponse:
+        """Signal the end of the request body and get the response."""
+        if self._state != "receiving":
+            raise RuntimeError(f"finish() on an exchange that is {self._state}")
+        self._state = "finished"
+        if self._sink is not None:
+            self.response = self._sink.finish()
+        self._done()
+        assert self.response is not None
+        return self.response
+
+    def abort(self) -> None:
+        """The client went away: drop the partial body; nothing becomes visible."""
+        if self._state != "receiving":
+            return
+        self._state = "aborted"
+        if self._sink is not None:
+            self._sink.abort()
+        self._done()
+
+    def _done(self) -> None:
+        if self._on_done is not None:
+            self._on_done(-1)
+            self._on_done = None
+
+
+class _UploadSink:
+    """Streams an object body into a storage writer; commits on finish."""
+
+    __slots__ = ("_failure", "_metadata", "_oid", "_size", "_stamped", "_success", "_writer")
+
+    def __init__(
+        self,
+        writer: ObjectWriter,
+        metadata: WriteMetadata,
+        stamped: datetime,
+        success: ServerResponse,
+    ) -> None:
+        self._writer = writer
+        self._metadata = metadata
+        self._stamped = stamped
+        self._success = success
+        self._size = 0
+        self._failure: Exception | None = None
+
+    def feed(self, data: BytesLike) -> None:
+        if self._failure is not None:
+            return
+        try:
+            self._writer.write(data)
+        except Exception as exc:  # storage failure: answer 500 at the end (§1.4 step 7)
+            self._failure = exc
+            self._writer.abort()
+        self._size += len(data)
+
+    def finish(self) -> ServerResponse:
+        if self._failure is None:
+            try:
+                self._writer.commit(self._metadata.record(self._size, self._stamped))
+            except Exception as exc:
+                self._failure = exc
+                self._writer.abort()
+        if self._failure is not None:
+            return _service_error(500, f"storage backend error: {self._failure}")
+        return self._success
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+class _BufferSink:
+    """Buffers a small body (at most ``limit`` bytes) and hands it to ``complete``."""
+
+    __slots__ = ("_chunks", "_complete", "_limit", "_size")
+
+    def __init__(self, complete: Callable[[bytes], ServerResponse], limit: int) -> None:
+        self._complete = complete
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: BytesLike) -> None:
+        self._size += len(data)
+        if self._size <= self._limit:
+            self._chunks.append(bytes(data))
+
+    def finish(self) -> ServerResponse:
+        if self._size > self._limit:
+            return json_error(413, f"client error: request body exceeds {self._limit} bytes")
+        return self._complete(b"".join(self._chunks))
+
+    def abort(self) -> None:
+        self._chunks.clear()
+
+
+class Emulator:
+    """A faithful Objectstore server without I/O, over a :class:`Storage`.
+
+    >>> from objectstore_core.emulator import MemoryStorage, ServerRequest
+    >>> emulator = Emulator(MemoryStorage())
+    >>> put = ServerRequest("PUT", "/v1/objects/demo/org=1/hello", ())
+    >>> emulator.handle(put, b"hi")[0].status
+    200
+    >>> response, body = emulator.handle(ServerRequest("GET", "/v1/objects/demo/org=1/hello"))
+    >>> response.status, body
+    (200, b'hi')
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        enforce_expiry: bool = True,
+        authorize: Authorize | None = None,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.enforce_expiry = enforce_expiry
+        self.authorize = authorize
+        self._requests_total = 0
+        self._bytes_total = 0
+        self._in_flight = 0
+
+    # -- entry points -------------------------------------------------------------------
+
+    def begin(self, request: ServerRequest) -> Exchange:
+        """Start handling ``request``; see :class:`Exchange` for the rest."""
+        self._requests_total += 1
+        self._in_flight += 1
+        try:
+            exchange = self._dispatch(request)
+        except Exception as exc:  # a bug or a storage failure must still produce a response
+            exchange = Exchange(_service_error(500, f"internal error: {exc!r}"))
+        exchange._on_done = self._account
+        return exchange
+
+    def handle(self, request: ServerRequest, body: BytesLike = b"") -> tuple[ServerResponse, bytes]:
+        """Run a whole exchange in memory; returns the response and its full body."""
+        exchange = self.begin(request)
+        if body:
+            exchange.feed(body)
+        response = exchange.finish()
+        return response, read_body(response)
+
+    def _account(self, delta: int) -> None:
+        if delta < 0:
+            self._in_flight -= 1
+        else:
+            self._bytes_total += delta
+
+    # -- routing (PROTOCOL §1.4, §2.4) ----------------------------------------------------
+
+    def _dispatch(self, request: ServerRequest) -> Exchange:
+        raw_path, raw_query = split_target(request.target)
+        route = match_route(request.method, raw_path)
+        if isinstance(route, RouteMiss):
+            headers = [("allow", route.allow)] if route.allow else []
+            return Exchange(empty_response(route.status, headers))
+        internal = self._internal(route)
+        if internal is not None:
+            return Exchange(internal)
+        # §1.4 step 3: authentication happens before the path is parsed.
+        if self.authorize is not None:
+            denial = self.authorize(request, route)
+            if denial is not None:
+                return Exchange(denial)
+        try:
+            path = parse_object_path(route)  # §1.4 step 4
+        except PathError as exc:
+            return Exchange(text_response(400, f"Invalid URL: {exc}"))
+        if route.kind is RouteKind.OBJECT_INSERT:
+            return self._begin_write(request, raw_query, path, str(uuid.uuid4()), 201)
+        if route.kind is RouteKind.OBJECT:
+            assert path.key is not None
+            return self._object(request, raw_query, path, path.key)
+        # Batch (§8) and multipart (§9) are not implemented yet: 501 as for a backend
+        # without multipart support (§9).
+        return Exchange(_service_error(501, "not implemented"))
+
+    def _internal(self, route: Route) -> ServerResponse | None:
+        """The internal endpoints of §3.8 (no auth); HEAD gets the GET headers only."""
+        if route.kind in (RouteKind.HEALTH, RouteKind.READY):
+            response = text_response(200, "OK")
+        elif route.kind is RouteKind.KEDA:
+            response = text_response(200, self._keda_text())
+            response = ServerResponse(
+                200, (("content-type", _KEDA_TYPE),), response.body, response.content_length
+            )
+        else:
+            return None
+        if route.method == "HEAD":
+            return ServerResponse(response.status, response.headers, b"", response.content_length)
+        return response
+
+    def _keda_text(self) -> str:
+        lines = []
+        for name, kind, value in (
+            ("objectstore_bytes_total", "counter", self._bytes_total),
+            ("objectstore_requests_total", "counter", self._requests_total),
+            ("objectstore_requests_in_flight", "gauge", self._in_flight),
+            ("objectstore_requests_limit", "gauge", 10_000),
+            ("objectstore_tasks_running", "gauge", 0),
+            ("objectstore_tasks_limit", "gauge", 500),
+        ):
+            lines += [f"# TYPE {name} {kind}", f"{name} {value}"]
+        return "\n".join(lines) + "\n"
+
+    def _object(
+        self, request: ServerRequest, raw_query: str, path: ObjectPath, key: str
+    ) -> Exchange:
+        oid = ObjectId(path.usecase, path.scope_wire, key)
+        method = request.method
+        if method == "PUT":
+            return self._begin_write(request, raw_query, path, key, 200)
+        if method == "GET":
+            return Exchange(self._get(request, oid))
+        if method == "HEAD":
+            return Exchange(self._head(oid))
+        if method == "DELETE":
+            return Exchange(self._delete(raw_query, oid))
+        assert method == "PATCH"
+        return Exchange(sink=_BufferSink(lambda body: self._patch(oid, body), _JSON_BODY_LIMIT))
+
+    # -- writes (PROTOCOL §3.1, §3.2, §4, §14.1) ---------------------------------------
+
+    def _begin_write(
+        self, request: ServerRequest, raw_query: str, path: ObjectPath, key: str, status: int
+    ) -> Exchange:
+        try:
+            query = parse_query(raw_query, ("upload_type", "session"))
+        except ValueError as exc:
+            return Exchange(text_response(400, f"Failed to deserialize query string: {exc}"))
+        if query.get("upload_type") == "resumable":
+            # §14.1: resumable uploads are not supported; 501 makes the 0.2.10 client fall
+            # back to a plain upload. Nothing is created (unlike the reference server, §15.3).
+            return Exchange(_service_error(501, "not implemented"))
+        if "session" in query:
+            # We never hand out sessions, so any append is to an unknown session (§14.1).
+            return Exchange(json_error(404, "client error: upload session not found"))
+        try:
+            metadata = parse_write_metadata(request.headers)  # §1.4 step 6
+        except MetadataError as exc:
+            message = f"metadata error: {exc}"
+            return Exchange(json_error(400, f"service error: {message}", [message, str(exc)]))
+        # (The auth task adds the object.write permission check here, after metadata: §1.4.)
+        oid = ObjectId(path.usecase, path.scope_wire, key)
+        stamped = self.clock()
+        success = json_response(status, {"key": key})
+        return Exchange(sink=_UploadSink(self.storage.writer(oid), metadata, stamped, success))
+
+    # -- reads (PROTOCOL §3.3, §3.4, §6, §7) ---------------------------------------------
+
+    def _live(self, record: ObjectRecord, now: datetime) -> bool:
+        return not (self.enforce_expiry and is_expired(record, now))
+
+    def _touch(self, oid: ObjectId, record: ObjectRecord, now: datetime) -> None:
+        """Bump a TTI deadline after a read (§7.2); the response reports the old one."""
+        if not self.enforce_expiry or tti_bump(record, now) is None:
+            return
+
+        def change(current: ObjectRecord) -> ObjectRecord | None:
+            if current.time_created != record.time_created:
+                return None  # overwritten meanwhile: the new version has its own deadline
+            return tti_bump(current, now)
+
+        self.storage.update(oid, change)
+
+    def _get(self, request: ServerRequest, oid: ObjectId) -> ServerResponse:
+        range_value = request.header("range")
+        requested = None
+        if range_value is not None:
+            try:
+                requested = parse_range(range_value)  # §1.4 step 5: before the lookup
+            except RangeError as exc:
+                return json_error(400, f"client error: invalid Range header: {exc}")
+        opened = self.storage.open(oid)
+        if opened is None:
+            return empty_response(404)
+        try:
+            record = opened.record
+            now = self.clock()
+            if not self._live(record, now):
+                opened.close()
+                return empty_response(404)
+            self._touch(oid, record, now)
+            headers = read_headers(record)
+            total = record.size
+            if requested is None:
+                body = opened.read_range(0, total)
+                headers += [_ACCEPT_RANGES, size_header(record)]
+                return ServerResponse(200, tuple(headers), body, None)  # chunked (§1.1)
+            span = resolve_range(requested, total)
+            if span is None:
+                opened.close()
+                return empty_response(416, [("content-range", f"bytes */{total}"), _ACCEPT_RANGES])
+            first, last = span
+            length = last - first + 1
+            body = opened.read_range(first, length)
+        except BaseException:
+            opened.close()
+            raise
+        headers += [("content-range", f"bytes {first}-{last}/{total}"), _ACCEPT_RANGES]
+        headers.append(size_header(record))
+        return ServerResponse(206, tuple(headers), body, length)
+
+    def _head(self, oid: ObjectId) -> ServerResponse:
+        record = self.storage.lookup(oid)
+        now = self.clock()
+        if record is None or not self._live(record, now):
+            return empty_response(404)
+        self._touch(oid, record, now)  # HEAD counts as an access (§3.4)
+        headers = [*read_headers(record), _ACCEPT_RANGES, size_header(record)]
+        return ServerResponse(204, tuple(headers), b"", None)
+
+    def _delete(self, raw_query: str, oid: ObjectId) -> ServerResponse:
+        try:
+            query = parse_query(raw_query, ("session",))
+        except ValueError as exc:
+            return text_response(400, f"Failed to deserialize query string: {exc}")
+        if "session" in query:
+            return json_error(404, "client error: upload session not found")
+        self.storage.delete(oid)
+        return empty_response(204)  # also when absent (§3.5)
+
+    # -- PATCH extend_expiry (PROTOCOL §14.2) ---------------------------------------------
+
+    def _patch(self, oid: ObjectId, body: bytes) -> ServerResponse:
+        try:
+            request = parse_extend_expiry(body)
+        except ValueError as exc:
+            return json_error(400, f"client error: invalid extend_expiry request: {exc}")
+        now = self.clock()
+
+        def change(current: ObjectRecord) -> ObjectRecord | None:
+            if not self._live(current, now):
+                return None
+            return extend(request, current, now)[1]
+
+        seen = self.storage.update(oid, change)
+        if seen is None or not self._live(seen, now):
+            return empty_response(404)
+        outcome, _ = extend(request, seen, now)
+        if outcome == "manual":
+            return json_error(409, "client error: the object has no expiry to extend")
+        # Success has no body; 204 says so (the 0.2.10 client accepts any 2xx).
+        return empty_response(204)
+
+
+def read_body(response: ServerResponse, chunk_size: int = 1 << 20) -> bytes:
+    """Read a response body fully (closing a stream); for tests and in-process transports."""
+    body = response.body
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    stream: BodyStream = body
+    try:
+        chunks = []
+        while chunk := stream.read(chunk_size):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        stream.close()

@@ -1,0 +1,163 @@
+"""Metadata headers: validation on write, emission on read (PROTOCOL §4, §14.5).
+
+Write rules (§4.1, §4.2): every metadata header value must be visible ASCII
+or tab; ``content-type`` must be a media type; ``content-encoding`` only
+exactly ``zstd``; ``x-sn-expiration`` as in §4.3; ``x-sn-time-*`` are
+ignored; every ``x-snme-*`` header becomes custom metadata. When a header
+appears more than once the last occurrence wins (§4.1).
+
+Values are stored and echoed verbatim: the emulator does not decode the
+percent-encoding of §14.4 clients, just as the reference server stores it
+literally (so ``x-sn-filename`` and ``content-disposition`` carry the
+encoded text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from objectstore_core._durations import format_expiration, format_timestamp, parse_expiration
+from objectstore_core._metadata import (
+    HEADER_EXPIRATION,
+    HEADER_FILENAME,
+    HEADER_META_PREFIX,
+    HEADER_ORIGIN,
+    HEADER_SIZE,
+    HEADER_TIME_CREATED,
+    HEADER_TIME_EXPIRES,
+    validate_content_type,
+)
+from objectstore_core._models import ExpirationPolicy
+from objectstore_core.emulator._storage import DEFAULT_CONTENT_TYPE, ObjectRecord
+
+__all__ = [
+    "MetadataError",
+    "WriteMetadata",
+    "content_disposition",
+    "parse_write_metadata",
+    "read_headers",
+    "size_header",
+]
+
+_STANDARD = ("content-type", "content-encoding", HEADER_EXPIRATION, HEADER_ORIGIN, HEADER_FILENAME)
+
+
+class MetadataError(ValueError):
+    """A metadata header was rejected (400); the message follows ``metadata error: ``."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteMetadata:
+    """The metadata of a write request, validated, before the body is known."""
+
+    content_type: str
+    content_encoding: str | None
+    expiration: ExpirationPolicy | None
+    origin: str | None
+    filename: str | None
+    custom: tuple[tuple[str, str], ...]
+
+    def record(self, size: int, now: datetime) -> ObjectRecord:
+        """The record of an object written at ``now``: the deadline starts now (§7.1)."""
+        expires = None if self.expiration is None else now + self.expiration.delta
+        return ObjectRecord(
+            size=size,
+            time_created=now,
+            content_type=self.content_type,
+            content_encoding=self.content_encoding,
+            expiration=self.expiration,
+            time_expires=expires,
+            origin=self.origin,
+            filename=self.filename,
+            custom=self.custom,
+        )
+
+
+def _is_visible(value: str) -> bool:
+    # §4.2: visible ASCII (0x20-0x7E) or horizontal tab; h11 hands us Latin-1 text.
+    return all(c == "\t" or " " <= c <= "~" for c in value)
+
+
+def parse_write_metadata(headers: tuple[tuple[str, str], ...]) -> WriteMetadata:
+    """Validate the metadata headers of a PUT/POST (§4.1); raises :class:`MetadataError`."""
+    standard: dict[str, str] = {}
+    custom: dict[str, str] = {}
+    for name, value in headers:
+        is_custom = name.startswith(HEADER_META_PREFIX)
+        if not is_custom and name not in _STANDARD:
+            continue  # other x-sn-* (incl. x-sn-time-*) and unrelated headers are ignored
+        if not _is_visible(value):
+            raise MetadataError("error dealing with http headers")
+        if is_custom:
+            custom[name[len(HEADER_META_PREFIX) :]] = value
+        else:
+            standard[name] = value
+    content_type = standard.get("content-type", DEFAULT_CONTENT_TYPE)
+    try:
+        validate_content_type(content_type)
+    except ValueError:
+        raise MetadataError("invalid content type") from None
+    encoding = standard.get("content-encoding")
+    if encoding is not None and encoding != "zstd":  # §4.1, §5: exactly `zstd`
+        raise MetadataError("invalid compression value")
+    expiration = None
+    if HEADER_EXPIRATION in standard:
+        try:
+            expiration = parse_expiration(standard[HEADER_EXPIRATION])
+        except ValueError:
+            raise MetadataError("invalid expiration policy") from None
+    return WriteMetadata(
+        content_type=content_type,
+        content_encoding=encoding,
+        expiration=expiration,
+        origin=standard.get(HEADER_ORIGIN),
+        filename=standard.get(HEADER_FILENAME),
+        custom=tuple(sorted(custom.items())),
+    )
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment; filename="..."`` with the sanitizing of PROTOCOL §4.5.
+
+    >>> content_disposition('a/b\\\\c "x".txt')
+    'attachment; filename="a-b-c \\\\"x\\\\".txt"'
+    >>> content_disposition("..")
+    'attachment; filename="--"'
+    """
+    name = filename.replace("/", "-").replace("\\", "-")
+    if name and set(name) == {"."}:
+        name = "-" * len(name)
+    name = name.replace('"', '\\"')
+    return f'attachment; filename="{name}"'
+
+
+def read_headers(record: ObjectRecord) -> list[tuple[str, str]]:
+    """Metadata headers of a GET/HEAD in the reference server's order (§4.1).
+
+    ``x-sn-expiration`` is omitted for manual expiry and uses the compact
+    duration form (§13 item 6, §14.3). ``content-disposition`` follows when a
+    filename is set. The caller appends ``content-range``/``accept-ranges``
+    and :func:`size_header`.
+    """
+    headers = [("content-type", record.content_type)]
+    if record.content_encoding is not None:
+        headers.append(("content-encoding", record.content_encoding))
+    if record.expiration is not None:
+        headers.append((HEADER_EXPIRATION, format_expiration(record.expiration)))
+    headers.append((HEADER_TIME_CREATED, format_timestamp(record.time_created)))
+    if record.time_expires is not None:
+        headers.append((HEADER_TIME_EXPIRES, format_timestamp(record.time_expires)))
+    if record.origin is not None:
+        headers.append((HEADER_ORIGIN, record.origin))
+    if record.filename is not None:
+        headers.append((HEADER_FILENAME, record.filename))
+    headers.extend((HEADER_META_PREFIX + name, value) for name, value in record.custom)
+    if record.filename is not None:
+        headers.append(("content-disposition", content_disposition(record.filename)))
+    return headers
+
+
+def size_header(record: ObjectRecord) -> tuple[str, str]:
+    """``x-sn-size``: the complete stored size, also on 206 (§14.5)."""
+    return (HEADER_SIZE, str(record.size))

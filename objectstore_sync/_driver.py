@@ -1,0 +1,42 @@
+"""The sync driver: runs a core flow, doing its I/O and its waits."""
+
+from __future__ import annotations
+
+import time
+from typing import TypeVar
+
+from objectstore_core import Flow, Response, SendRequest, Sleep
+from objectstore_sync._transport import RawStream, Urllib3Transport
+
+__all__ = ["drive"]
+
+T = TypeVar("T")
+
+
+def drive(flow: Flow[T], transport: Urllib3Transport) -> tuple[T, RawStream | None]:
+    """Run ``flow`` to completion; return its value and the body it left open, if any.
+
+    Only the response of the last request can stay open (a streaming GET); it
+    is closed if the flow fails or sends another request.
+    """
+    held: RawStream | None = None
+    try:
+        step = next(flow)
+        while True:
+            reply: Response | None = None
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            elif isinstance(step, SendRequest):
+                if held is not None:
+                    held.close()
+                    held = None
+                reply, held = transport.send(step.request)
+            else:  # pragma: no cover - flow contract
+                raise TypeError(f"flow yielded {step!r}")
+            step = flow.send(reply)
+    except StopIteration as done:
+        return done.value, held
+    except BaseException:
+        if held is not None:
+            held.close()
+        raise

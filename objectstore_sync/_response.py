@@ -1,0 +1,132 @@
+"""Streamed downloads for the sync twin: ``GetResponse`` and its file-like payload."""
+
+from __future__ import annotations
+
+import io
+import weakref
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from objectstore_core import Download, GetOutcome, Metadata, check_chunk_size
+from objectstore_sync._transport import RawStream
+
+__all__ = ["GetResponse", "Payload"]
+
+
+
+class Payload(io.BufferedIOBase):
+    """The body of a fetched object as a binary file: ``read``, ``readinto``, iteration.
+
+    Bytes are pulled from the connection only as you read, decompressed on
+    the fly when the object is stored compressed. The connection goes back to
+    the pool when the body is exhausted or the payload is closed (also when it
+    is garbage collected). A truncated or corrupt body raises IntegrityError.
+    """
+
+    def __init__(self, stream: RawStream, download: Download) -> None:
+        super().__init__()
+        self._stream = stream
+        self._download = download
+        # Released even if the caller drops the payload without closing it.
+        self._finalizer = weakref.finalize(self, stream.close)
+
+    def readable(self) -> bool:
+        return True
+
+    def _pull(self, limit: int | None) -> bytes:
+        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end."""
+        if self.closed:
+            raise ValueError("I/O operation on a closed payload")
+        try:
+            while (chunk := self._download.read(limit)) is None:
+                self._download.feed(self._stream.read())
+        except BaseException:
+            self._stream.close()
+            raise
+        return chunk
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self._pull(None), b""))
+        parts = []
+        while size > 0 and (chunk := self._pull(size)):
+            parts.append(chunk)
+            size -= len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def read1(self, size: int = -1) -> bytes:
+        """Read at most one decoded chunk (no more than ``size`` bytes if positive)."""
+        if size == 0:
+            return b""
+        return self._pull(None if size is None or size < 0 else size)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        data = self.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Iterate over decoded chunks of up to 1 MiB (not lines: payloads are binary)."""
+        return self.iter_bytes()
+
+    def __next__(self) -> bytes:
+        chunk = self._pull(None)
+        if not chunk:
+            raise StopIteration
+        return chunk
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """Yield the body in chunks of ``chunk_size`` bytes (natural chunks if None)."""
+        check_chunk_size(chunk_size)
+        while chunk := (self._pull(None) if chunk_size is None else self.read(chunk_size)):
+            yield chunk
+
+    def close(self) -> None:
+        """Stop reading and release the connection (closing it if the body is unfinished)."""
+        if not self.closed:
+            self._finalizer()
+        super().close()
+
+
+class _GetResponseFields(NamedTuple):
+    metadata: Metadata
+    payload: Payload
+
+
+class GetResponse(_GetResponseFields):
+    """A fetched object: ``metadata`` and a streamed ``payload``.
+
+    Still the official client's named tuple (``metadata, payload = ...``
+    works), and also a context manager that releases the connection::
+
+        with session.get("key") as obj:
+            data = obj.read()
+    """
+
+    __slots__ = ()
+
+    def read(self) -> bytes:
+        """The whole (decoded) payload."""
+        return self.payload.read()
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        """The payload in chunks (see :meth:`Payload.iter_bytes`)."""
+        return self.payload.iter_bytes(chunk_size)
+
+    def close(self) -> None:
+        """Release the connection without reading the rest."""
+        self.payload.close()
+
+    def __enter__(self) -> GetResponse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_response(outcome: GetOutcome, stream: RawStream) -> GetResponse:
+    """Wrap a found object's open body (from the core's get flow) for the caller."""
+    download = Download(decode=outcome.decode, expected_length=outcome.expected_length)
+    return GetResponse(outcome.metadata, Payload(stream, download))

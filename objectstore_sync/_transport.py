@@ -1,0 +1,359 @@
+"""The urllib3 transport: the only module of the sync twin that touches urllib3.
+
+It owns a small connection pool over ``urllib3.connection.HTTPConnection``
+rather than ``HTTPConnectionPool`` because it needs three things the pool
+does not give:
+
+* the connect timeout bounds only the connect; body writes get the write
+  timeout (urllib3's pool writes the body under the connect timeout, which
+  breaks large uploads to a server that pauses reading);
+* fork safety: a pool used in a process other than the one that filled it
+  starts afresh instead of sharing sockets with the parent;
+* exact accounting: every acquired connection is returned or discarded, and
+  the slot is freed, even when a caller abandons a streamed body.
+
+Every urllib3, http.client and socket exception is translated here into the
+project's error tree, keeping the original as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import errno
+import http.client
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import urllib3.exceptions
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.response import HTTPResponse
+
+from objectstore_core import (
+    ClientConfig,
+    ConnectError,
+    ConnectTimeout,
+    IntegrityError,
+    ObjectstoreError,
+    PayloadKind,
+    PoolTimeout,
+    ProtocolError,
+    ReadError,
+    ReadTimeout,
+    Request,
+    Response,
+    Timeout,
+    Upload,
+    WriteError,
+    WriteTimeout,
+)
+from objectstore_sync._sources import iter_upload
+
+__all__ = ["RawStream", "Urllib3Transport"]
+
+_ERROR_BODY_LIMIT = 1024 * 1024
+_READ_CHUNK = 1024 * 1024
+
+
+class _Pool:
+    """A bounded set of keep-alive connections to one origin."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self._config = config
+        self._cls: type[HTTPConnection] = (
+            HTTPSConnection if config.scheme == "https" else HTTPConnection
+        )
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self._config.max_connections)
+        self._idle: list[HTTPConnection] = []
+        self._closed = False
+
+    def _check_fork(self) -> None:
+        # After fork() the child must not use sockets it shares with the
+        # parent, nor locks another thread may have held at fork time. The
+        # inherited descriptors are dropped without a protocol-level close.
+        if self._pid != os.getpid():
+            self._reset()
+
+    def acquire(self, wait: float | None) -> tuple[HTTPConnection, bool]:
+        # ``wait`` is Timeout.pool: None blocks until a connection is free.
+        """A connection and whether it was reused; raises PoolTimeout when none frees up."""
+        self._check_fork()
+        if self._closed:
+            raise ConnectError("the client is closed")
+        if not self._slots.acquire(timeout=wait if wait is not None else -1):
+            raise PoolTimeout(
+                f"no connection became free within {wait} s "
+                f"(max_connections={self._config.max_connections})"
+            )
+        with self._lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.is_connected:
+                    return conn, True
+                conn.close()
+        conn = self._cls(
+            self._config.host,
+            self._config.port,
+            timeout=self._config.timeout.connect,
+            **dict(self._config.connection_kwargs),
+        )
+        return conn, False
+
+    def release(self, conn: HTTPConnection, reusable: bool) -> None:
+        """Give a connection back (kept only if reusable) and free its slot."""
+        if self._pid != os.getpid():
+            return  # acquired before a fork; the new pool never counted it
+        if reusable and not self._closed and not conn.is_closed:
+            with self._lock:
+                self._idle.append(conn)
+        else:
+            conn.close()
+        self._slots.release()
+
+    def close(self) -> None:
+        self._check_fork()
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class RawStream:
+    """An open response body: raw bytes out, connection released at the end or on close."""
+
+    __slots__ = ("_conn", "_done", "_pool", "_response")
+
+    def __init__(self, pool: _Pool, conn: HTTPConnection, response: HTTPResponse) -> None:
+        self._pool = pool
+        self._conn = conn
+        self._response = response
+        self._done = False
+
+    def read(self, amount: int = _READ_CHUNK) -> bytes:
+        """Up to ``amount`` raw bytes; ``b""`` at the end (the connection is then released)."""
+        if self._done:
+            return b""
+        try:
+            data = self._response.read(amount, decode_content=False)
+        except BaseException as exc:
+            self._finish(reusable=False)
+            raise _translate_read(exc) from exc
+        if not data:
+            self._finish(reusable=self._response.closed)
+        return data
+
+    def close(self) -> None:
+        """Release the connection; an unfinished body makes it unusable, so it is closed."""
+        if not self._done:
+            self._finish(reusable=False)
+
+    def _finish(self, reusable: bool) -> None:
+        self._done = True
+        if not reusable:
+            self._response.close()
+        self._pool.release(self._conn, reusable)
+
+
+def _translate_read(exc: BaseException) -> BaseException:
+    """Map an exception raised while reading a response to our tree."""
+    if isinstance(exc, ObjectstoreError | KeyboardInterrupt | SystemExit | GeneratorExit):
+        return exc
+    if isinstance(exc, urllib3.exceptions.ReadTimeoutError | TimeoutError):
+        return ReadTimeout(f"the server sent nothing within the read timeout ({exc})")
+    if isinstance(exc, urllib3.exceptions.ProtocolError):
+        cause = exc.args[1] if len(exc.args) > 1 else None
+        if isinstance(cause, http.client.IncompleteRead):
+            return IntegrityError(f"response body was truncated: {cause!r}")
+        if isinstance(cause, urllib3.exceptions.InvalidChunkLength):
+            return ProtocolError(f"malformed chunked response body: {cause}")
+        return ReadError(f"connection broken while reading the response: {exc}")
+    if isinstance(exc, http.client.IncompleteRead):
+        return IntegrityError(f"response body was truncated: {exc!r}")
+    if isinstance(exc, urllib3.exceptions.DecodeError | http.client.HTTPException):
+        return ProtocolError(f"malformed response: {exc}")
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return ReadError(f"reading the response failed: {exc}")
+    return exc
+
+
+class _SourceFailure(Exception):
+    """Carries an exception raised by the caller's own payload through urllib3."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(repr(error))
+        self.error = error
+
+
+def _guarded(
+    chunks: Iterator[bytes | bytearray | memoryview],
+) -> Iterator[bytes | bytearray | memoryview]:
+    # Exceptions from the caller's payload (their file, their generator) must
+    # reach them unchanged, not be mistaken for a network failure.
+    try:
+        yield from chunks
+    except Exception as exc:
+        raise _SourceFailure(exc) from exc
+
+
+class Urllib3Transport:
+    """Sends :class:`Request` descriptions over pooled urllib3 connections."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self._config = config
+        self._pool = _Pool(config)
+        self._default_headers = config.base_headers()
+
+    def close(self) -> None:
+        """Close idle connections; connections still streaming close when released."""
+        self._pool.close()
+
+    def send(self, request: Request) -> tuple[Response, RawStream | None]:
+        """Perform one request; see :class:`objectstore_core.Request` for the streaming rule."""
+        limits = request.timeout or self._config.timeout
+        if isinstance(request.body, Upload) and request.body.kind is PayloadKind.ASYNC_ITERABLE:
+            raise TypeError(
+                "cannot upload an async iterable with the sync client: use objectstore_async, "
+                "or pass bytes, a file, an iterable of bytes or a path"
+            )
+        # Bodies that are plain bytes (or absent) can be sent again as they are.
+        replayable = not isinstance(request.body, Upload)
+        attempt = 0
+        while True:
+            attempt += 1
+            conn, reused = self._pool.acquire(limits.pool)
+            try:
+                response = self._exchange(
+                    conn, request, limits, may_retry=reused and replayable and attempt == 1
+                )
+            except _Retry:
+                # A kept-alive connection the server had already closed: the
+                # request never reached it, so one more try on a new one is safe.
+                self._pool.release(conn, reusable=False)
+                continue
+            except BaseException:
+                self._pool.release(conn, reusable=False)
+                raise
+            break
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        stream = RawStream(self._pool, conn, response)
+        if request.stream and 200 <= response.status < 300:
+            return Response(response.status, headers), stream
+        try:
+            body = _read_limited(stream)
+        finally:
+            stream.close()
+        return Response(response.status, headers, body), None
+
+    def _exchange(
+        self, conn: HTTPConnection, request: Request, limits: Timeout, *, may_retry: bool
+    ) -> HTTPResponse:
+        fresh = conn.sock is None
+        if fresh:
+            conn.timeout = limits.connect
+            try:
+                conn.connect()
+            except BaseException as exc:
+                raise _translate_connect(exc, self._config) from exc
+        # The connect timeout is over: body writes wait up to the write timeout.
+        conn.timeout = limits.write
+        headers = dict(self._default_headers)
+        headers.update(request.headers)
+        body: Any = request.body
+        chunked = False
+        if isinstance(body, Upload):
+            body = _guarded(iter_upload(body))
+            chunked = True
+        try:
+            conn.request(
+                request.method,
+                request.target,
+                body=body,
+                headers=headers,
+                chunked=chunked,
+                preload_content=False,
+                decode_content=False,
+                enforce_content_length=True,
+            )
+        except _SourceFailure as failure:
+            raise failure.error from None
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            # The server may have answered early (e.g. an auth error) and
+            # closed; try to read that answer before calling it a failure.
+            if may_retry:
+                raise _Retry from exc
+            if conn.sock is None:
+                raise WriteError(f"connection lost while sending the request: {exc}") from exc
+        except BaseException as exc:
+            raise _translate_write(exc) from exc
+        conn.timeout = limits.read
+        try:
+            return conn.getresponse()
+        except BaseException as exc:
+            if may_retry and isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError):
+                raise _Retry from exc
+            raise _translate_response(exc) from exc
+
+
+class _Retry(Exception):
+    """A reused connection turned out dead before the server saw the request."""
+
+
+def _read_limited(stream: RawStream) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        data = stream.read(_READ_CHUNK)
+        if not data:
+            return b"".join(chunks)
+        size += len(data)
+        if size > _ERROR_BODY_LIMIT:
+            raise ProtocolError(
+                f"response body exceeds {_ERROR_BODY_LIMIT} bytes where a small one was expected"
+            )
+        chunks.append(data)
+
+
+def _translate_connect(exc: BaseException, config: ClientConfig) -> BaseException:
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return exc
+    where = f"{config.host}:{config.port}"
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3: test it first.
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return ConnectError(f"cannot connect to {where}: {exc}")
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError | TimeoutError):
+        return ConnectTimeout(f"connecting to {where} took longer than {config.timeout.connect} s")
+    return ConnectError(f"cannot connect to {where}: {exc}")
+
+
+def _translate_write(exc: BaseException) -> BaseException:
+    if isinstance(exc, ObjectstoreError | KeyboardInterrupt | SystemExit | GeneratorExit):
+        return exc
+    if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
+        return WriteTimeout(
+            f"the server accepted no request bytes within the write timeout ({exc})"
+        )
+    if isinstance(exc, OSError | urllib3.exceptions.HTTPError | http.client.HTTPException):
+        return WriteError(f"sending the request failed: {exc}")
+    return exc
+
+
+def _translate_response(exc: BaseException) -> BaseException:
+    if isinstance(exc, ObjectstoreError | KeyboardInterrupt | SystemExit):
+        return exc
+    if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
+        return ReadTimeout(f"no response within the read timeout ({exc})")
+    if isinstance(exc, http.client.RemoteDisconnected | ConnectionError):
+        return ReadError(f"the server closed the connection without a response: {exc}")
+    if isinstance(exc, http.client.HTTPException | urllib3.exceptions.HTTPError):
+        return ProtocolError(f"malformed response: {exc!r}")
+    if isinstance(exc, OSError):
+        if exc.errno in (errno.ECONNRESET, errno.EPIPE):
+            return ReadError(f"connection reset while waiting for the response: {exc}")
+        return ReadError(f"reading the response failed: {exc}")
+    return exc
