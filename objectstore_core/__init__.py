@@ -5,6 +5,7 @@ or event loops. ``objectstore_sync`` (urllib3) and ``objectstore_async``
 (httpx) drive these flows and re-export the shared models.
 """
 
+from objectstore_core._client_base import BaseClient
 from objectstore_core._codec import (
     IdentityDecoder,
     ZstdDecoder,
@@ -91,7 +92,7 @@ from objectstore_core._operations import (
     put_flow,
 )
 from objectstore_core._paths import Target, encode_path, encode_query
-from objectstore_core._session import SessionFlows, with_return_annotation
+from objectstore_core._session import BaseSession, SessionFlows, with_return_annotation
 
 
 def new_encoder() -> ZstdEncoder:
@@ -101,6 +102,8 @@ def new_encoder() -> ZstdEncoder:
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "BaseClient",
+    "BaseSession",
     "ClientConfig",
     "Compression",
     "ConnectError",

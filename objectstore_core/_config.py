@@ -17,6 +17,7 @@ from objectstore_core._models import Scope, Usecase
 from objectstore_core._paths import Target, split_base_url
 
 __all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_USER_AGENT",
     "ClientConfig",
     "MetricsBackend",
@@ -124,7 +125,9 @@ class ClientConfig:
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every request: the User-Agent and a static token (§10.2)."""
-        headers = {"user-agent": self.user_agent}
+        # identity: the server never applies transport compression (PROTOCOL §5);
+        # asking for none keeps proxies from adding it.
+        headers = {"user-agent": self.user_agent, "accept-encoding": "identity"}
         if isinstance(self.token, str):
             headers["x-os-auth"] = f"Bearer {self.token}"
         return headers

@@ -74,5 +74,18 @@ class Target:
         return encode_path(f"{self.base_path}/v1/{resource}/{self.usecase.name}/{self.scope}/")
 
     def object(self, key: str, resource: str = "objects") -> str:
-        """``{base}/v1/{resource}/{usecase}/{scope}/{key}``, percent-encoded (§2.5)."""
-        return encode_path(f"{self.base_path}/v1/{resource}/{self.usecase.name}/{self.scope}/{key}")
+        """``{base}/v1/{resource}/{usecase}/{scope}/{key}``, percent-encoded (§2.5).
+
+        Key segments that are exactly ``.`` or ``..`` are sent as ``%2E``
+        escapes: the server decodes them to the same key (§2.3), while HTTP
+        libraries would otherwise remove them as dot segments and address
+        another object.
+        """
+        prefix = encode_path(f"{self.base_path}/v1/{resource}/{self.usecase.name}/{self.scope}/")
+        return prefix + "/".join(_encode_segment(segment) for segment in key.split("/"))
+
+
+def _encode_segment(segment: str) -> str:
+    if segment in (".", ".."):
+        return "%2E" * len(segment)
+    return encode_path(segment)

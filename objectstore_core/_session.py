@@ -28,7 +28,7 @@ from objectstore_core._operations import (
 )
 from objectstore_core._paths import Target
 
-__all__ = ["SessionFlows", "with_return_annotation"]
+__all__ = ["BaseSession", "SessionFlows", "with_return_annotation"]
 
 
 class SessionFlows:
@@ -158,3 +158,26 @@ def with_return_annotation(
     wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[self_param, *parameters], return_annotation=annotation
     )
+
+
+class BaseSession:
+    """What both twins' sessions share: the client they use and the core flows."""
+
+    __slots__ = ("_client", "_flows")
+
+    def __init__(self, client: Any, target: Target) -> None:
+        self._client = client
+        self._flows = SessionFlows(target)
+
+    @property
+    def usecase(self) -> Usecase:
+        """The usecase of every object this session addresses."""
+        return self._flows.usecase
+
+    @property
+    def scope(self) -> Scope:
+        """The scope of every object this session addresses."""
+        return self._flows.scope
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(usecase={self.usecase.name!r}, scope={str(self.scope)!r})"

@@ -6,20 +6,20 @@ import time
 from typing import TypeVar
 
 from objectstore_core import Flow, Response, SendRequest, Sleep
-from objectstore_sync._transport import RawStream, Urllib3Transport
+from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
 
 T = TypeVar("T")
 
 
-def drive(flow: Flow[T], transport: Urllib3Transport) -> tuple[T, RawStream | None]:
+def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
     """Run ``flow`` to completion; return its value and the body it left open, if any.
 
     Only the response of the last request can stay open (a streaming GET); it
     is closed if the flow fails or sends another request.
     """
-    held: RawStream | None = None
+    held: RawBody | None = None
     try:
         step = next(flow)
         while True:

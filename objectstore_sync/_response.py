@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from objectstore_core import Download, GetOutcome, Metadata, check_chunk_size
-from objectstore_sync._transport import RawStream
+from objectstore_sync._transport import RawBody
 
 __all__ = ["GetResponse", "Payload"]
-
 
 
 class Payload(io.BufferedIOBase):
@@ -23,7 +22,7 @@ class Payload(io.BufferedIOBase):
     is garbage collected). A truncated or corrupt body raises IntegrityError.
     """
 
-    def __init__(self, stream: RawStream, download: Download) -> None:
+    def __init__(self, stream: RawBody, download: Download) -> None:
         super().__init__()
         self._stream = stream
         self._download = download
@@ -126,7 +125,7 @@ class GetResponse(_GetResponseFields):
         self.close()
 
 
-def open_response(outcome: GetOutcome, stream: RawStream) -> GetResponse:
+def open_response(outcome: GetOutcome, stream: RawBody) -> GetResponse:
     """Wrap a found object's open body (from the core's get flow) for the caller."""
     download = Download(decode=outcome.decode, expected_length=outcome.expected_length)
     return GetResponse(outcome.metadata, Payload(stream, download))

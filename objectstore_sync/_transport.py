@@ -23,7 +23,7 @@ import http.client
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import urllib3.exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -49,10 +49,30 @@ from objectstore_core import (
 )
 from objectstore_sync._sources import iter_upload
 
-__all__ = ["RawStream", "Urllib3Transport"]
+__all__ = ["RawBody", "RawStream", "SyncTransport", "Urllib3Transport"]
 
 _ERROR_BODY_LIMIT = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
+
+
+class RawBody(Protocol):
+    """A response body left open for the caller: raw bytes, then ``b""`` at the end."""
+
+    def read(self, amount: int = ...) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class SyncTransport(Protocol):
+    """What the sync driver needs: send a request, close. (In-process and urllib3.)
+
+    ``send`` returns the response and, for a streaming request answered 2xx,
+    the open body; otherwise the body is read and the connection released.
+    """
+
+    def send(self, request: Request) -> tuple[Response, RawBody | None]: ...
+
+    def close(self) -> None: ...
 
 
 class _Pool:

@@ -1,0 +1,113 @@
+"""``AsyncClient`` and ``AsyncSession``: the asyncio/trio API, twin of the sync one.
+
+The constructor, configuration and session factory come from the core's
+:class:`BaseClient`; the operations are the core's :class:`SessionFlows`,
+each wrapped so that awaiting it runs its flow with the httpx transport.
+Same names, parameters and defaults as ``objectstore_sync`` by construction.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from objectstore_async._driver import adrive
+from objectstore_async._response import AsyncGetResponse, open_async_response
+from objectstore_async._transport import AsyncTransport, HttpxTransport
+from objectstore_core import (
+    BaseClient,
+    BaseSession,
+    ClientConfig,
+    Flow,
+    GetOutcome,
+    SessionFlows,
+    Target,
+    with_return_annotation,
+)
+
+__all__ = ["AsyncClient", "AsyncSession"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class AsyncClient(BaseClient[AsyncTransport, "AsyncSession"]):
+    """A pool of connections to one Objectstore server for one event loop.
+
+    >>> async with AsyncClient("http://127.0.0.1:8888") as client:       # doctest: +SKIP
+    ...     session = client.session(Usecase("attachments"), org=42)
+    ...     key = await session.put(b"hello")
+
+    Use ``async with`` or :meth:`aclose` to close the pool. Works under
+    asyncio and trio; create one client per event loop.
+    """
+
+    def _default_transport(self, config: ClientConfig) -> AsyncTransport:
+        return HttpxTransport(config)
+
+    def _new_session(self, target: Target) -> AsyncSession:
+        return AsyncSession(self, target)
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def _awaiting(
+    method: Callable[Concatenate[SessionFlows, P], Flow[T]], returns: str
+) -> Callable[Concatenate[AsyncSession, P], Coroutine[Any, Any, T]]:
+    """A core session method as a coroutine method, with the same signature and docs."""
+
+    async def call(self: AsyncSession, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        value, stream = await adrive(method(self._flows, *args, **kwargs), self._client._transport)
+        if stream is not None:  # pragma: no cover - only get flows leave a body open
+            await stream.aclose()
+        return value
+
+    functools.update_wrapper(call, method)
+    with_return_annotation(call, method, returns)
+    return call
+
+
+def _awaiting_get(
+    method: Callable[Concatenate[SessionFlows, P], Flow[GetOutcome | None]],
+) -> Callable[Concatenate[AsyncSession, P], Coroutine[Any, Any, AsyncGetResponse | None]]:
+    """``get``: run the flow, then wrap the body it left open in an AsyncGetResponse."""
+
+    async def call(
+        self: AsyncSession, /, *args: P.args, **kwargs: P.kwargs
+    ) -> AsyncGetResponse | None:
+        flow = method(self._flows, *args, **kwargs)
+        outcome, stream = await adrive(flow, self._client._transport)
+        if outcome is None or stream is None:
+            return None
+        return open_async_response(outcome, stream)
+
+    functools.update_wrapper(call, method)
+    with_return_annotation(call, method, "AsyncGetResponse | None")
+    return call
+
+
+class AsyncSession(BaseSession):
+    """Operations on the objects of one usecase and scope; every method is awaited.
+
+    Get one from :meth:`AsyncClient.session`. Arguments are validated before
+    any I/O; failures on the wire raise only :class:`ObjectstoreError`
+    subclasses.
+    """
+
+    __slots__ = ()
+    _client: AsyncClient
+
+    put = _awaiting(SessionFlows.put, "str")
+    get = _awaiting_get(SessionFlows.get)
+    head = _awaiting(SessionFlows.head, "Metadata | None")
+    delete = _awaiting(SessionFlows.delete, "None")
+    extend_expiry = _awaiting(SessionFlows.extend_expiry, "None")

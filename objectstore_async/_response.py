@@ -1,0 +1,117 @@
+"""Streamed downloads for the async twin: ``AsyncGetResponse`` and its payload."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import NamedTuple
+
+import anyio
+
+from objectstore_async._transport import AsyncRawBody
+from objectstore_core import Download, GetOutcome, Metadata, check_chunk_size
+
+__all__ = ["AsyncGetResponse", "AsyncPayload"]
+
+
+class AsyncPayload:
+    """The body of a fetched object, read with ``await payload.read(n)`` or ``async for``.
+
+    Bytes are pulled from the connection only as you read and decompressed
+    on the fly. The connection goes back to the pool at the end of the body
+    or on :meth:`aclose` (use ``async with`` on the response). A truncated or
+    corrupt body raises IntegrityError.
+    """
+
+    __slots__ = ("_closed", "_download", "_stream")
+
+    def __init__(self, stream: AsyncRawBody, download: Download) -> None:
+        self._stream = stream
+        self._download = download
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def _pull(self, limit: int | None) -> bytes:
+        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end."""
+        if self._closed:
+            raise ValueError("I/O operation on a closed payload")
+        try:
+            while (chunk := self._download.read(limit)) is None:
+                self._download.feed(await self._stream.read())
+        except BaseException:
+            await self._stream.aclose()
+            raise
+        return chunk
+
+    async def read(self, size: int | None = -1) -> bytes:
+        """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
+        parts = []
+        if size is None or size < 0:
+            while chunk := await self._pull(None):
+                parts.append(chunk)
+        else:
+            while size > 0 and (chunk := await self._pull(size)):
+                parts.append(chunk)
+                size -= len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        """Iterate over decoded chunks of up to 1 MiB."""
+        return self.aiter_bytes()
+
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """Yield the body in chunks of ``chunk_size`` bytes (natural chunks if None)."""
+        check_chunk_size(chunk_size)
+        while chunk := await (self._pull(None) if chunk_size is None else self.read(chunk_size)):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """Stop reading and release the connection (closing it if the body is unfinished)."""
+        if not self._closed:
+            self._closed = True
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+
+
+class _AsyncGetResponseFields(NamedTuple):
+    metadata: Metadata
+    payload: AsyncPayload
+
+
+class AsyncGetResponse(_AsyncGetResponseFields):
+    """A fetched object: ``metadata`` and a streamed ``payload``.
+
+    A named tuple (``metadata, payload = ...``) and an async context manager
+    that releases the connection::
+
+        async with await session.get("key") as obj:
+            data = await obj.aread()
+    """
+
+    __slots__ = ()
+
+    async def aread(self) -> bytes:
+        """The whole (decoded) payload."""
+        return await self.payload.read()
+
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        """The payload in chunks (see :meth:`AsyncPayload.aiter_bytes`)."""
+        return self.payload.aiter_bytes(chunk_size)
+
+    async def aclose(self) -> None:
+        """Release the connection without reading the rest."""
+        await self.payload.aclose()
+
+    async def __aenter__(self) -> AsyncGetResponse:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def open_async_response(outcome: GetOutcome, stream: AsyncRawBody) -> AsyncGetResponse:
+    """Wrap a found object's open body (from the core's get flow) for the caller."""
+    download = Download(decode=outcome.decode, expected_length=outcome.expected_length)
+    return AsyncGetResponse(outcome.metadata, AsyncPayload(stream, download))

@@ -1,0 +1,102 @@
+"""What a client is without I/O: configuration, sessions, construction from the environment.
+
+``objectstore_sync.Client`` and ``objectstore_async.AsyncClient`` both derive
+from :class:`BaseClient` (never from each other) and add only their
+transport and their way of closing (``close`` / ``aclose``). The constructor
+is therefore one signature for both twins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Generic, Self, TypeVar
+
+from objectstore_core._config import (
+    DEFAULT_MAX_CONNECTIONS,
+    ClientConfig,
+    MetricsBackend,
+    Timeout,
+    client_config,
+    config_from_env,
+    session_target,
+)
+from objectstore_core._models import Scope, Usecase
+from objectstore_core._paths import Target
+
+__all__ = ["BaseClient"]
+
+TransportT = TypeVar("TransportT")
+SessionT = TypeVar("SessionT")
+
+
+class BaseClient(Generic[TransportT, SessionT]):
+    """A client of one Objectstore server: configuration, pool and sessions.
+
+    The first eight parameters are the official client's, in its order.
+    ``timeout`` (a :class:`Timeout` or seconds) supersedes ``timeout_ms``;
+    ``max_connections`` sizes the pool; ``transport`` replaces the network
+    entirely (for example an in-process emulator in tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        metrics_backend: MetricsBackend | None = None,
+        propagate_traces: bool = False,
+        retries: int | None = None,
+        timeout_ms: float | None = None,
+        connection_kwargs: Mapping[str, Any] | None = None,
+        token: Any = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        *,
+        timeout: Timeout | float | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        user_agent: str | None = None,
+        transport: TransportT | None = None,
+    ) -> None:
+        self._config = client_config(
+            base_url,
+            metrics_backend,
+            propagate_traces,
+            retries,
+            timeout_ms,
+            connection_kwargs,
+            token,
+            spool_dir,
+            timeout=timeout,
+            max_connections=max_connections,
+            user_agent=user_agent,
+        )
+        self._transport: TransportT = (
+            transport if transport is not None else self._default_transport(self._config)
+        )
+
+    def _default_transport(self, config: ClientConfig) -> TransportT:
+        raise NotImplementedError  # pragma: no cover - each twin provides its transport
+
+    def _new_session(self, target: Target) -> SessionT:
+        raise NotImplementedError  # pragma: no cover - each twin provides its session
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
+        """A client for ``$OBJECTSTORE_URL`` with ``$OBJECTSTORE_TOKEN`` if set.
+
+        Other keyword arguments are passed to the constructor.
+        """
+        url, token = config_from_env(os.environ if environ is None else environ)
+        kwargs.setdefault("token", token)
+        return cls(url, **kwargs)
+
+    @property
+    def config(self) -> ClientConfig:
+        """The validated configuration (its repr never shows the token)."""
+        return self._config
+
+    def session(self, usecase: Usecase | Scope, **scopes: str | int | bool) -> SessionT:
+        """A session for ``usecase`` and ``scopes`` (in keyword order), or for a scope
+        built from a usecase such as ``Usecase("x").for_project(1, 2)``."""
+        return self._new_session(session_target(self._config, usecase, scopes))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._config.base_url!r})"
