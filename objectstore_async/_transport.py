@@ -123,7 +123,6 @@ class HttpxTransport:
             base_url=f"{config.scheme}://{config.host}:{config.port}",
             limits=limits,
             timeout=_httpx_timeout(config.timeout),
-            headers=config.base_headers(),
             follow_redirects=False,
             trust_env=False,
             **dict(config.connection_kwargs),

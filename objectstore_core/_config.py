@@ -206,8 +206,10 @@ def session_target(
     config: ClientConfig, usecase: Usecase | Scope, scopes: Mapping[str, str | int | bool]
 ) -> Target:
     """Resolve ``client.session(usecase, **scopes)`` or ``client.session(scope)`` (API §1)."""
+    headers = tuple(config.base_headers().items())
     if isinstance(usecase, Usecase):
-        return Target(config.base_path, usecase, Scope.from_items(tuple(scopes.items())))
+        scope = Scope.from_items(tuple(scopes.items()))
+        return Target(config.base_path, usecase, scope, headers)
     if isinstance(usecase, Scope):
         if usecase.usecase is None:
             raise ValueError(
@@ -216,5 +218,5 @@ def session_target(
             )
         if scopes:
             raise ValueError("pass scope components either in the Scope or as keywords, not both")
-        return Target(config.base_path, usecase.usecase, usecase)
+        return Target(config.base_path, usecase.usecase, usecase, headers)
     raise TypeError(f"session() needs a Usecase or a Scope, got {usecase!r}")

@@ -53,8 +53,13 @@ __all__ = [
 ONE_SHOT_LIMIT = 4 * 1024 * 1024
 
 
-def _send(request: Request) -> Flow[Response]:
-    """Yield one request and return its response (the seam where retries go)."""
+def _send(target: Target, request: Request) -> Flow[Response]:
+    """Yield one request with the session's headers; return its response.
+
+    The one place every request passes: where retries will be decided.
+    """
+    if target.headers:
+        request = replace(request, headers=target.headers + request.headers)
     response = yield SendRequest(request)
     if not isinstance(response, Response):  # pragma: no cover - driver contract
         raise TypeError(f"driver sent {response!r} for a SendRequest")
@@ -201,7 +206,7 @@ def put_flow(
 
 
 def _put_steps(target: Target, request: Request, key: str | None) -> Flow[str]:
-    response = yield from _send(request)
+    response = yield from _send(target, request)
     if response.status not in (200, 201):
         _raise_for(response, target, "put", key)
     return parse_key_response(response, target, "put", key)
@@ -319,7 +324,7 @@ def _validate_accept(accept_encoding: object) -> bool:
 def _get_steps(
     target: Target, request: Request, key: str, want_decode: bool
 ) -> Flow[GetOutcome | None]:
-    response = yield from _send(request)
+    response = yield from _send(target, request)
     if response.status == 404:
         return None
     if response.status not in (200, 206):
@@ -365,7 +370,7 @@ def head_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> Fl
 
 
 def _head_steps(target: Target, request: Request, key: str) -> Flow[Metadata | None]:
-    response = yield from _send(request)
+    response = yield from _send(target, request)
     if response.status == 404:
         return None
     if response.status not in (200, 204):
@@ -380,7 +385,7 @@ def delete_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> 
 
 
 def _delete_steps(target: Target, request: Request, key: str) -> Flow[None]:
-    response = yield from _send(request)
+    response = yield from _send(target, request)
     if response.status == 404 or 200 <= response.status < 300:
         return None
     _raise_for(response, target, "delete", key)
@@ -439,7 +444,7 @@ def extend_expiry_flow(
 
 
 def _extend_steps(target: Target, request: Request, key: str) -> Flow[None]:
-    response = yield from _send(request)
+    response = yield from _send(target, request)
     if not 200 <= response.status < 300:
         _raise_for(response, target, "extend_expiry", key)
     return None

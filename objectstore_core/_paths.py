@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from objectstore_core._models import Scope, Usecase
@@ -63,11 +63,13 @@ def split_base_url(base_url: str) -> tuple[str, str, int, str]:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a session addresses: a base path, a usecase and a scope."""
+    """What a session addresses (a base path, a usecase and a scope), and the
+    headers every request carries (User-Agent, a static token: never shown)."""
 
     base_path: str
     usecase: Usecase
     scope: Scope
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def collection(self, resource: str = "objects") -> str:
         """``{base}/v1/{resource}/{usecase}/{scope}/`` (keyless POST form, §2.4)."""

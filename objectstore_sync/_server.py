@@ -166,9 +166,15 @@ class _Connection:
                 # Answer now; the client may never send the body, so we cannot reuse
                 # the connection afterwards.
                 exchange.abort()
-                self._send_response(exchange.response, is_head)
+                self._send_response(exchange.response, is_head, close=True)
                 return False
-            self._send([self.h11.send(h11.InformationalResponse(status_code=100, headers=[]))])
+            self._send(
+                [
+                    self.h11.send(
+                        h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+                    )
+                ]
+            )
         try:
             while True:
                 body_event = self._next_event()
@@ -193,11 +199,13 @@ class _Connection:
             except (ConnectionError, TimeoutError) as exc:
                 raise _ClientGone from exc
 
-    def _send_response(self, response: ServerResponse, is_head: bool) -> None:
+    def _send_response(self, response: ServerResponse, is_head: bool, close: bool = False) -> None:
         body = response.body
         try:
             headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers]
             headers += [_SERVER_HEADER, (b"date", _http_date())]
+            if close:
+                headers.append((b"connection", b"close"))  # h11 then closes after this response
             no_body = is_head or response.status in (204, 304)
             if response.content_length is not None and response.status not in (204, 304):
                 headers.append((b"content-length", str(response.content_length).encode()))
@@ -226,7 +234,7 @@ class _Connection:
             status, (("content-type", "text/plain; charset=utf-8"),), text, len(text)
         )
         with contextlib.suppress(_ClientGone, OSError, h11.LocalProtocolError):
-            self._send_response(response, is_head=False)
+            self._send_response(response, is_head=False, close=True)
 
 
 class EmulatorServer:

@@ -227,7 +227,6 @@ class Urllib3Transport:
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
         self._pool = _Pool(config)
-        self._default_headers = config.base_headers()
 
     def close(self) -> None:
         """Close idle connections; connections still streaming close when released."""
@@ -282,8 +281,7 @@ class Urllib3Transport:
                 raise _translate_connect(exc, self._config) from exc
         # The connect timeout is over: body writes wait up to the write timeout.
         conn.timeout = limits.write
-        headers = dict(self._default_headers)
-        headers.update(request.headers)
+        headers = dict(request.headers)
         body: Any = request.body
         chunked = False
         if isinstance(body, Upload):

@@ -275,7 +275,7 @@ def test_session_target_from_usecase_and_kwargs() -> None:
     config = client_config("http://h:8888/prefix/")
     assert config.base_path == "/prefix"
     target = session_target(config, USECASE, {"org": 42, "project": 1337})
-    assert target == Target("/prefix", USECASE, SCOPE)
+    assert (target.base_path, target.usecase, target.scope) == ("/prefix", USECASE, SCOPE)
     assert target.object("k") == "/prefix" + PREFIX + "k"
 
 
@@ -285,6 +285,15 @@ def test_session_target_from_scope() -> None:
     target = session_target(config, scope, {})
     assert target.usecase is USECASE
     assert str(target.scope) == "org=42;project=1337;app_slug=email_app"
+
+
+def test_session_target_carries_base_headers_but_never_shows_the_token() -> None:
+    config = client_config("http://h", token="sekrit-token", user_agent="ua/1")
+    target = session_target(config, USECASE, {"org": 1})
+    headers = dict(target.headers)
+    assert headers["user-agent"] == "ua/1"
+    assert headers["x-os-auth"] == "Bearer sekrit-token"
+    assert "sekrit" not in repr(target)
 
 
 def test_session_target_rejects_ambiguous_or_incomplete_input() -> None:

@@ -1,0 +1,75 @@
+"""Glue between client request descriptions and the emulator, for in-process transports.
+
+``objectstore_sync.testing.InProcessTransport`` and
+``objectstore_async.testing.AsyncInProcessTransport`` run the emulator
+without sockets. What they share lives here: turning a client
+:class:`~objectstore_core.Request` into a :class:`ServerRequest`, and a
+:class:`ServerResponse` into what the client's flows expect (headers with
+the framing a real server would send, a body to stream or read whole).
+They differ only in how they read the caller's upload (blocking or awaited).
+"""
+
+from __future__ import annotations
+
+from objectstore_core._http import Request, Response, Upload
+from objectstore_core.emulator._handler import read_body
+from objectstore_core.emulator._messages import BodyStream, ServerRequest, ServerResponse
+
+__all__ = ["InProcessBody", "server_request", "split_response"]
+
+
+def server_request(request: Request) -> ServerRequest:
+    """The request as the emulator would receive it over HTTP/1.1."""
+    headers = [(name.lower(), value) for name, value in request.headers]
+    if isinstance(request.body, Upload):
+        headers.append(("transfer-encoding", "chunked"))
+    elif request.body is not None or request.method in ("POST", "PUT", "PATCH"):
+        headers.append(("content-length", str(len(request.body or b""))))
+    return ServerRequest(request.method, request.target, tuple(headers))
+
+
+class InProcessBody:
+    """An emulator response body, read like a connection's raw body."""
+
+    __slots__ = ("_body", "_closed", "_offset")
+
+    def __init__(self, body: bytes | BodyStream) -> None:
+        self._body = body
+        self._offset = 0
+        self._closed = False
+
+    def read(self, amount: int = 1 << 20) -> bytes:
+        """Up to ``amount`` bytes; ``b""`` at the end."""
+        if self._closed:
+            return b""
+        if isinstance(self._body, bytes):
+            chunk = self._body[self._offset : self._offset + amount]
+            self._offset += len(chunk)
+        else:
+            chunk = self._body.read(amount)
+        if not chunk:
+            self.close()
+        return chunk
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            if not isinstance(self._body, bytes):
+                self._body.close()
+
+
+def split_response(
+    request: Request, response: ServerResponse
+) -> tuple[Response, InProcessBody | None]:
+    """The client's view of an emulator response, following the streaming rule of Request."""
+    headers = dict(response.headers)
+    no_body = request.method == "HEAD" or response.status in (204, 304)
+    if response.content_length is not None and not no_body:
+        headers["content-length"] = str(response.content_length)
+    if no_body:
+        read_body(response)  # closes a stream, if any
+        return Response(response.status, headers), None
+    body = response.body if isinstance(response.body, BodyStream) else bytes(response.body)
+    if request.stream and 200 <= response.status < 300:
+        return Response(response.status, headers), InProcessBody(body)
+    return Response(response.status, headers, read_body(response)), None
