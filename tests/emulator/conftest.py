@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from emulator_helpers import Client, FakeClock
 
 from objectstore_core.emulator import Emulator, MemoryStorage
+from tests.emulator.emulator_helpers import Client, FakeClock
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from emulator_helpers import Client, FakeClock
 
 from objectstore_core._models import TimeToIdle, TimeToLive
 from objectstore_core.emulator import Emulator, ObjectId, ObjectRecord, read_body
 from objectstore_sync._dirstore import DirectoryStorage
+from tests.emulator.emulator_helpers import Client, FakeClock
 
 NOW = datetime(2026, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

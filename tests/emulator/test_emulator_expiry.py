@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from emulator_helpers import Client, FakeClock
 
 from objectstore_core.emulator import Emulator, MemoryStorage, ObjectId
+from tests.emulator.emulator_helpers import Client, FakeClock
 
 OBJ = "/v1/objects/test/org=1"
 OID = ObjectId("test", "org=1", "k")

@@ -6,7 +6,6 @@ import re
 import uuid
 
 import pytest
-from emulator_helpers import Client, FakeClock
 
 from objectstore_core.emulator import (
     BodyStream,
@@ -14,6 +13,7 @@ from objectstore_core.emulator import (
     MemoryStorage,
     ServerRequest,
 )
+from tests.emulator.emulator_helpers import Client, FakeClock
 
 OBJ = "/v1/objects/test/org=1;project=2"
 READ_ORDER = [

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from emulator_helpers import FakeClock
 
 from objectstore_core.emulator import Exchange, ServerRequest
 from objectstore_sync.testing import LocalServer
+from tests.emulator.emulator_helpers import FakeClock
 
 oc: Any = pytest.importorskip("objectstore_client")
 
@@ -171,7 +171,8 @@ def test_resumable_upload_falls_back_to_a_plain_upload(
 
     def recording_begin(request: ServerRequest) -> Exchange:
         exchange = begin(request)
-        statuses.append((request.target, exchange.response and exchange.response.status))
+        status = exchange.response.status if exchange.response is not None else None
+        statuses.append((request.target, status))
         return exchange
 
     monkeypatch.setattr(emulator, "begin", recording_begin)

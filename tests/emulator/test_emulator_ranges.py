@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from emulator_helpers import Client
 
 from objectstore_core.emulator._ranges import ByteRange, RangeError, parse_range, resolve_range
+from tests.emulator.emulator_helpers import Client
 
 OBJ = "/v1/objects/test/org=1"
 PAYLOAD = b"Greetings to Requests!"  # 22 bytes, the last 9 are "Requests!" as in §16.4

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from emulator_helpers import Client
 
 from objectstore_core.emulator import MemoryStorage, ObjectId
+from tests.emulator.emulator_helpers import Client
 
 OBJ = "/v1/objects/test/org=1"
 
