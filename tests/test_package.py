@@ -128,8 +128,8 @@ def test_twins_have_the_same_surface(sync_name: str, async_name: str) -> None:
             "parameters or defaults"
         )
         if callable(member) and not name.startswith("__"):
-            blocking = not (inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member))
-            assert blocking, f"{sync_name}.{name} must be blocking"
+            coroutine = inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member)
+            assert not coroutine, f"{sync_name}.{name} must be blocking"
 
 
 def test_async_session_methods_are_coroutines() -> None:
