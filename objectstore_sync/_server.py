@@ -280,7 +280,8 @@ class EmulatorServer:
         self._lock = threading.Lock()
         self._closing = False
         self._connections: dict[_Connection, threading.Thread] = {}
-        self._accept_thread: threading.Thread | None = None
+        self._loop_thread: threading.Thread | None = None  # runs the accept loop
+        self._loop_exited = threading.Event()
 
     def __enter__(self) -> EmulatorServer:
         self.start()
@@ -296,16 +297,26 @@ class EmulatorServer:
 
     def start(self) -> None:
         """Accept connections in a background daemon thread."""
-        if self._accept_thread is not None:
-            raise RuntimeError("the server is already started")
-        self._accept_thread = threading.Thread(
+        thread = threading.Thread(
             target=self._accept_loop, name="objectstore-emulator-accept", daemon=True
         )
-        self._accept_thread.start()
+        self._claim_loop(thread)
+        thread.start()
 
     def serve_forever(self) -> None:
-        """Accept connections in this thread until :meth:`shutdown` (or KeyboardInterrupt)."""
+        """Accept connections in this thread until :meth:`shutdown` (or KeyboardInterrupt).
+
+        The caller should call :meth:`shutdown` afterwards (also after
+        KeyboardInterrupt) to close the remaining connections.
+        """
+        self._claim_loop(threading.current_thread())
         self._accept_loop()
+
+    def _claim_loop(self, thread: threading.Thread) -> None:
+        with self._lock:
+            if self._loop_thread is not None or self._closing:
+                raise RuntimeError("the server is already started or shut down")
+            self._loop_thread = thread
 
     def shutdown(self) -> None:
         """Stop accepting, close idle connections, wait (bounded) for busy ones."""
@@ -316,10 +327,12 @@ class EmulatorServer:
         if not already:
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"x")
-        accept = self._accept_thread
-        if accept is not None and accept is not threading.current_thread():
-            accept.join(_SHUTDOWN_GRACE)
-        self._listener.close()
+        loop = self._loop_thread
+        if loop is None:
+            self._close_sockets()
+        elif loop is not threading.current_thread():
+            self._loop_exited.wait(_SHUTDOWN_GRACE)
+        # else: called inside the loop's thread (a signal handler); the loop closes on exit.
         for connection in idle:
             self._hang_up(connection)
         deadline = time.monotonic() + _SHUTDOWN_GRACE
@@ -330,8 +343,6 @@ class EmulatorServer:
             if thread.is_alive():  # still busy after the grace period: cut it off
                 self._hang_up(connection)
                 thread.join(1.0)
-        self._wake_r.close()
-        self._wake_w.close()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -352,15 +363,25 @@ class EmulatorServer:
         with self._lock:
             self._connections.pop(connection, None)
 
+    def _close_sockets(self) -> None:
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            sock.close()
+
     def _accept_loop(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._listener, selectors.EVENT_READ)
-            selector.register(self._wake_r, selectors.EVENT_READ)
-            while not self._closing:
-                for key, _ in selector.select():
-                    if key.fileobj is self._wake_r:
-                        return
-                    self._accept()
+        # The loop owns the listening and wake-up sockets: they are closed when it ends,
+        # never under a running select().
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._listener, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self._closing:
+                    for key, _ in selector.select():
+                        if key.fileobj is self._wake_r:
+                            return
+                        self._accept()
+        finally:
+            self._close_sockets()
+            self._loop_exited.set()
 
     def _accept(self) -> None:
         try:

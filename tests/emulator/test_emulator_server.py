@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import signal
 import socket
+import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -312,3 +314,55 @@ def test_storage_choice(tmp_path: Path) -> None:
         assert disk.url.startswith("http://127.0.0.1:")
     with pytest.raises(RuntimeError):
         _ = LocalServer().url
+
+
+def _get_health(url: str) -> bytes:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def test_serve_forever_returns_after_shutdown_from_another_thread() -> None:
+    server = EmulatorServer("127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    assert _get_health(server.url) == b"OK"
+    server.shutdown()
+    thread.join(5)
+    assert not thread.is_alive()
+    with pytest.raises(RuntimeError):
+        server.start()
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+@pytest.mark.parametrize("how", ["shutdown-in-handler", "keyboard-interrupt"])
+def test_serve_forever_in_the_main_thread_stops_on_a_signal(how: str) -> None:
+    server = EmulatorServer("127.0.0.1", 0)
+    results: list[bytes] = []
+    client = threading.Thread(target=lambda: results.append(_get_health(server.url)))
+
+    def on_alarm(signum: int, frame: object) -> None:
+        if how == "shutdown-in-handler":
+            server.shutdown()
+        else:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        client.start()
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            assert how == "keyboard-interrupt"
+        finally:
+            server.shutdown()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    client.join(5)
+    assert results == [b"OK"]
