@@ -23,9 +23,9 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transfer_1gib import free_port, wait_until_up  # noqa: E402
+from transfer_1gib import free_port, wait_until_up
 
-from objectstore_async import AsyncClient, Usecase  # noqa: E402
+from objectstore_async import AsyncClient, Usecase
 
 CHUNK = 1024 * 1024
 
@@ -92,7 +92,9 @@ async def run(url: str, size: int) -> None:
         down_time, down_stall = await measure(download)
     mib = size / CHUNK
     print(f"object:    {mib:.0f} MiB JSON-like, zstd on the fly")
-    print(f"upload:    {up_time:.2f} s ({mib / up_time:.0f} MiB/s), longest stall {up_stall:.1f} ms")
+    print(
+        f"upload:    {up_time:.2f} s ({mib / up_time:.0f} MiB/s), longest stall {up_stall:.1f} ms"
+    )
     print(
         f"download:  {down_time:.2f} s ({mib / down_time:.0f} MiB/s), "
         f"longest stall {down_stall:.1f} ms"

@@ -61,11 +61,10 @@ class AsyncPayload:
         """Iterate over decoded chunks of up to 1 MiB."""
         return self.aiter_bytes()
 
-    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+    def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
         """Yield the body in chunks of ``chunk_size`` bytes (natural chunks if None)."""
         check_chunk_size(chunk_size)
-        while chunk := await (self._pull(None) if chunk_size is None else self.read(chunk_size)):
-            yield chunk
+        return _Chunks(self, chunk_size)
 
     async def aclose(self) -> None:
         """Stop reading and release the connection (closing it if the body is unfinished)."""
@@ -73,6 +72,33 @@ class AsyncPayload:
             self._closed = True
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
+
+
+class _Chunks:
+    """The iterator of :meth:`AsyncPayload.aiter_bytes`.
+
+    A plain object rather than an async generator: abandoning it (a break, a
+    cancelled task) needs no finalization, which trio would otherwise report
+    as a ResourceWarning. The connection is released by the payload.
+    """
+
+    __slots__ = ("_payload", "_size")
+
+    def __init__(self, payload: AsyncPayload, size: int | None) -> None:
+        self._payload = payload
+        self._size = size
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._size is None:
+            chunk = await self._payload._pull(None)
+        else:
+            chunk = await self._payload.read(self._size)
+        if not chunk:
+            raise StopAsyncIteration
+        return chunk
 
 
 class _AsyncGetResponseFields(NamedTuple):

@@ -90,6 +90,9 @@ class AsyncRawStream:
             return
         self._done = True
         with anyio.CancelScope(shield=True):
+            close_chunks = getattr(self._chunks, "aclose", None)
+            if close_chunks is not None:
+                await close_chunks()
             await self._response.aclose()
 
 

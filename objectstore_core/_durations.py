@@ -46,9 +46,10 @@ for _names, _ns in (
     for _name in _names:
         _UNITS[_name] = _ns
 
-# One span: digits (whitespace may separate digit runs), an optional fraction,
-# optional whitespace, then a unit made of letters (or µ).
-_SPAN_RE = re.compile(r"\s*(\d[\d ]*)(?:\.(\d+))?\s*([A-Za-zµ]+)\s*")
+# One span: ASCII digits, an optional fraction, optional whitespace, then a
+# unit made of letters (or µ). The parts cannot overlap, so matching is linear.
+# (humantime also tolerates spaces inside digit runs; no client writes those.)
+_SPAN_RE = re.compile(r"[ \t]*([0-9]+)(?:\.([0-9]+))?[ \t]*([A-Za-zµ]+)[ \t]*")
 _MAX_DURATION_NS = timedelta.max.days * 86_400 * _NS_PER_S
 
 
@@ -81,7 +82,7 @@ def parse_duration(text: str) -> timedelta:
         digits, fraction, unit = match.groups()
         if unit not in _UNITS:
             raise ValueError(f"duration {text!r} has an unknown unit {unit!r}")
-        number = Fraction(int(digits.replace(" ", "")))
+        number = Fraction(int(digits))
         if fraction:
             number += Fraction(int(fraction), 10 ** len(fraction))
         total += number * _UNITS[unit]
@@ -144,12 +145,17 @@ def format_timestamp(moment: datetime) -> str:
     """RFC 3339 UTC with exactly six fractional digits and ``Z`` (PROTOCOL §4.4)."""
     if moment.tzinfo is None:
         raise ValueError(f"timestamp {moment!r} is invalid: it must be timezone-aware")
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = moment.astimezone(UTC)
+    # Formatted by hand: strftime("%Y") does not zero-pad years below 1000 everywhere.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:"
+        f"{utc.second:02d}.{utc.microsecond:06d}Z"
+    )
 
 
 _TIMESTAMP_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(Z|z|[+-]\d{2}:\d{2})?"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(Z|z|[+-][0-9]{2}:[0-9]{2})?"
 )
 
 
@@ -171,5 +177,8 @@ def parse_timestamp(text: str) -> datetime:
         raise ValueError(f"timestamp {text!r} is invalid: {exc}") from None
     if offset and offset not in ("Z", "z"):
         sign = 1 if offset[0] == "+" else -1
-        moment -= sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+        try:
+            moment -= sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+        except OverflowError:
+            raise ValueError(f"timestamp {text!r} is out of range") from None
     return moment

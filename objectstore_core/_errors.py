@@ -215,7 +215,7 @@ def _detail(body: bytes) -> tuple[str | None, str]:
     if body[:1] == b"{":
         try:
             parsed = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             return None, text
         if isinstance(parsed, dict) and isinstance(parsed.get("detail"), str):
             return parsed["detail"], text
@@ -231,7 +231,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         seconds = float(value.strip())
     except ValueError:
         return None
-    return seconds if seconds >= 0 else None
+    return seconds if 0 <= seconds < float("inf") else None
 
 
 _REASONS = {

@@ -74,10 +74,9 @@ def decode_header_value(value: str) -> str:
 # RFC 9110 token characters: what a header name may contain.
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # A media type: type "/" subtype, then optional parameters, all visible ASCII (§4.1).
-_MEDIA_TYPE_RE = re.compile(
-    r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+/[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-    r"(?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|\"[^\"\\]*\"))*"
-)
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = r'"[ !#-\[\]-~]*"'  # visible ASCII and space, no quote or backslash
+_MEDIA_TYPE_RE = re.compile(rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))*")
 
 
 def validate_content_type(value: str) -> str:
@@ -193,7 +192,7 @@ class Metadata:
         size = None
         size_text = headers.get(HEADER_SIZE)
         if size_text is not None:
-            if not size_text.isdigit():
+            if not re.fullmatch(r"[0-9]+", size_text):
                 raise ValueError(f"{HEADER_SIZE} {size_text!r} is invalid: expected a byte count")
             size = int(size_text)
         created = headers.get(HEADER_TIME_CREATED)

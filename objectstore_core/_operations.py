@@ -9,6 +9,7 @@ ValueError before any I/O.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -216,7 +217,7 @@ def parse_key_response(response: Response, target: Target, operation: str, key: 
     """Read ``{"key": "..."}`` from a write response (PROTOCOL §3.1)."""
     try:
         parsed = json.loads(response.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
         parsed = None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("key"), str) or not parsed["key"]:
         raise _protocol_error(
@@ -229,16 +230,30 @@ def parse_key_response(response: Response, target: Target, operation: str, key: 
 
 
 def parse_accept_encoding(header: str) -> list[str]:
-    """Split an Accept-Encoding style value into encodings, dropping q-values.
+    """The encodings an Accept-Encoding style value accepts, in order.
 
-    >>> parse_accept_encoding("zstd, gzip;q=0.5, *")
+    Quality values are honoured only to drop refused encodings: ``q=0``
+    means "not acceptable" (RFC 9110 §12.4.2).
+
+    >>> parse_accept_encoding("zstd, gzip;q=0.5, br;q=0, *")
     ['zstd', 'gzip', '*']
     """
-    return [
-        item.split(";", 1)[0].strip().lower()
-        for item in header.split(",")
-        if item.split(";", 1)[0].strip()
-    ]
+    accepted = []
+    for item in header.split(","):
+        name, *params = (part.strip() for part in item.split(";"))
+        if not name:
+            continue
+        refused = False
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    refused = float(value.strip()) <= 0
+                except ValueError:
+                    refused = False
+        if not refused:
+            accepted.append(name.lower())
+    return accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +361,7 @@ def _announced_length(response: Response, target: Target, key: str) -> int | Non
         text = response.headers.get("x-sn-size")
     if text is None:
         return None
-    if not text.strip().isdigit():
+    if not re.fullmatch(r"[0-9]+", text.strip()):
         raise _protocol_error(f"invalid body length {text!r}", target, "get", key)
     return int(text)
 
@@ -439,7 +454,8 @@ def extend_expiry_flow(
     """
     validate_key(key)
     body = extend_expiry_body(at, from_creation, from_now)
-    request = Request("PATCH", target.object(key), (("content-type", "application/json"),), body)
+    headers = (("content-type", "application/json"),)
+    request = Request("PATCH", target.object(key), headers, body, timeout=timeout)
     return _extend_steps(target, request, key)
 
 

@@ -55,9 +55,13 @@ def split_base_url(base_url: str) -> tuple[str, str, int, str]:
     if parts.query or parts.fragment:
         raise ValueError(f"base_url {base_url!r} is invalid: it must not have a query or fragment")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
     except ValueError:
         raise ValueError(f"base_url {base_url!r} is invalid: bad port") from None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    elif port == 0:
+        raise ValueError(f"base_url {base_url!r} is invalid: port 0 cannot be connected to")
     return parts.scheme, parts.hostname, port, parts.path.rstrip("/")
 
 

@@ -181,8 +181,11 @@ class DirectoryStorage:
     """Objects as files under ``root``; survives restarts (see the module docstring).
 
     >>> import tempfile
-    >>> from objectstore_core.emulator import Emulator
-    >>> emulator = Emulator(DirectoryStorage(tempfile.mkdtemp()))
+    >>> from objectstore_core.emulator import Emulator, ServerRequest
+    >>> with tempfile.TemporaryDirectory() as root:
+    ...     emulator = Emulator(DirectoryStorage(root))
+    ...     emulator.handle(ServerRequest("PUT", "/v1/objects/demo/_/k"), b"v")[0].status
+    200
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:

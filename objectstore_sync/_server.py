@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import logging
 import os
 import selectors
 import socket
@@ -50,7 +51,10 @@ from objectstore_sync._dirstore import DirectoryStorage
 
 __all__ = ["EmulatorServer"]
 
+_log = logging.getLogger(__name__)
+
 _CHUNK = 1 << 20  # recv buffer and response chunk size
+_COALESCE = 64 * 1024  # gather response pieces up to this size into one sendmsg
 _MAX_HEAD = 512 * 1024  # like hyper's ~400 KiB request head limit (PROTOCOL §4.2)
 _SERVER_HEADER = (b"server", b"objectstore-emulator")
 _SHUTDOWN_GRACE = 5.0  # seconds busy connections get to finish on shutdown()
@@ -110,6 +114,8 @@ class _Connection:
                 pass
         except (_ClientGone, OSError):
             pass
+        except Exception:  # a bug must not kill the thread silently nor leak the socket
+            _log.exception("objectstore emulator: connection failed")
         finally:
             with contextlib.suppress(OSError):
                 self.sock.close()
@@ -214,17 +220,27 @@ class _Connection:
                 h11.Response(status_code=response.status, headers=headers, reason=reason)
             )
             assert head is not None
-            self._send([_lower_framing(head)])
+            # Pieces are gathered and flushed with one sendmsg once they reach _COALESCE,
+            # so a small response leaves in a single segment (we set TCP_NODELAY) while a
+            # large body goes out chunk by chunk without being copied.
+            pending = [_lower_framing(head)]
             if isinstance(body, bytes | bytearray | memoryview):
                 if body and not no_body:
-                    self._send(self.h11.send_with_data_passthrough(h11.Data(data=body)))
+                    pending += self._framed(h11.Data(data=body))
             elif not no_body:
                 while chunk := body.read(_CHUNK):
-                    self._send(self.h11.send_with_data_passthrough(h11.Data(data=chunk)))
-            self._send(self.h11.send_with_data_passthrough(h11.EndOfMessage()))
+                    pending += self._framed(h11.Data(data=chunk))
+                    if sum(map(len, pending)) >= _COALESCE:
+                        self._send(pending)
+                        pending = []
+            pending += self._framed(h11.EndOfMessage())
+            self._send(pending)
         finally:
             if not isinstance(body, bytes | bytearray | memoryview):
                 body.close()
+
+    def _framed(self, event: h11.Data | h11.EndOfMessage) -> list[bytes]:
+        return self.h11.send_with_data_passthrough(event) or []
 
     def _send_error(self, status: int) -> None:
         if self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
@@ -280,6 +296,8 @@ class EmulatorServer:
         self._lock = threading.Lock()
         self._closing = False
         self._connections: dict[_Connection, threading.Thread] = {}
+        self.connections_accepted = 0
+        """How many TCP connections were accepted so far (tests check connection reuse)."""
         self._loop_thread: threading.Thread | None = None  # runs the accept loop
         self._loop_exited = threading.Event()
 
@@ -399,4 +417,5 @@ class EmulatorServer:
                 sock.close()
                 return
             self._connections[connection] = thread
+            self.connections_accepted += 1
         thread.start()

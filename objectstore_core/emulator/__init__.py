@@ -15,9 +15,9 @@ The handler speaks the wire protocol of ``PROTOCOL.md`` (§2–§7, §14.2,
 
 Layout: ``_messages`` (request/response values), ``_routing`` (§2),
 ``_object_headers`` (§4), ``_ranges`` (§6), ``_expiry`` (§7, §14.2),
-``_storage`` (the storage protocol and the in-memory store) and
-``_handler`` (the state machine tying them together). Nothing in this
-package performs I/O.
+``_storage`` (the storage protocol and the in-memory store), ``_exchange``
+(one request in progress) and ``_handler`` (routing requests to all of
+them). Nothing in this package performs I/O.
 """
 
 from objectstore_core.emulator._handler import Authorize, Emulator, Exchange, read_body

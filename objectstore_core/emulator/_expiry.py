@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from objectstore_core._durations import parse_duration
@@ -20,6 +20,7 @@ from objectstore_core.emulator._storage import ObjectRecord
 __all__ = [
     "ExtendExpiry",
     "ExtensionOutcome",
+    "deadline_after",
     "extend",
     "is_expired",
     "parse_extend_expiry",
@@ -27,6 +28,18 @@ __all__ = [
 ]
 
 _MAX_DEBOUNCE = timedelta(hours=24)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def deadline_after(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, saturating at the end of time for absurdly long durations.
+
+    ``ttl:999999999d`` is a valid policy; its deadline is simply "never" in practice.
+    """
+    try:
+        return moment + delta
+    except OverflowError:
+        return _LATEST
 
 
 def is_expired(record: ObjectRecord, now: datetime) -> bool:
@@ -45,9 +58,9 @@ def tti_bump(record: ObjectRecord, now: datetime) -> ObjectRecord | None:
         return None
     if is_expired(record, now):
         return None
-    new_deadline = now + policy.delta
+    new_deadline = deadline_after(now, policy.delta)
     window = min(policy.delta / 4, _MAX_DEBOUNCE)
-    if record.time_expires < new_deadline - window:
+    if record.time_expires < deadline_after(new_deadline, -window):
         return dataclasses.replace(record, time_expires=new_deadline)
     return None
 
@@ -66,12 +79,12 @@ class ExtendExpiry:
             return _ceil_seconds(self.at)
         assert self.after is not None
         origin = now if self.base == "now" else record.time_created
-        return origin + self.after
+        return deadline_after(origin, self.after)
 
 
 def _ceil_seconds(moment: datetime) -> datetime:
     if moment.microsecond:
-        return moment.replace(microsecond=0) + timedelta(seconds=1)
+        return deadline_after(moment.replace(microsecond=0), timedelta(seconds=1))
     return moment
 
 

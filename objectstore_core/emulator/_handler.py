@@ -37,11 +37,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
+from objectstore_core.emulator._exchange import (
+    BufferSink,
+    Exchange,
+    UploadSink,
+    read_body,
+    service_error,
+)
 from objectstore_core.emulator._expiry import extend, is_expired, parse_extend_expiry, tti_bump
 from objectstore_core.emulator._messages import (
-    BodyStream,
     BytesLike,
     ServerRequest,
     ServerResponse,
@@ -52,7 +57,6 @@ from objectstore_core.emulator._messages import (
 )
 from objectstore_core.emulator._object_headers import (
     MetadataError,
-    WriteMetadata,
     parse_write_metadata,
     read_headers,
     size_header,
@@ -69,7 +73,7 @@ from objectstore_core.emulator._routing import (
     parse_query,
     split_target,
 )
-from objectstore_core.emulator._storage import ObjectId, ObjectRecord, ObjectWriter, Storage
+from objectstore_core.emulator._storage import ObjectId, ObjectRecord, Storage
 
 __all__ = ["Authorize", "Emulator", "Exchange", "read_body"]
 
@@ -83,143 +87,6 @@ _KEDA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-class _Sink(Protocol):
-    """Consumes a request body for an exchange that needs it."""
-
-    def feed(self, data: BytesLike) -> None: ...
-    def finish(self) -> ServerResponse: ...
-    def abort(self) -> None: ...
-
-
-def _service_error(status: int, message: str) -> ServerResponse:
-    return json_error(status, f"service error: {message}", [message])
-
-
-class Exchange:
-    """One request in progress; see the module docstring for the protocol.
-
-    ``response`` is set from the start when the body is irrelevant, and
-    after :meth:`finish` in every case. Misuse (feeding after the end)
-    raises RuntimeError.
-    """
-
-    __slots__ = ("_on_done", "_sink", "_state", "response")
-
-    def __init__(
-        self,
-        response: ServerResponse | None = None,
-        sink: _Sink | None = None,
-        on_done: Callable[[int], None] | None = None,
-    ) -> None:
-        self.response = response
-        self._sink = sink
-        self._state = "receiving"
-        self._on_done = on_done
-
-    def feed(self, data: BytesLike) -> None:
-        """Push request body bytes; discarded when the response is already known."""
-        if self._state != "receiving":
-            raise RuntimeError(f"feed() on an exchange that is {self._state}")
-        if self._sink is not None and data:
-            self._sink.feed(data)
-        if self._on_done is not None:
-            self._on_done(len(data))
-
-    def finish(self) -> ServerResponse:
-        """Signal the end of the request body and get the response."""
-        if self._state != "receiving":
-            raise RuntimeError(f"finish() on an exchange that is {self._state}")
-        self._state = "finished"
-        if self._sink is not None:
-            self.response = self._sink.finish()
-        self._done()
-        assert self.response is not None
-        return self.response
-
-    def abort(self) -> None:
-        """The client went away: drop the partial body; nothing becomes visible."""
-        if self._state != "receiving":
-            return
-        self._state = "aborted"
-        if self._sink is not None:
-            self._sink.abort()
-        self._done()
-
-    def _done(self) -> None:
-        if self._on_done is not None:
-            self._on_done(-1)
-            self._on_done = None
-
-
-class _UploadSink:
-    """Streams an object body into a storage writer; commits on finish."""
-
-    __slots__ = ("_failure", "_metadata", "_oid", "_size", "_stamped", "_success", "_writer")
-
-    def __init__(
-        self,
-        writer: ObjectWriter,
-        metadata: WriteMetadata,
-        stamped: datetime,
-        success: ServerResponse,
-    ) -> None:
-        self._writer = writer
-        self._metadata = metadata
-        self._stamped = stamped
-        self._success = success
-        self._size = 0
-        self._failure: Exception | None = None
-
-    def feed(self, data: BytesLike) -> None:
-        if self._failure is not None:
-            return
-        try:
-            self._writer.write(data)
-        except Exception as exc:  # storage failure: answer 500 at the end (§1.4 step 7)
-            self._failure = exc
-            self._writer.abort()
-        self._size += len(data)
-
-    def finish(self) -> ServerResponse:
-        if self._failure is None:
-            try:
-                self._writer.commit(self._metadata.record(self._size, self._stamped))
-            except Exception as exc:
-                self._failure = exc
-                self._writer.abort()
-        if self._failure is not None:
-            return _service_error(500, f"storage backend error: {self._failure}")
-        return self._success
-
-    def abort(self) -> None:
-        self._writer.abort()
-
-
-class _BufferSink:
-    """Buffers a small body (at most ``limit`` bytes) and hands it to ``complete``."""
-
-    __slots__ = ("_chunks", "_complete", "_limit", "_size")
-
-    def __init__(self, complete: Callable[[bytes], ServerResponse], limit: int) -> None:
-        self._complete = complete
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-
-    def feed(self, data: BytesLike) -> None:
-        self._size += len(data)
-        if self._size <= self._limit:
-            self._chunks.append(bytes(data))
-
-    def finish(self) -> ServerResponse:
-        if self._size > self._limit:
-            return json_error(413, f"client error: request body exceeds {self._limit} bytes")
-        return self._complete(b"".join(self._chunks))
-
-    def abort(self) -> None:
-        self._chunks.clear()
 
 
 class Emulator:
@@ -260,8 +127,9 @@ class Emulator:
         try:
             exchange = self._dispatch(request)
         except Exception as exc:  # a bug or a storage failure must still produce a response
-            exchange = Exchange(_service_error(500, f"internal error: {exc!r}"))
-        exchange._on_done = self._account
+            exchange = Exchange(service_error(500, f"internal error: {exc!r}"))
+        # /keda counters; plain int updates, so approximate when threads race.
+        exchange._account = self._account
         return exchange
 
     def handle(self, request: ServerRequest, body: BytesLike = b"") -> tuple[ServerResponse, bytes]:
@@ -305,7 +173,7 @@ class Emulator:
             return self._object(request, raw_query, path, path.key)
         # Batch (§8) and multipart (§9) are not implemented yet: 501 as for a backend
         # without multipart support (§9).
-        return Exchange(_service_error(501, "not implemented"))
+        return Exchange(service_error(501, "not implemented"))
 
     def _internal(self, route: Route) -> ServerResponse | None:
         """The internal endpoints of §3.8 (no auth); HEAD gets the GET headers only."""
@@ -349,7 +217,7 @@ class Emulator:
         if method == "DELETE":
             return Exchange(self._delete(raw_query, oid))
         assert method == "PATCH"
-        return Exchange(sink=_BufferSink(lambda body: self._patch(oid, body), _JSON_BODY_LIMIT))
+        return Exchange(sink=BufferSink(lambda body: self._patch(oid, body), _JSON_BODY_LIMIT))
 
     # -- writes (PROTOCOL §3.1, §3.2, §4, §14.1) ---------------------------------------
 
@@ -363,7 +231,7 @@ class Emulator:
         if query.get("upload_type") == "resumable":
             # §14.1: resumable uploads are not supported; 501 makes the 0.2.10 client fall
             # back to a plain upload. Nothing is created (unlike the reference server, §15.3).
-            return Exchange(_service_error(501, "not implemented"))
+            return Exchange(service_error(501, "not implemented"))
         if "session" in query:
             # We never hand out sessions, so any append is to an unknown session (§14.1).
             return Exchange(json_error(404, "client error: upload session not found"))
@@ -376,7 +244,7 @@ class Emulator:
         oid = ObjectId(path.usecase, path.scope_wire, key)
         stamped = self.clock()
         success = json_response(status, {"key": key})
-        return Exchange(sink=_UploadSink(self.storage.writer(oid), metadata, stamped, success))
+        return Exchange(sink=UploadSink(self.storage.writer(oid), metadata, stamped, success))
 
     # -- reads (PROTOCOL §3.3, §3.4, §6, §7) ---------------------------------------------
 
@@ -474,18 +342,3 @@ class Emulator:
             return json_error(409, "client error: the object has no expiry to extend")
         # Success has no body; 204 says so (the 0.2.10 client accepts any 2xx).
         return empty_response(204)
-
-
-def read_body(response: ServerResponse, chunk_size: int = 1 << 20) -> bytes:
-    """Read a response body fully (closing a stream); for tests and in-process transports."""
-    body = response.body
-    if isinstance(body, bytes | bytearray | memoryview):
-        return bytes(body)
-    stream: BodyStream = body
-    try:
-        chunks = []
-        while chunk := stream.read(chunk_size):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        stream.close()

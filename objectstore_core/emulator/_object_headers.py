@@ -29,6 +29,7 @@ from objectstore_core._metadata import (
     validate_content_type,
 )
 from objectstore_core._models import ExpirationPolicy
+from objectstore_core.emulator._expiry import deadline_after
 from objectstore_core.emulator._storage import DEFAULT_CONTENT_TYPE, ObjectRecord
 
 __all__ = [
@@ -60,7 +61,7 @@ class WriteMetadata:
 
     def record(self, size: int, now: datetime) -> ObjectRecord:
         """The record of an object written at ``now``: the deadline starts now (§7.1)."""
-        expires = None if self.expiration is None else now + self.expiration.delta
+        expires = None if self.expiration is None else deadline_after(now, self.expiration.delta)
         return ObjectRecord(
             size=size,
             time_created=now,

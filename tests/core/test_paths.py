@@ -263,6 +263,14 @@ def test_split_base_url_rejects(url: str) -> None:
     assert repr(url) in str(info.value) or "Invalid" in str(info.value)
 
 
+# Regression (bug found by this suite, since fixed): split_base_url uses 'parts.port or default',
+#   so an explicit port 0 silently becomes 80/443 instead of being rejected
+@pytest.mark.parametrize("url", ["http://h:0", "https://h:0/x"])
+def test_split_base_url_rejects_port_zero(url: str) -> None:
+    with pytest.raises(ValueError):
+        split_base_url(url)
+
+
 def test_split_base_url_rejects_non_str() -> None:
     with pytest.raises(TypeError):
         split_base_url(b"http://h")  # type: ignore[arg-type]

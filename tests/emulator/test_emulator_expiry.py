@@ -225,3 +225,12 @@ def test_ttl_adjustment_keeps_created_plus_ttl_equal_to_the_deadline(
     assert record is not None and record.expiration is not None
     assert record.time_created + record.expiration.delta == record.time_expires
     assert record.expiration.delta == timedelta(hours=11, minutes=59, seconds=59.876544)
+
+
+def test_absurdly_long_durations_saturate_instead_of_failing(client: Client) -> None:
+    assert client.put(f"{OBJ}/k", b"x", x_sn_expiration="ttl:999999999d").status == 200
+    assert _expires(client) == "9999-12-31T23:59:59.999999Z"
+    client.put(f"{OBJ}/k", b"x", x_sn_expiration="tti:999999999d")
+    assert client.get(f"{OBJ}/k").status == 200  # the TTI bump saturates too
+    assert _extend(client, after="999999999d", from_="now") == 204
+    assert _extend(client, at="9999-12-31T23:59:59.5+00:00") == 204
