@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import TypeVar
 
 import anyio
 
 from objectstore_async._transport import AsyncRawBody, AsyncTransport
-from objectstore_core import Flow, Response, SendRequest, Sleep
+from objectstore_core import Flow, ObjectstoreError, Response, SendRequest, Sleep
 
 __all__ = ["adrive"]
 
@@ -31,7 +32,11 @@ async def adrive(flow: Flow[T], transport: AsyncTransport) -> tuple[T, AsyncRawB
                 if held is not None:
                     await held.aclose()
                     held = None
-                reply, held = await transport.send(step.request)
+                try:
+                    reply, held = await transport.send(step.prepare(time.time()))
+                except ObjectstoreError as error:
+                    step = flow.throw(error)  # the flow decides: retry, or fail with context
+                    continue
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

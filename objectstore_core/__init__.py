@@ -57,6 +57,7 @@ from objectstore_core._errors import (
     error_for_response,
 )
 from objectstore_core._http import (
+    Credentials,
     Flow,
     Payload,
     PayloadKind,
@@ -108,6 +109,7 @@ __all__ = [
     "Compression",
     "ConnectError",
     "ConnectTimeout",
+    "Credentials",
     "Download",
     "ExpirationPolicy",
     "ExpiryExtensionRejected",

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterable, Generator, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 from objectstore_core._config import Timeout
 
 __all__ = [
+    "Credentials",
     "Flow",
     "Payload",
     "PayloadKind",
@@ -117,11 +118,32 @@ class Response:
     body: bytes = b""
 
 
+class Credentials(Protocol):
+    """Signs requests at the moment they are sent (PROTOCOL §10.2)."""
+
+    def headers(self, now: float) -> tuple[tuple[str, str], ...]:
+        """Authentication headers valid at wall-clock time ``now`` (seconds since the epoch)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    """Flow step: send ``request``; the driver sends back a :class:`Response`."""
+    """Flow step: send ``request``; the driver sends back a :class:`Response`.
+
+    The driver sends :meth:`prepare` of the current time, so a token is
+    fresh for every attempt. When sending fails with an ObjectstoreError
+    the driver throws it into the flow at this step instead.
+    """
 
     request: Request
+    credentials: Credentials | None = None
+
+    def prepare(self, now: float) -> Request:
+        """The request to put on the wire at time ``now``, with fresh credentials."""
+        if self.credentials is None:
+            return self.request
+        signed = self.credentials.headers(now)
+        return replace(self.request, headers=self.request.headers + signed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from objectstore_core._codec import compress as zstd_compress
 from objectstore_core._config import Timeout
 from objectstore_core._durations import format_duration
-from objectstore_core._errors import ProtocolError, error_for_response
+from objectstore_core._errors import ObjectstoreError, ProtocolError, error_for_response
 from objectstore_core._http import (
     Flow,
     Payload,
@@ -54,14 +54,19 @@ __all__ = [
 ONE_SHOT_LIMIT = 4 * 1024 * 1024
 
 
-def _send(target: Target, request: Request) -> Flow[Response]:
-    """Yield one request with the session's headers; return its response.
+def _send(target: Target, request: Request, operation: str, key: str | None) -> Flow[Response]:
+    """Yield one request with the session's headers and credentials; return its response.
 
-    The one place every request passes: where retries will be decided.
+    The one place every request passes. Drivers throw transport failures
+    into the flow at the ``yield``, so they are decided here (retries go
+    here) and leave with the operation's context attached.
     """
     if target.headers:
         request = replace(request, headers=target.headers + request.headers)
-    response = yield SendRequest(request)
+    try:
+        response = yield SendRequest(request, target.credentials)
+    except ObjectstoreError as error:
+        raise error.with_context(**_context(target, operation, key)) from error.__cause__
     if not isinstance(response, Response):  # pragma: no cover - driver contract
         raise TypeError(f"driver sent {response!r} for a SendRequest")
     return response
@@ -207,7 +212,7 @@ def put_flow(
 
 
 def _put_steps(target: Target, request: Request, key: str | None) -> Flow[str]:
-    response = yield from _send(target, request)
+    response = yield from _send(target, request, "put", key)
     if response.status not in (200, 201):
         _raise_for(response, target, "put", key)
     return parse_key_response(response, target, "put", key)
@@ -339,7 +344,7 @@ def _validate_accept(accept_encoding: object) -> bool:
 def _get_steps(
     target: Target, request: Request, key: str, want_decode: bool
 ) -> Flow[GetOutcome | None]:
-    response = yield from _send(target, request)
+    response = yield from _send(target, request, "get", key)
     if response.status == 404:
         return None
     if response.status not in (200, 206):
@@ -385,7 +390,7 @@ def head_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> Fl
 
 
 def _head_steps(target: Target, request: Request, key: str) -> Flow[Metadata | None]:
-    response = yield from _send(target, request)
+    response = yield from _send(target, request, "head", key)
     if response.status == 404:
         return None
     if response.status not in (200, 204):
@@ -400,7 +405,7 @@ def delete_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> 
 
 
 def _delete_steps(target: Target, request: Request, key: str) -> Flow[None]:
-    response = yield from _send(target, request)
+    response = yield from _send(target, request, "delete", key)
     if response.status == 404 or 200 <= response.status < 300:
         return None
     _raise_for(response, target, "delete", key)
@@ -460,7 +465,7 @@ def extend_expiry_flow(
 
 
 def _extend_steps(target: Target, request: Request, key: str) -> Flow[None]:
-    response = yield from _send(target, request)
+    response = yield from _send(target, request, "extend_expiry", key)
     if not 200 <= response.status < 300:
         _raise_for(response, target, "extend_expiry", key)
     return None

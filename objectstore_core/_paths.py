@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from objectstore_core._models import Scope, Usecase
+
+if TYPE_CHECKING:
+    from objectstore_core._http import Credentials
 
 __all__ = ["Target", "encode_path", "encode_query", "split_base_url", "validate_key"]
 
@@ -74,6 +78,7 @@ class Target:
     usecase: Usecase
     scope: Scope
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    credentials: Credentials | None = field(default=None, repr=False, compare=False)
 
     def collection(self, resource: str = "objects") -> str:
         """``{base}/v1/{resource}/{usecase}/{scope}/`` (keyless POST form, §2.4)."""

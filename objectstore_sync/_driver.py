@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TypeVar
 
-from objectstore_core import Flow, Response, SendRequest, Sleep
+from objectstore_core import Flow, ObjectstoreError, Response, SendRequest, Sleep
 from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
@@ -30,7 +30,11 @@ def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
                 if held is not None:
                     held.close()
                     held = None
-                reply, held = transport.send(step.request)
+                try:
+                    reply, held = transport.send(step.prepare(time.time()))
+                except ObjectstoreError as error:
+                    step = flow.throw(error)  # the flow decides: retry, or fail with context
+                    continue
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

@@ -1,4 +1,8 @@
-"""Test helpers: a real Objectstore emulator on a free loopback port.
+"""Test helpers: the Objectstore emulator on a free loopback port, or in-process.
+
+:class:`InProcessTransport` runs the emulator without sockets::
+
+    client = Client("http://objectstore.test", transport=InProcessTransport())
 
 Example::
 
@@ -32,9 +36,10 @@ from datetime import datetime
 from types import TracebackType
 
 from objectstore_core.emulator import Emulator, Storage
+from objectstore_sync._inprocess import InProcessTransport
 from objectstore_sync._server import EmulatorServer
 
-__all__ = ["LocalServer"]
+__all__ = ["InProcessTransport", "LocalServer"]
 
 
 class LocalServer:
