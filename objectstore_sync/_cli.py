@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import mimetypes
 import os
 import sys
 import tempfile
@@ -176,7 +177,7 @@ def _cmd_put(args: argparse.Namespace) -> int:
             source,
             key=args.key,
             compress=args.compress,
-            content_type=args.content_type,
+            content_type=args.content_type or _guess_type(args.file),
             metadata=custom or None,
             expiration_policy=policy,
             origin=args.origin,
@@ -184,6 +185,14 @@ def _cmd_put(args: argparse.Namespace) -> int:
         )
     print(key)
     return 0
+
+
+def _guess_type(path: str) -> str | None:
+    """A media type from the file name (``notes.txt`` -> ``text/plain``), else None."""
+    if path == "-":
+        return None
+    guessed, _encoding = mimetypes.guess_type(path)
+    return guessed
 
 
 def _write_atomically(path: str, chunks: Iterator[bytes]) -> None:

@@ -105,7 +105,7 @@ class _Pool:
         self._check_fork()
         if self._closed:
             raise ConnectError("the client is closed")
-        if not self._slots.acquire(timeout=wait if wait is not None else -1):
+        if not self._slots.acquire(timeout=wait):  # None: wait until one is free
             raise PoolTimeout(
                 f"no connection became free within {wait} s "
                 f"(max_connections={self._config.max_connections})"
