@@ -1,0 +1,332 @@
+"""A small sans-IO HTTP/1.1 client codec: request heads out, response events in.
+
+Why not only urllib3: every small operation pays for ``http.client``'s
+header parsing through the ``email`` package and for two layers of response
+wrappers, which is most of a client's CPU per request. The sync transport
+still uses urllib3 to establish connections (TCP, TLS, socket options) and
+speaks HTTP/1.1 on the socket with this codec.
+
+The parser follows h11's shape: push bytes with :meth:`ResponseParser.feed`
+(``b""`` is EOF), pull events with :meth:`ResponseParser.next_event`, which
+returns :data:`NEED_DATA` instead of raising; after an error the parser
+refuses further use. A malformed response raises :class:`ProtocolError`; a
+body cut short raises :class:`IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Final
+
+from objectstore_core._errors import IntegrityError, ProtocolError
+
+__all__ = [
+    "END",
+    "LAST_CHUNK",
+    "NEED_DATA",
+    "ResponseHead",
+    "ResponseParser",
+    "chunk_header",
+    "request_head",
+]
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+NEED_DATA: Final = _Sentinel("NEED_DATA")
+"""More bytes must be fed before the next event."""
+END: Final = _Sentinel("END")
+"""The response is complete."""
+
+LAST_CHUNK = b"0\r\n\r\n"
+"""Ends a chunked request body."""
+
+_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_MAX_HEAD = 256 * 1024
+_MAX_CHUNK_LINE = 4096
+
+
+def chunk_header(size: int) -> bytes:
+    """The size line that precedes a chunk of ``size`` bytes (followed by data and CRLF)."""
+    return b"%x\r\n" % size
+
+
+def _check_value(name: str, value: str) -> None:
+    if "\r" in value or "\n" in value or "\0" in value:
+        # Values are validated where they are built; this is a last line of defence.
+        raise ValueError(f"header {name!r} has a value with a line break or NUL")
+
+
+def request_head(
+    method: str,
+    target: str,
+    host: str,
+    headers: Iterable[tuple[str, str]],
+    *,
+    content_length: int | None,
+    chunked: bool,
+) -> bytes:
+    """Serialize a request head. ``content_length`` None and not chunked: no body."""
+    lines = [f"{method} {target} HTTP/1.1", f"host: {host}"]
+    for name, value in headers:
+        _check_value(name, value)
+        lines.append(f"{name}: {value}")
+    if chunked:
+        lines.append("transfer-encoding: chunked")
+    elif content_length is not None:
+        lines.append(f"content-length: {content_length}")
+    lines.append("\r\n")
+    try:
+        return "\r\n".join(lines).encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"request head is not Latin-1 encodable: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseHead:
+    """Status line and headers (lower-case names; repeated headers joined by ``, ``)."""
+
+    status: int
+    reason: str
+    headers: dict[str, str]
+    keep_alive: bool
+
+
+# Parser states.
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS, _UNTIL_CLOSE, _DONE, _ERROR = (
+    range(9)
+)
+
+
+class ResponseParser:
+    """Parses one response to a request of ``method`` (HEAD responses have no body)."""
+
+    __slots__ = ("_buffer", "_eof", "_head", "_method", "_remaining", "_state")
+
+    def __init__(self, method: str) -> None:
+        self._method = method
+        self._buffer = bytearray()
+        self._state = _HEAD
+        self._remaining = 0
+        self._eof = False
+        self._head: ResponseHead | None = None
+
+    @property
+    def head(self) -> ResponseHead | None:
+        """The response head once parsed."""
+        return self._head
+
+    @property
+    def done(self) -> bool:
+        """True when the whole response was parsed."""
+        return self._state == _DONE
+
+    @property
+    def reusable(self) -> bool:
+        """True when the connection can carry another request after this response."""
+        return (
+            self._state == _DONE
+            and self._head is not None
+            and self._head.keep_alive
+            and not self._buffer
+        )
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Push received bytes; ``b""`` means the peer closed the connection."""
+        if self._state == _ERROR:
+            raise ProtocolError("the response parser failed earlier and cannot be reused")
+        if data:
+            self._buffer += data
+        else:
+            self._eof = True
+
+    def next_event(self) -> ResponseHead | bytes | _Sentinel:
+        """The next event: a :class:`ResponseHead`, body bytes, NEED_DATA or END."""
+        try:
+            return self._next()
+        except (ProtocolError, IntegrityError):
+            self._state = _ERROR
+            raise
+
+    def _next(self) -> ResponseHead | bytes | _Sentinel:
+        state = self._state
+        if state == _HEAD:
+            return self._parse_head()
+        if state == _LENGTH:
+            return self._take_length()
+        if state == _UNTIL_CLOSE:
+            if self._buffer:
+                data = bytes(self._buffer)
+                self._buffer.clear()
+                return data
+            if self._eof:
+                self._state = _DONE
+                return END
+            return NEED_DATA
+        if state in (_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS):
+            return self._chunked()
+        if state == _DONE:
+            return END
+        raise ProtocolError("the response parser failed earlier and cannot be reused")
+
+    # -- head ---------------------------------------------------------------------
+
+    def _parse_head(self) -> ResponseHead | _Sentinel:
+        while True:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > _MAX_HEAD:
+                    raise ProtocolError(f"response head exceeds {_MAX_HEAD} bytes")
+                if self._eof:
+                    if self._buffer:
+                        raise ProtocolError("connection closed in the middle of a response head")
+                    raise ProtocolError("connection closed before any response")
+                return NEED_DATA
+            raw = bytes(self._buffer[:end])
+            del self._buffer[: end + 4]
+            head = _parse_head(raw)
+            if 100 <= head.status < 200:
+                continue  # informational (e.g. 100 Continue): the real response follows
+            self._head = self._choose_framing(head)
+            return self._head
+
+    def _choose_framing(self, head: ResponseHead) -> ResponseHead:
+        headers = head.headers
+        if self._method == "HEAD" or head.status in (204, 304):
+            self._state = _DONE
+            return head
+        encoding = headers.get("transfer-encoding")
+        if encoding is not None:
+            if encoding.strip().lower() != "chunked":
+                raise ProtocolError(f"unsupported transfer-encoding {encoding!r}")
+            self._state = _CHUNK_SIZE
+            return head
+        length = headers.get("content-length")
+        if length is not None:
+            if not re.fullmatch(r"[0-9]{1,19}", length.strip()):
+                raise ProtocolError(f"invalid content-length {length!r}")
+            self._remaining = int(length)
+            self._state = _LENGTH if self._remaining else _DONE
+            return head
+        # Delimited by the end of the connection, which therefore cannot be reused.
+        self._state = _UNTIL_CLOSE
+        return replace(head, keep_alive=False)
+
+    # -- bodies -------------------------------------------------------------------
+
+    def _take_length(self) -> bytes | _Sentinel:
+        if not self._buffer:
+            if self._eof:
+                raise IntegrityError(
+                    f"response body was truncated: {self._remaining} announced bytes missing"
+                )
+            return NEED_DATA
+        data = self._take(self._remaining)
+        self._remaining -= len(data)
+        if not self._remaining:
+            self._state = _DONE
+        return data
+
+    def _take(self, limit: int) -> bytes:
+        """Up to ``limit`` buffered bytes, copied once."""
+        if limit >= len(self._buffer):
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            return data
+        with memoryview(self._buffer) as view:
+            data = bytes(view[:limit])
+        del self._buffer[:limit]
+        return data
+
+    def _chunked(self) -> bytes | _Sentinel:
+        while True:
+            state = self._state
+            if state == _CHUNK_SIZE:
+                line = self._line()
+                if line is None:
+                    return NEED_DATA
+                size_text = line.split(b";", 1)[0].strip()
+                if not re.fullmatch(rb"[0-9A-Fa-f]{1,15}", size_text):
+                    raise ProtocolError(f"malformed chunk size line {line[:40]!r}")
+                self._remaining = int(size_text, 16)
+                self._state = _CHUNK_DATA if self._remaining else _TRAILERS
+            elif state == _CHUNK_DATA:
+                data = self._take_length_chunk()
+                if data is NEED_DATA:
+                    return NEED_DATA
+                return data
+            elif state == _CHUNK_CRLF:
+                if len(self._buffer) < 2:
+                    if self._eof:
+                        raise IntegrityError("response body was truncated inside chunked framing")
+                    return NEED_DATA
+                if self._buffer[:2] != b"\r\n":
+                    raise ProtocolError("malformed chunked body: missing CRLF after chunk data")
+                del self._buffer[:2]
+                self._state = _CHUNK_SIZE
+            else:  # trailers: skip lines until an empty one
+                line = self._line()
+                if line is None:
+                    return NEED_DATA
+                if not line:
+                    self._state = _DONE
+                    return END
+
+    def _take_length_chunk(self) -> bytes | _Sentinel:
+        if not self._buffer:
+            if self._eof:
+                raise IntegrityError("response body was truncated inside a chunk")
+            return NEED_DATA
+        data = self._take(self._remaining)
+        self._remaining -= len(data)
+        if not self._remaining:
+            self._state = _CHUNK_CRLF
+        return data
+
+    def _line(self) -> bytes | None:
+        end = self._buffer.find(b"\r\n")
+        if end < 0:
+            if len(self._buffer) > _MAX_CHUNK_LINE:
+                raise ProtocolError("chunked framing line is too long")
+            if self._eof:
+                raise IntegrityError("response body was truncated inside chunked framing")
+            return None
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 2]
+        return line
+
+
+def _parse_head(raw: bytes) -> ResponseHead:
+    lines = raw.split(b"\r\n")
+    status_line = lines[0]
+    parts = status_line.split(b" ", 2)
+    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0"):
+        raise ProtocolError(f"malformed status line {status_line[:80]!r}")
+    code = parts[1]
+    if len(code) != 3 or not code.isdigit():
+        raise ProtocolError(f"malformed status code in {status_line[:80]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not _TOKEN_RE.fullmatch(name):
+            raise ProtocolError(f"malformed header line {line[:80]!r}")
+        key = name.decode("ascii").lower()
+        text = value.strip(b" \t").decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    connection = headers.get("connection", "").lower()
+    if parts[0] == b"HTTP/1.1":
+        keep_alive = "close" not in connection
+    else:
+        keep_alive = "keep-alive" in connection
+    reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    return ResponseHead(int(code), reason, headers, keep_alive)
