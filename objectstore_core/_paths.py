@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -82,7 +83,7 @@ class Target:
 
     def collection(self, resource: str = "objects") -> str:
         """``{base}/v1/{resource}/{usecase}/{scope}/`` (keyless POST form, §2.4)."""
-        return encode_path(f"{self.base_path}/v1/{resource}/{self.usecase.name}/{self.scope}/")
+        return _collection_path(self.base_path, resource, self.usecase.name, str(self.scope))
 
     def object(self, key: str, resource: str = "objects") -> str:
         """``{base}/v1/{resource}/{usecase}/{scope}/{key}``, percent-encoded (§2.5).
@@ -92,8 +93,16 @@ class Target:
         libraries would otherwise remove them as dot segments and address
         another object.
         """
-        prefix = encode_path(f"{self.base_path}/v1/{resource}/{self.usecase.name}/{self.scope}/")
+        prefix = _collection_path(self.base_path, resource, self.usecase.name, str(self.scope))
+        if "." not in key:
+            return prefix + encode_path(key)
         return prefix + "/".join(_encode_segment(segment) for segment in key.split("/"))
+
+
+@functools.lru_cache(maxsize=256)
+def _collection_path(base_path: str, resource: str, usecase: str, scope: str) -> str:
+    # Sessions address the same few collections over and over: encode each once.
+    return encode_path(f"{base_path}/v1/{resource}/{usecase}/{scope}/")
 
 
 def _encode_segment(segment: str) -> str:
