@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from objectstore_async._driver import adrive
@@ -42,6 +43,11 @@ class AsyncClient(BaseClient[AsyncTransport, "AsyncSession"]):
     Use ``async with`` or :meth:`aclose` to close the pool. Works under
     asyncio and trio; create one client per event loop.
     """
+
+    @staticmethod
+    def _read_key_file(path: str) -> str:
+        """Read ``$OBJECTSTORE_KEY_FILE`` for :meth:`from_env` (small, read once)."""
+        return Path(path).read_text(encoding="utf-8")
 
     def _default_transport(self, config: ClientConfig) -> AsyncTransport:
         return HttpxTransport(config)

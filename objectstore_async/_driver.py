@@ -8,7 +8,7 @@ from typing import TypeVar
 import anyio
 
 from objectstore_async._transport import AsyncRawBody, AsyncTransport
-from objectstore_core import Flow, ObjectstoreError, Response, SendRequest, Sleep
+from objectstore_core import Clock, Flow, ObjectstoreError, Response, SendRequest, Sleep
 
 __all__ = ["adrive"]
 
@@ -25,9 +25,11 @@ async def adrive(flow: Flow[T], transport: AsyncTransport) -> tuple[T, AsyncRawB
     try:
         step = next(flow)
         while True:
-            reply: Response | None = None
+            reply: Response | float | None = None
             if isinstance(step, Sleep):
                 await anyio.sleep(step.seconds)
+            elif isinstance(step, Clock):
+                reply = time.monotonic()
             elif isinstance(step, SendRequest):
                 if held is not None:
                     await held.aclose()

@@ -31,6 +31,37 @@ def _check_chunk(chunk: object) -> bytes:
     )
 
 
+async def _maybe_await(value: object) -> object:
+    return await value if inspect.isawaitable(value) else value
+
+
+async def _start_position(source: object) -> int | None:
+    seekable = getattr(source, "seekable", None)
+    try:
+        if callable(seekable) and await _maybe_await(seekable()):
+            position = await _maybe_await(source.tell())  # type: ignore[attr-defined]
+            return position if isinstance(position, int) else None
+    except (OSError, ValueError):  # e.g. a pipe that claims to seek, or a closed file
+        return None
+    return None
+
+
+async def _rewind(upload: Upload) -> None:
+    """Prepare a file payload for one attempt: every attempt starts where the first did.
+
+    The first attempt notes the position of a seekable (sync or async) file
+    with ``tell()``, reading nothing; later ones seek back there.
+    ``replay.started`` tells the core's retry decision that the payload was
+    touched (see :func:`objectstore_core._retry.body_replayable`).
+    """
+    replay = upload.replay
+    if replay.start is not None:
+        await _maybe_await(upload.source.seek(replay.start))
+    elif not replay.started:
+        replay.start = await _start_position(upload.source)
+    replay.started = True
+
+
 async def _read_file(source: object) -> AsyncIterator[bytes]:
     read = source.read  # type: ignore[attr-defined]
     if inspect.iscoroutinefunction(read):
@@ -47,7 +78,7 @@ async def _read_file(source: object) -> AsyncIterator[bytes]:
 
 
 async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
-    """The raw chunks of the caller's payload, read lazily."""
+    """The raw chunks of the caller's payload, read lazily (files from their start position)."""
     source = upload.source
     kind = upload.kind
     if kind is PayloadKind.BYTES:
@@ -59,12 +90,15 @@ async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
             while data := await file.read(CHUNK_SIZE):
                 yield data
     elif kind is PayloadKind.FILE:
+        await _rewind(upload)
         async for chunk in _read_file(source):
             yield chunk
     elif kind is PayloadKind.ASYNC_ITERABLE:
+        upload.replay.started = True  # one-shot: never sent twice once touched
         async for item in source:
             yield _check_chunk(item)
     else:
+        upload.replay.started = True
         for item in source:
             yield _check_chunk(item)
 

@@ -8,6 +8,7 @@ from cancellation, so a cancelled task still hands its connection back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -114,15 +115,27 @@ async def _guarded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 class HttpxTransport:
-    """Sends :class:`Request` descriptions with an ``httpx.AsyncClient``."""
+    """Sends :class:`Request` descriptions with an ``httpx.AsyncClient``.
+
+    One client per event loop (API §6): httpx binds pooled connections to
+    the loop that opened them. After ``fork()`` the child gets a new, empty
+    pool on its first request; the inherited one is abandoned without being
+    closed, so the child never writes to (or shuts down) a socket it shares
+    with its parent.
+    """
 
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
+        self._pid = os.getpid()
+        self._client = self._new_client()
+
+    def _new_client(self) -> httpx.AsyncClient:
+        config = self._config
         limits = httpx.Limits(
             max_connections=config.max_connections,
             max_keepalive_connections=config.max_connections,
         )
-        self._client = httpx.AsyncClient(
+        return httpx.AsyncClient(
             base_url=f"{config.scheme}://{config.host}:{config.port}",
             limits=limits,
             timeout=_httpx_timeout(config.timeout),
@@ -131,12 +144,19 @@ class HttpxTransport:
             **dict(config.connection_kwargs),
         )
 
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._client = self._new_client()
+
     async def aclose(self) -> None:
         """Close the connection pool."""
+        self._check_fork()
         await self._client.aclose()
 
     async def send(self, request: Request) -> tuple[Response, AsyncRawBody | None]:
         """Perform one request; see :class:`objectstore_core.Request` for the streaming rule."""
+        self._check_fork()
         content: Any = request.body
         if isinstance(content, Upload):
             content = _guarded(aiter_upload(content))
@@ -155,6 +175,8 @@ class HttpxTransport:
         except BaseException as exc:
             if isinstance(exc.__cause__, _SourceFailure):
                 raise exc.__cause__.error from None
+            if isinstance(exc, httpx.LocalProtocolError):
+                raise _translate(exc, reading_body=False) from None  # may quote a token
             raise _translate(exc, reading_body=False) from exc
         headers = {name.lower(): value for name, value in response.headers.items()}
         stream = AsyncRawStream(response)
@@ -192,10 +214,14 @@ def _translate(exc: BaseException, *, reading_body: bool) -> BaseException:
         return WriteTimeout(f"the server accepted no request bytes in time: {exc}")
     if isinstance(exc, httpx.PoolTimeout):
         return PoolTimeout(f"no connection became free in time: {exc}")
-    if isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol):
+    if isinstance(exc, httpx.ConnectError | httpx.UnsupportedProtocol | httpx.ProxyError):
         return ConnectError(f"cannot connect: {exc}")
     if isinstance(exc, httpx.WriteError):
         return WriteError(f"sending the request failed: {exc}")
+    if isinstance(exc, httpx.LocalProtocolError):
+        # h11 quotes an invalid header value, and a header may carry a token:
+        # the message is not passed on (API §7).
+        return ProtocolError("the request could not be sent: it is invalid (details not shown)")
     if isinstance(exc, httpx.RemoteProtocolError):
         text = str(exc).lower()
         if reading_body and ("incomplete" in text or "complete message body" in text):

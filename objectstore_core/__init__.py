@@ -5,6 +5,7 @@ or event loops. ``objectstore_sync`` (urllib3) and ``objectstore_async``
 (httpx) drive these flows and re-export the shared models.
 """
 
+from objectstore_core._auth import KeyCredentials, SecretKey, TokenGenerator, TokenProvider
 from objectstore_core._client_base import BaseClient
 from objectstore_core._codec import (
     IdentityDecoder,
@@ -17,12 +18,14 @@ from objectstore_core._codec import (
 from objectstore_core._config import (
     DEFAULT_USER_AGENT,
     ClientConfig,
+    ClientTarget,
     MetricsBackend,
     NoOpMetricsBackend,
     Timeout,
     client_config,
     config_from_env,
     session_target,
+    token_from_env,
 )
 from objectstore_core._download import Download, check_chunk_size
 from objectstore_core._durations import (
@@ -57,6 +60,7 @@ from objectstore_core._errors import (
     error_for_response,
 )
 from objectstore_core._http import (
+    Clock,
     Credentials,
     Flow,
     Payload,
@@ -66,6 +70,7 @@ from objectstore_core._http import (
     SendRequest,
     Sleep,
     Upload,
+    UploadReplay,
     classify_payload,
 )
 from objectstore_core._metadata import (
@@ -93,6 +98,8 @@ from objectstore_core._operations import (
     put_flow,
 )
 from objectstore_core._paths import Target, encode_path, encode_query
+from objectstore_core._presign import MAX_PRESIGN_DURATION, SUPPORTED_METHODS, build_canonical_form
+from objectstore_core._retry import RetryPolicy
 from objectstore_core._session import BaseSession, SessionFlows, with_return_annotation
 
 
@@ -103,9 +110,13 @@ def new_encoder() -> ZstdEncoder:
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "MAX_PRESIGN_DURATION",
+    "SUPPORTED_METHODS",
     "BaseClient",
     "BaseSession",
     "ClientConfig",
+    "ClientTarget",
+    "Clock",
     "Compression",
     "ConnectError",
     "ConnectTimeout",
@@ -118,6 +129,7 @@ __all__ = [
     "GetOutcome",
     "IdentityDecoder",
     "IntegrityError",
+    "KeyCredentials",
     "Metadata",
     "MetricsBackend",
     "MultipartCompleteError",
@@ -135,7 +147,9 @@ __all__ = [
     "Request",
     "RequestError",
     "Response",
+    "RetryPolicy",
     "Scope",
+    "SecretKey",
     "SendRequest",
     "ServerError",
     "SessionFlows",
@@ -145,14 +159,18 @@ __all__ = [
     "TimeToLive",
     "Timeout",
     "TimeoutError",
+    "TokenGenerator",
+    "TokenProvider",
     "TransportError",
     "Unauthorized",
     "Upload",
+    "UploadReplay",
     "Usecase",
     "WriteError",
     "WriteTimeout",
     "ZstdDecoder",
     "ZstdEncoder",
+    "build_canonical_form",
     "check_chunk_size",
     "classify_payload",
     "client_config",
@@ -180,5 +198,6 @@ __all__ = [
     "parse_timestamp",
     "put_flow",
     "session_target",
+    "token_from_env",
     "with_return_annotation",
 ]

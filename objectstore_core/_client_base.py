@@ -9,9 +9,10 @@ is therefore one signature for both twins.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, Self, TypeVar
 
+from objectstore_core._auth import TokenProvider
 from objectstore_core._config import (
     DEFAULT_MAX_CONNECTIONS,
     ClientConfig,
@@ -23,6 +24,7 @@ from objectstore_core._config import (
 )
 from objectstore_core._models import Scope, Usecase
 from objectstore_core._paths import Target
+from objectstore_core._retry import RetryPolicy
 
 __all__ = ["BaseClient"]
 
@@ -35,6 +37,9 @@ class BaseClient(Generic[TransportT, SessionT]):
 
     The first eight parameters are the official client's, in its order.
     ``timeout`` (a :class:`Timeout` or seconds) supersedes ``timeout_ms``;
+    ``retry`` (a :class:`RetryPolicy`) supersedes ``retries`` (which, as in
+    the official client, retries only failed connects; passing both is an
+    error; with neither the default policy retries what is safe to retry);
     ``max_connections`` sizes the pool; ``transport`` replaces the network
     entirely (for example an in-process emulator in tests).
     """
@@ -47,10 +52,11 @@ class BaseClient(Generic[TransportT, SessionT]):
         retries: int | None = None,
         timeout_ms: float | None = None,
         connection_kwargs: Mapping[str, Any] | None = None,
-        token: Any = None,
+        token: TokenProvider | None = None,
         spool_dir: str | os.PathLike[str] | None = None,
         *,
         timeout: Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         user_agent: str | None = None,
         transport: TransportT | None = None,
@@ -65,6 +71,7 @@ class BaseClient(Generic[TransportT, SessionT]):
             token,
             spool_dir,
             timeout=timeout,
+            retry=retry,
             max_connections=max_connections,
             user_agent=user_agent,
         )
@@ -78,13 +85,22 @@ class BaseClient(Generic[TransportT, SessionT]):
     def _new_session(self, target: Target) -> SessionT:
         raise NotImplementedError  # pragma: no cover - each twin provides its session
 
+    # How ``from_env`` reads ``$OBJECTSTORE_KEY_FILE``: the core opens no files, so
+    # each twin sets this to a plain file read (a staticmethod).
+    _read_key_file: Callable[[str], str] | None = None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
-        """A client for ``$OBJECTSTORE_URL`` with ``$OBJECTSTORE_TOKEN`` if set.
+        """A client for ``$OBJECTSTORE_URL`` with the token the environment describes.
 
+        ``$OBJECTSTORE_TOKEN`` is a pre-made token; ``$OBJECTSTORE_KEY_ID`` with
+        ``$OBJECTSTORE_KEY_FILE`` (a PEM file) makes a :class:`SecretKey`.
         Other keyword arguments are passed to the constructor.
+
+        >>> client = Client.from_env()          # doctest: +SKIP
         """
-        url, token = config_from_env(os.environ if environ is None else environ)
+        environ = os.environ if environ is None else environ
+        url, token = config_from_env(environ, cls._read_key_file)
         kwargs.setdefault("token", token)
         return cls(url, **kwargs)
 

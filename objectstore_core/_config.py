@@ -9,23 +9,29 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from objectstore_core._auth import SecretKey, TokenProvider
 from objectstore_core._models import Scope, Usecase
 from objectstore_core._paths import Target, split_base_url
+
+if TYPE_CHECKING:
+    from objectstore_core._retry import RetryPolicy
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_USER_AGENT",
     "ClientConfig",
+    "ClientTarget",
     "MetricsBackend",
     "NoOpMetricsBackend",
     "Timeout",
     "client_config",
     "config_from_env",
     "session_target",
+    "token_from_env",
 ]
 
 __version__ = "0.1.0"
@@ -83,15 +89,22 @@ class Timeout:
     bytes, ``pool`` the wait for a free pooled connection (None: until one
     frees up; then PoolTimeout). A plain number means the same for read and write (connect stays
     at its default of 0.1 s, as in the official clients).
+
+    ``total`` is a deadline for a whole operation: every attempt, and every
+    wait between retries, must fit in it. Each socket wait of an attempt is
+    cut to the time left, and no retry starts that could not finish its
+    backoff in time (the last error is raised instead). It does not bound
+    reading a streamed payload after ``get`` has returned it.
     """
 
     connect: float | None = 0.1
     read: float | None = None
     write: float | None = None
     pool: float | None = None
+    total: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("connect", "read", "write", "pool"):
+        for name in ("connect", "read", "write", "pool", "total"):
             object.__setattr__(self, name, _seconds(getattr(self, name), f"Timeout.{name}"))
 
     @classmethod
@@ -117,11 +130,12 @@ class ClientConfig:
     timeout: Timeout
     max_connections: int
     user_agent: str
-    token: Any = field(default=None, repr=False)
+    token: TokenProvider | None = field(default=None, repr=False)
     connection_kwargs: Mapping[str, Any] = field(default_factory=dict, repr=False)
     metrics_backend: Any = field(default_factory=NoOpMetricsBackend, repr=False)
     retries: int | None = None
     spool_dir: Any = None
+    retry: RetryPolicy | None = None
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every request: the User-Agent and a static token (§10.2)."""
@@ -140,14 +154,21 @@ def client_config(
     retries: int | None = None,
     timeout_ms: float | None = None,
     connection_kwargs: Mapping[str, Any] | None = None,
-    token: Any = None,
+    token: TokenProvider | None = None,
     spool_dir: Any = None,
     *,
     timeout: Timeout | float | None = None,
+    retry: RetryPolicy | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     user_agent: str | None = None,
 ) -> ClientConfig:
-    """Validate client arguments (official names first, then ours) into a config."""
+    """Validate client arguments (official names first, then ours) into a config.
+
+    Retries: ``retry=`` (a :class:`RetryPolicy`) is used as given. Otherwise
+    the official ``retries=N`` retries only failed connects, N times
+    (``retries=0``: never); with neither, the default :class:`RetryPolicy`
+    applies. Passing both is an error, as for ``timeout``/``timeout_ms``.
+    """
     scheme, host, port, base_path = split_base_url(base_url)
     if propagate_traces:
         warnings.warn(
@@ -157,6 +178,7 @@ def client_config(
         isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
     ):
         raise ValueError(f"retries={retries!r} is invalid: use a count >= 0 or None")
+    policy = _retry_policy(retries, retry)
     chosen = Timeout.coerce(timeout)
     if chosen is None:
         read = _seconds(timeout_ms, "timeout_ms")
@@ -172,7 +194,13 @@ def client_config(
     agent = DEFAULT_USER_AGENT if user_agent is None else user_agent
     if not isinstance(agent, str) or any(c in agent for c in "\r\n\0"):
         raise ValueError(f"user_agent={agent!r} is invalid: it must be one line of text")
-    if token is not None and isinstance(token, str) and any(c in token for c in "\r\n\0 "):
+    if token is not None and not isinstance(token, str | SecretKey):
+        # Never echo the value: it may be a secret in an unexpected wrapper.
+        raise TypeError(
+            f"token must be a SecretKey, a str (a pre-made token) or None, "
+            f"got {type(token).__name__}"
+        )
+    if isinstance(token, str) and any(c in token for c in "\r\n\0 "):
         raise ValueError("token is invalid: a static token must be one word without whitespace")
     return ClientConfig(
         base_url=base_url,
@@ -188,18 +216,70 @@ def client_config(
         metrics_backend=metrics_backend if metrics_backend is not None else NoOpMetricsBackend(),
         retries=retries,
         spool_dir=spool_dir,
+        retry=policy,
     )
 
 
-def config_from_env(environ: Mapping[str, str]) -> tuple[str, str | None]:
-    """``(OBJECTSTORE_URL, OBJECTSTORE_TOKEN or None)``; raises ValueError without a URL."""
+def _retry_policy(retries: int | None, retry: RetryPolicy | None) -> RetryPolicy:
+    from objectstore_core._retry import RetryPolicy  # _retry imports _http, which imports us
+
+    if retry is not None:
+        if retries is not None:
+            raise ValueError("pass either retry= or retries=, not both")
+        if not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, got {retry!r}")
+        return retry
+    if retries is not None:
+        return RetryPolicy.connection_errors(retries)
+    return RetryPolicy()
+
+
+def config_from_env(
+    environ: Mapping[str, str], read_key_file: Callable[[str], str] | None = None
+) -> tuple[str, TokenProvider | None]:
+    """``(OBJECTSTORE_URL, token)`` from the environment; ValueError without a URL.
+
+    The token is ``$OBJECTSTORE_TOKEN`` (a pre-made JWT), or a
+    :class:`SecretKey` named ``$OBJECTSTORE_KEY_ID`` whose PEM is in the file
+    ``$OBJECTSTORE_KEY_FILE`` (read with ``read_key_file``: the core does no I/O).
+    """
     url = environ.get("OBJECTSTORE_URL", "").strip()
     if not url:
         raise ValueError(
             "OBJECTSTORE_URL is not set: it must name the server, e.g. http://127.0.0.1:8888"
         )
+    return url, token_from_env(environ, read_key_file)
+
+
+def token_from_env(
+    environ: Mapping[str, str], read_key_file: Callable[[str], str] | None = None
+) -> TokenProvider | None:
+    """The token described by ``OBJECTSTORE_TOKEN`` or ``OBJECTSTORE_KEY_ID`` + ``_KEY_FILE``.
+
+    Setting both kinds, or only one of the key variables, raises ValueError.
+    """
     token = environ.get("OBJECTSTORE_TOKEN", "").strip() or None
-    return url, token
+    kid = environ.get("OBJECTSTORE_KEY_ID", "").strip()
+    key_file = environ.get("OBJECTSTORE_KEY_FILE", "").strip()
+    if not kid and not key_file:
+        return token
+    if token is not None:
+        raise ValueError(
+            "OBJECTSTORE_TOKEN and OBJECTSTORE_KEY_ID/OBJECTSTORE_KEY_FILE are both set: "
+            "use a static token or a signing key, not both"
+        )
+    if not kid or not key_file:
+        missing = "OBJECTSTORE_KEY_FILE" if kid else "OBJECTSTORE_KEY_ID"
+        raise ValueError(f"{missing} is not set: a signing key needs both its id and its PEM file")
+    if read_key_file is None:
+        raise ValueError("OBJECTSTORE_KEY_FILE is set but no file reader was given")
+    try:
+        pem = read_key_file(key_file)
+    except OSError as exc:
+        raise ValueError(
+            f"OBJECTSTORE_KEY_FILE {key_file!r} cannot be read: {exc.strerror or exc}"
+        ) from None
+    return SecretKey(kid, pem)
 
 
 def session_target(
@@ -208,9 +288,8 @@ def session_target(
     """Resolve ``client.session(usecase, **scopes)`` or ``client.session(scope)`` (API §1)."""
     headers = tuple(config.base_headers().items())
     if isinstance(usecase, Usecase):
-        scope = Scope.from_items(tuple(scopes.items()))
-        return Target(config.base_path, usecase, scope, headers)
-    if isinstance(usecase, Scope):
+        chosen, scope = usecase, Scope.from_items(tuple(scopes.items()))
+    elif isinstance(usecase, Scope):
         if usecase.usecase is None:
             raise ValueError(
                 f"scope {str(usecase)!r} has no usecase: build it with "
@@ -218,5 +297,25 @@ def session_target(
             )
         if scopes:
             raise ValueError("pass scope components either in the Scope or as keywords, not both")
-        return Target(config.base_path, usecase.usecase, usecase, headers)
-    raise TypeError(f"session() needs a Usecase or a Scope, got {usecase!r}")
+        chosen, scope = usecase.usecase, usecase
+    else:
+        raise TypeError(f"session() needs a Usecase or a Scope, got {usecase!r}")
+    # A signing key signs every request at send time, with a token cached per
+    # (usecase, scope) across sessions (PROTOCOL §10.7); a static token is a header.
+    credentials = (
+        config.token.credentials(chosen.name, scope)
+        if isinstance(config.token, SecretKey)
+        else None
+    )
+    return ClientTarget(config.base_path, chosen, scope, headers, credentials, config=config)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTarget(Target):
+    """A :class:`Target` of a client's session: it also carries the client's
+    configuration, so the flows apply its retry policy, timeouts and metrics.
+
+    Flows given a plain :class:`Target` (as in the core's tests) never retry.
+    """
+
+    config: ClientConfig | None = field(default=None, repr=False, compare=False)

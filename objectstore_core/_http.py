@@ -1,8 +1,8 @@
 """Plain data that crosses the boundary between the core and the transports.
 
-A flow (see :mod:`objectstore_core._flows`) yields :class:`SendRequest` and
-:class:`Sleep` steps; a driver performs them and sends back a
-:class:`Response`. Nothing here refers to an HTTP library.
+A flow (see :mod:`objectstore_core._operations`) yields :class:`SendRequest`,
+:class:`Sleep` and :class:`Clock` steps; a driver performs them and sends
+back a :class:`Response`, None, or the time. Nothing here refers to an HTTP library.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeAlias, TypeVar
 from objectstore_core._config import Timeout
 
 __all__ = [
+    "Clock",
     "Credentials",
     "Flow",
     "Payload",
@@ -25,6 +26,7 @@ __all__ = [
     "SendRequest",
     "Sleep",
     "Upload",
+    "UploadReplay",
     "classify_payload",
 ]
 
@@ -66,6 +68,22 @@ def classify_payload(contents: object) -> PayloadKind:
     )
 
 
+@dataclass(slots=True)
+class UploadReplay:
+    """What the transports learned about a payload while reading it, for retries.
+
+    The one mutable piece of an :class:`Upload`, written only by the twins'
+    source readers: ``started`` once a chunk was taken from the caller's
+    payload; ``start`` the position of a seekable file when it was first
+    read (found with ``tell()``, without reading), so every later attempt
+    rewinds there and re-encodes from the start. The core's retry decision
+    (:func:`objectstore_core._retry.body_replayable`) reads it.
+    """
+
+    started: bool = False
+    start: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Upload:
     """A request body the transport produces by reading the user's payload.
@@ -73,11 +91,14 @@ class Upload:
     The transport pulls chunks from ``source`` (according to ``kind``), passes
     each through a fresh encoder from :func:`objectstore_core.new_encoder`
     when ``compress`` is true, and streams the result with chunked framing.
+    Each attempt reads the payload from its start: bytes and paths always,
+    a seekable file by seeking back to ``replay.start``.
     """
 
     source: Payload
     kind: PayloadKind
     compress: bool
+    replay: UploadReplay = field(default_factory=UploadReplay, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,5 +174,14 @@ class Sleep:
     seconds: float
 
 
-Flow: TypeAlias = Generator[SendRequest | Sleep, Response | None, T]
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """Flow step: the driver sends back a monotonic time in seconds.
+
+    The core never reads a clock; a flow that must keep a deadline
+    (``Timeout.total``) asks for the time with this step.
+    """
+
+
+Flow: TypeAlias = Generator[SendRequest | Sleep | Clock, Response | float | None, T]
 """A multi-step operation written once, driven by the sync and the async driver."""

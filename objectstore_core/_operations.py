@@ -16,16 +16,23 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from objectstore_core._codec import compress as zstd_compress
-from objectstore_core._config import Timeout
+from objectstore_core._config import ClientConfig, ClientTarget, Timeout
 from objectstore_core._durations import format_duration
-from objectstore_core._errors import ObjectstoreError, ProtocolError, error_for_response
+from objectstore_core._errors import (
+    ObjectstoreError,
+    ProtocolError,
+    TimeoutError,
+    error_for_response,
+)
 from objectstore_core._http import (
+    Clock,
     Flow,
     Payload,
     PayloadKind,
     Request,
     Response,
     SendRequest,
+    Sleep,
     Upload,
     classify_payload,
 )
@@ -38,6 +45,7 @@ from objectstore_core._models import (
     validate_compression,
 )
 from objectstore_core._paths import Target, validate_key
+from objectstore_core._retry import retry_delay
 
 __all__ = [
     "GetOutcome",
@@ -58,18 +66,91 @@ def _send(target: Target, request: Request, operation: str, key: str | None) -> 
     """Yield one request with the session's headers and credentials; return its response.
 
     The one place every request passes. Drivers throw transport failures
-    into the flow at the ``yield``, so they are decided here (retries go
-    here) and leave with the operation's context attached.
+    into the flow at the ``yield``, so they are decided here: a failed
+    attempt (an error, or a status of the retry policy) is repeated after a
+    :class:`Sleep` when the client's :class:`RetryPolicy` asks for it and a
+    repetition cannot duplicate or corrupt a write (see
+    :mod:`objectstore_core._retry`). The final response is returned whatever
+    its status; the final error leaves with the operation's context.
+
+    With ``Timeout.total`` the flow keeps a deadline: it asks the driver for
+    the time (:class:`Clock`), cuts each attempt's socket waits to the time
+    left, and stops retrying when the next backoff would not fit. A stream
+    handed to the caller is never retried: only responses reach this loop.
     """
     if target.headers:
         request = replace(request, headers=target.headers + request.headers)
-    try:
-        response = yield SendRequest(request, target.credentials)
-    except ObjectstoreError as error:
-        raise error.with_context(**_context(target, operation, key)) from error.__cause__
-    if not isinstance(response, Response):  # pragma: no cover - driver contract
-        raise TypeError(f"driver sent {response!r} for a SendRequest")
-    return response
+    config = target.config if isinstance(target, ClientTarget) else None
+    policy = config.retry if config is not None else None
+    limits = request.timeout or (config.timeout if config is not None else None)
+    deadline = None
+    if limits is not None and limits.total is not None:
+        deadline = (yield from _now()) + limits.total
+    attempt = 0
+    while True:
+        attempt += 1
+        sent = request
+        if deadline is not None and limits is not None:
+            left = deadline - (yield from _now())
+            if left <= 0:
+                raise TimeoutError(
+                    f"{operation} did not finish within the total timeout of {limits.total} s"
+                ).with_context(**_context(target, operation, key))
+            sent = replace(request, timeout=_clipped(limits, left))
+        outcome: Response | ObjectstoreError
+        try:
+            reply = yield SendRequest(sent, target.credentials)
+        except ObjectstoreError as error:
+            outcome = error
+        else:
+            if not isinstance(reply, Response):  # pragma: no cover - driver contract
+                raise TypeError(f"driver sent {reply!r} for a SendRequest")
+            outcome = reply
+        delay = retry_delay(policy, request, attempt, outcome)
+        if delay is not None and deadline is not None and (yield from _now()) + delay >= deadline:
+            delay = None  # the wait alone would overrun the deadline
+        if delay is None:
+            if isinstance(outcome, ObjectstoreError):
+                context = _context(target, operation, key)
+                raise outcome.with_context(**context) from outcome.__cause__
+            return outcome
+        _count_retry(config, operation, outcome)
+        yield Sleep(delay)
+
+
+def _now() -> Flow[float]:
+    """The driver's monotonic time (the core never reads a clock)."""
+    now = yield Clock()
+    if not isinstance(now, int | float):  # pragma: no cover - driver contract
+        raise TypeError(f"driver sent {now!r} for a Clock step")
+    return float(now)
+
+
+def _clipped(limits: Timeout, left: float) -> Timeout:
+    """``limits`` with every socket wait cut to the ``left`` seconds of the deadline."""
+
+    def cut(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return replace(
+        limits,
+        connect=cut(limits.connect),
+        read=cut(limits.read),
+        write=cut(limits.write),
+        pool=cut(limits.pool),
+    )
+
+
+def _count_retry(
+    config: ClientConfig | None, operation: str, outcome: Response | ObjectstoreError
+) -> None:
+    """Report a retry to the client's metrics backend as ``objectstore.retries``."""
+    if config is None:
+        return
+    reason = str(outcome.status) if isinstance(outcome, Response) else type(outcome).__name__
+    config.metrics_backend.increment(
+        "objectstore.retries", tags={"operation": operation, "reason": reason}
+    )
 
 
 def _context(target: Target, operation: str, key: str | None) -> dict[str, str | None]:

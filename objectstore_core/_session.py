@@ -10,14 +10,16 @@ between the twins, and there is exactly one place to change an operation.
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from objectstore_core._config import Timeout
+from objectstore_core._auth import SecretKey
+from objectstore_core._config import ClientConfig, Timeout
 from objectstore_core._http import Flow, Payload
 from objectstore_core._metadata import Metadata
-from objectstore_core._models import Compression, ExpirationPolicy, Scope, Usecase
+from objectstore_core._models import Compression, ExpirationPolicy, Permission, Scope, Usecase
 from objectstore_core._operations import (
     GetOutcome,
     delete_flow,
@@ -27,6 +29,7 @@ from objectstore_core._operations import (
     put_flow,
 )
 from objectstore_core._paths import Target
+from objectstore_core._presign import object_url, presigned_url
 
 __all__ = ["BaseSession", "SessionFlows", "with_return_annotation"]
 
@@ -178,6 +181,100 @@ class BaseSession:
     def scope(self) -> Scope:
         """The scope of every object this session addresses."""
         return self._flows.scope
+
+    # -- tokens and URLs (API §5, PROTOCOL §10.7, §11): no I/O, identical in both twins --
+    #
+    # These read the wall clock once (``now=None``); pass ``now`` (seconds since the
+    # epoch) to sign for another time. Flows never read the clock: drivers pass it.
+
+    def _config(self) -> ClientConfig:
+        config: ClientConfig = self._client.config
+        return config
+
+    def mint_token(
+        self,
+        permissions: list[Permission] | None = None,
+        expiry_seconds: int | None = None,
+        *,
+        now: float | None = None,
+    ) -> str:
+        """A fresh token for this session's usecase and scope (PROTOCOL §10.3).
+
+        Permissions and lifetime default to the client's :class:`SecretKey`;
+        a client without one raises ValueError. Hand the token to another
+        party that should act on these objects only.
+
+        >>> token = session.mint_token([Permission.OBJECT_READ], 300)  # doctest: +SKIP
+        """
+        token = self._config().token
+        if not isinstance(token, SecretKey):
+            given = "a static token" if isinstance(token, str) else "no token"
+            raise ValueError(f"mint_token needs a SecretKey: this client has {given}")
+        target = self._flows.target
+        return token.token_for_scope(
+            target.usecase.name,
+            target.scope,
+            permissions,
+            expiry_seconds,
+            now=time.time() if now is None else now,
+        )
+
+    def object_url(
+        self, key: str, token_validity: timedelta | None = None, *, now: float | None = None
+    ) -> str:
+        """The full URL of object ``key``, e.g. ``http://host:8888/v1/objects/u/org=1/key``.
+
+        With ``token_validity`` (needs a :class:`SecretKey`), a read-only token
+        valid for that long (rounded up to whole seconds) is embedded as
+        ``?os_auth=<jwt>``, so a plain HTTP GET of the URL works (PROTOCOL
+        §10.7). Without it the URL carries no credential, whatever the client
+        uses, as in the official client; a static token is never put in a URL.
+
+        >>> session.object_url("report.pdf", token_validity=timedelta(minutes=5))  # doctest: +SKIP
+        'http://127.0.0.1:8888/v1/objects/attachments/org=42/report.pdf?os_auth=eyJ...'
+        """
+        config = self._config()
+        return object_url(
+            config.scheme,
+            config.host,
+            config.port,
+            self._flows.target,
+            key,
+            config.token,
+            token_validity,
+            time.time() if now is None else now,
+        )
+
+    def presigned_object_url(
+        self,
+        method: Literal["GET", "HEAD"],
+        key: str,
+        duration: timedelta = timedelta(hours=1),
+        *,
+        now: float | None = None,
+    ) -> str:
+        """A pre-signed URL allowing one ``method`` (GET or HEAD) of ``key`` (PROTOCOL §11).
+
+        Valid for ``duration`` (at most 7 days, rounded up to whole seconds)
+        from now, signed with the client's :class:`SecretKey` (ValueError
+        without one). A GET signature also works for HEAD. Use the URL
+        verbatim: any re-encoding of its path or query breaks the signature.
+
+        >>> session.presigned_object_url("GET", "a.pdf", timedelta(minutes=10))  # doctest: +SKIP
+        'http://127.0.0.1:8888/v1/objects/attachments/org=42/a.pdf?os_kid=...&os_sig=...'
+        """
+        config = self._config()
+        return presigned_url(
+            config.scheme,
+            config.host,
+            config.port,
+            self._flows.target,
+            method,
+            key,
+            config.token,
+            duration,
+            time.time() if now is None else now,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(usecase={self.usecase.name!r}, scope={str(self.scope)!r})"

@@ -4,6 +4,12 @@
 talk to ``--url`` or ``$OBJECTSTORE_URL``; with neither they start an embedded
 emulator over ``--data-dir`` (default ``./.objectstore``) for the duration of
 the command, so they work on a machine with no server at all.
+
+Credentials come from ``$OBJECTSTORE_TOKEN`` (a pre-made token) or
+``$OBJECTSTORE_KEY_ID`` with ``$OBJECTSTORE_KEY_FILE`` (an Ed25519 private key
+PEM). ``token`` mints a token with that key; ``url`` and ``presign`` print
+object URLs and need ``--url`` or ``$OBJECTSTORE_URL``: a URL of the embedded
+emulator would be dead as soon as the command exits.
 """
 
 from __future__ import annotations
@@ -16,19 +22,25 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from objectstore_core import (
     Metadata,
     ObjectstoreError,
+    Permission,
+    Scope,
     TimeToIdle,
     TimeToLive,
     Usecase,
     format_expiration,
     parse_duration,
+    token_from_env,
 )
+from objectstore_core.emulator import parse_permission
 from objectstore_sync._client import Client, Session
+from objectstore_sync._keys import parse_auth_key_option
 
 __all__ = ["main"]
 
@@ -48,6 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8888, help="port to bind (default 8888)")
     serve.add_argument(
         "--data-dir", help="keep objects in this directory (default: in memory, lost on exit)"
+    )
+    serve.add_argument(
+        "--auth-key",
+        action="append",
+        default=[],
+        metavar="KID=PUBLIC_KEY.pem[:perm,perm]",
+        help="trust this Ed25519 public key for kid (repeatable); permissions read, write, "
+        "delete (default all three)",
+    )
+    serve.add_argument(
+        "--enforce-auth",
+        action="store_true",
+        help="require a valid token or pre-signed URL on every object request",
     )
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -95,6 +120,39 @@ def _parser() -> argparse.ArgumentParser:
     rm = commands.add_parser("rm", help="delete an object")
     common(rm)
     rm.add_argument("key")
+
+    url = commands.add_parser("url", help="print an object's URL, optionally with a token")
+    common(url)
+    url.add_argument("key")
+    url.add_argument(
+        "--validity",
+        type=float,
+        metavar="SECONDS",
+        help="embed a read-only token valid this long (needs OBJECTSTORE_KEY_ID/_KEY_FILE)",
+    )
+
+    presign = commands.add_parser("presign", help="print a pre-signed URL for an object")
+    common(presign)
+    presign.add_argument("key")
+    presign.add_argument("--method", choices=["GET", "HEAD"], default="GET")
+    presign.add_argument(
+        "--duration",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="validity, at most 604800 (7 days); default 3600",
+    )
+
+    token = commands.add_parser("token", help="print a token for the usecase and scope")
+    common(token)
+    token.add_argument(
+        "--permissions",
+        metavar="PERM,PERM",
+        help="read, write, delete (or object.read, ...); default all three",
+    )
+    token.add_argument(
+        "--expiry", type=int, metavar="SECONDS", help="lifetime in seconds (default 60)"
+    )
     return parser
 
 
@@ -128,13 +186,41 @@ def _server_url(args: argparse.Namespace) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _session(args: argparse.Namespace) -> Iterator[Session]:
-    usecase = Usecase(args.usecase)
-    scope = usecase.scope()
-    for name, value in _pairs(args.scope, "--scope"):
-        scope = scope.push(name, value)
-    token = os.environ.get("OBJECTSTORE_TOKEN") or None
+    scope = _scope_of(args)
+    token = _token_from_env()
     with _server_url(args) as url, Client(url, token=token) as client:
         yield client.session(scope)
+
+
+def _read_text(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def _token_from_env() -> Any:
+    """$OBJECTSTORE_TOKEN, or a SecretKey from $OBJECTSTORE_KEY_ID + $OBJECTSTORE_KEY_FILE."""
+    return token_from_env(os.environ, _read_text)
+
+
+def _scope_of(args: argparse.Namespace) -> Scope:
+    scope = Usecase(args.usecase).scope()
+    for name, value in _pairs(args.scope, "--scope"):
+        scope = scope.push(name, value)
+    return scope
+
+
+@contextlib.contextmanager
+def _offline_session(args: argparse.Namespace, what: str, need_url: bool) -> Iterator[Session]:
+    """A session that only builds URLs or tokens: no server is contacted or started."""
+    url = args.url or os.environ.get("OBJECTSTORE_URL")
+    if not url:
+        if need_url:
+            raise ValueError(
+                f"{what} needs --url or $OBJECTSTORE_URL: a URL of the embedded emulator "
+                "would stop working when this command exits"
+            )
+        url = "http://127.0.0.1:8888"  # tokens do not depend on the server's address
+    with Client(url, token=_token_from_env()) as client:
+        yield client.session(_scope_of(args))
 
 
 def _metadata_json(metadata: Metadata) -> dict[str, Any]:
@@ -243,14 +329,49 @@ def _cmd_rm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_url(args: argparse.Namespace) -> int:
+    validity = None if args.validity is None else timedelta(seconds=args.validity)
+    with _offline_session(args, "objectstore url", need_url=True) as session:
+        print(session.object_url(args.key, token_validity=validity))
+    return 0
+
+
+def _cmd_presign(args: argparse.Namespace) -> int:
+    duration = timedelta(seconds=args.duration)
+    with _offline_session(args, "objectstore presign", need_url=True) as session:
+        print(session.presigned_object_url(args.method, args.key, duration))
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    permissions: list[Permission] | None = None
+    if args.permissions is not None:
+        permissions = [parse_permission(p) for p in args.permissions.split(",") if p.strip()]
+    with _offline_session(args, "objectstore token", need_url=False) as session:
+        print(session.mint_token(permissions, args.expiry))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from objectstore_sync._server import EmulatorServer
 
     if args.data_dir:
         os.makedirs(args.data_dir, exist_ok=True)
-    server = EmulatorServer(args.host, args.port, data_dir=args.data_dir)
+    auth_keys = dict(parse_auth_key_option(value) for value in args.auth_key)
+    server = EmulatorServer(
+        args.host,
+        args.port,
+        data_dir=args.data_dir,
+        auth_keys=auth_keys,
+        enforce_auth=args.enforce_auth,
+    )
     storage = f"data in {args.data_dir}" if args.data_dir else "data in memory"
-    print(f"objectstore emulator listening on {server.url} ({storage})", file=sys.stderr)
+    auth = "auth enforced" if args.enforce_auth else "auth off"
+    kids = f", keys: {', '.join(sorted(auth_keys))}" if auth_keys else ""
+    print(
+        f"objectstore emulator listening on {server.url} ({storage}; {auth}{kids})",
+        file=sys.stderr,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -266,6 +387,9 @@ _COMMANDS = {
     "get": _cmd_get,
     "head": _cmd_head,
     "rm": _cmd_rm,
+    "url": _cmd_url,
+    "presign": _cmd_presign,
+    "token": _cmd_token,
 }
 
 

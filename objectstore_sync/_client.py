@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 from objectstore_core import (
@@ -43,6 +44,11 @@ class Client(BaseClient[SyncTransport, "Session"]):
     A client created before ``fork()`` keeps working in the child (its pool
     is rebuilt there) and in the parent.
     """
+
+    @staticmethod
+    def _read_key_file(path: str) -> str:
+        """Read ``$OBJECTSTORE_KEY_FILE`` for :meth:`from_env` (small, read once)."""
+        return Path(path).read_text(encoding="utf-8")
 
     def _default_transport(self, config: ClientConfig) -> SyncTransport:
         return Urllib3Transport(config)

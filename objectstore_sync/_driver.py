@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TypeVar
 
-from objectstore_core import Flow, ObjectstoreError, Response, SendRequest, Sleep
+from objectstore_core import Clock, Flow, ObjectstoreError, Response, SendRequest, Sleep
 from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
@@ -23,9 +23,11 @@ def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
     try:
         step = next(flow)
         while True:
-            reply: Response | None = None
+            reply: Response | float | None = None
             if isinstance(step, Sleep):
                 time.sleep(step.seconds)
+            elif isinstance(step, Clock):
+                reply = time.monotonic()
             elif isinstance(step, SendRequest):
                 if held is not None:
                     held.close()

@@ -30,9 +30,10 @@ import logging
 import os
 import selectors
 import socket
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
@@ -41,13 +42,17 @@ from typing import cast
 import h11
 
 from objectstore_core.emulator import (
+    Authenticator,
     Emulator,
+    FaultedBody,
+    FaultKind,
     MemoryStorage,
     ServerRequest,
     ServerResponse,
     Storage,
 )
 from objectstore_sync._dirstore import DirectoryStorage
+from objectstore_sync._keys import AuthKeySpec, resolve_auth_keys
 
 __all__ = ["EmulatorServer"]
 
@@ -207,7 +212,10 @@ class _Connection:
 
     def _send_response(self, response: ServerResponse, is_head: bool, close: bool = False) -> None:
         body = response.body
+        faulted = body if isinstance(body, FaultedBody) else None
         try:
+            if faulted is not None and faulted.before_head:
+                self._inject(faulted, [])
             headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in response.headers]
             headers += [_SERVER_HEADER, (b"date", _http_date())]
             if close:
@@ -228,7 +236,12 @@ class _Connection:
                 if body and not no_body:
                     pending += self._framed(h11.Data(data=body))
             elif not no_body:
-                while chunk := body.read(_CHUNK):
+                while True:
+                    if faulted is not None and faulted.due() is not None:
+                        self._inject(faulted, pending)
+                        pending = []
+                    if not (chunk := body.read(_CHUNK)):
+                        break
                     pending += self._framed(h11.Data(data=chunk))
                     if sum(map(len, pending)) >= _COALESCE:
                         self._send(pending)
@@ -238,6 +251,29 @@ class _Connection:
         finally:
             if not isinstance(body, bytes | bytearray | memoryview):
                 body.close()
+
+    def _inject(self, faulted: FaultedBody, pending: list[bytes]) -> None:
+        """Perform the due action of an injected fault on the wire (see ``_faults``).
+
+        Bytes gathered so far are sent first. A stall sleeps and carries on;
+        a reset closes with SO_LINGER 0 (the peer gets an RST); a truncation
+        closes cleanly mid-body (the peer gets EOF). Both end the connection.
+        """
+        kind = faulted.due()
+        if kind is None:
+            return
+        faulted.acknowledge()
+        self._send(pending)
+        if kind is FaultKind.STALL:
+            time.sleep(faulted.fault.seconds)
+            return
+        with contextlib.suppress(OSError):
+            if kind is FaultKind.RESET:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            else:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.sock.close()
+        raise _ClientGone
 
     def _framed(self, event: h11.Data | h11.EndOfMessage) -> list[bytes]:
         return self.h11.send_with_data_passthrough(event) or []
@@ -262,6 +298,11 @@ class EmulatorServer:
     ``data_dir`` (a :class:`DirectoryStorage`) or ``storage`` is given; an
     ``emulator`` can be passed to configure the handler fully.
 
+    ``auth_keys`` is the key directory (PROTOCOL §10.6): ``kid`` -> public
+    key PEM text or file, optionally ``(key, permissions)``; see
+    :data:`objectstore_sync._keys.AuthKeySpec`. With ``enforce_auth`` every
+    object request needs a valid token or pre-signed signature (§10, §11).
+
     >>> with EmulatorServer("127.0.0.1", 0) as server:
     ...     server.url.startswith("http://127.0.0.1:")
     True
@@ -276,7 +317,11 @@ class EmulatorServer:
         storage: Storage | None = None,
         clock: Callable[[], datetime] | None = None,
         emulator: Emulator | None = None,
+        auth_keys: Mapping[str, AuthKeySpec] | None = None,
+        enforce_auth: bool = False,
     ) -> None:
+        # Keys are read and checked even without enforcement: a bad key fails at start.
+        keys = resolve_auth_keys(auth_keys)
         if emulator is None:
             if storage is None:
                 if data_dir is None:
@@ -284,8 +329,15 @@ class EmulatorServer:
                 else:
                     storage = DirectoryStorage(data_dir)
             emulator = Emulator(storage) if clock is None else Emulator(storage, clock=clock)
+            if enforce_auth:
+                emulator.authorize = Authenticator(keys)
+        elif auth_keys is not None or enforce_auth:
+            raise ValueError("pass auth_keys/enforce_auth or an emulator, not both")
         self.emulator = emulator
         self.storage = emulator.storage
+        self.faults = emulator.faults
+        """Faults to inject (``server.faults.inject(Fault.reset())``); see ``_faults``."""
+        self.faults.use_lock(threading.Lock())  # one plan, many connection threads
         self._listener = socket.create_server((host, port), backlog=128)
         self._listener.setblocking(False)
         bound_host, bound_port = self._listener.getsockname()[:2]

@@ -25,8 +25,36 @@ def _check_chunk(chunk: object) -> bytes | bytearray | memoryview:
     )
 
 
+def _rewind(upload: Upload) -> None:
+    """Prepare a file payload for one attempt: every attempt starts where the first did.
+
+    The first attempt notes the position of a seekable file with ``tell()``
+    (nothing is read); later ones seek back there. ``replay.started`` tells
+    the core's retry decision that the payload was touched (see
+    :func:`objectstore_core._retry.body_replayable`).
+    """
+    replay = upload.replay
+    source = upload.source
+    if replay.start is not None:
+        source.seek(replay.start)
+    elif not replay.started:
+        replay.start = _start_position(source)
+    replay.started = True
+
+
+def _start_position(source: object) -> int | None:
+    seekable = getattr(source, "seekable", None)
+    try:
+        if callable(seekable) and seekable():
+            position = source.tell()  # type: ignore[attr-defined]
+            return position if isinstance(position, int) else None
+    except (OSError, ValueError):  # e.g. a pipe that claims to seek, or a closed file
+        return None
+    return None
+
+
 def iter_source(upload: Upload) -> Iterator[bytes | bytearray | memoryview]:
-    """The raw chunks of the caller's payload, read lazily."""
+    """The raw chunks of the caller's payload, read lazily (files from their start position)."""
     source = upload.source
     kind = upload.kind
     if kind is PayloadKind.BYTES:
@@ -38,9 +66,11 @@ def iter_source(upload: Upload) -> Iterator[bytes | bytearray | memoryview]:
             while data := file.read(CHUNK_SIZE):
                 yield data
     elif kind is PayloadKind.FILE:
+        _rewind(upload)
         while chunk := _check_chunk(source.read(CHUNK_SIZE)):
             yield chunk
     elif kind is PayloadKind.ITERABLE:
+        upload.replay.started = True  # one-shot: never sent twice once touched
         for chunk in source:
             yield _check_chunk(chunk)
     else:

@@ -18,6 +18,7 @@ project's error tree, keeping the original as ``__cause__``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import os
@@ -47,6 +48,7 @@ from objectstore_core import (
     WriteError,
     WriteTimeout,
 )
+from objectstore_core._retry import IDEMPOTENT_METHODS
 from objectstore_sync._sources import iter_upload
 
 __all__ = ["RawBody", "RawStream", "SyncTransport", "Urllib3Transport"]
@@ -75,46 +77,79 @@ class SyncTransport(Protocol):
     def close(self) -> None: ...
 
 
+# Guards the rebuild of pools after fork(). A lock another thread held at fork
+# time stays locked forever in the child, so the child gets a fresh one.
+_fork_lock = threading.Lock()
+
+
+def _new_fork_lock() -> None:
+    global _fork_lock
+    _fork_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_fork_lock)
+
+
 class _Pool:
-    """A bounded set of keep-alive connections to one origin."""
+    """A bounded set of keep-alive connections to one origin.
+
+    Fork safety (API §6): the pool remembers the process that filled it.
+    The first use in a forked child rebuilds it (new lock, new semaphore, no
+    idle connections), so the child never shares a socket with its parent
+    nor waits on a lock or slot a parent thread held at fork time. Every
+    lease carries the pool generation it came from; a connection returned
+    to a newer generation (acquired before the fork, or before a rebuild)
+    is closed, never pooled, and frees no slot it did not take.
+    """
 
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
         self._cls: type[HTTPConnection] = (
             HTTPSConnection if config.scheme == "https" else HTTPConnection
         )
+        self._idle: list[HTTPConnection] = []
         self._reset()
 
     def _reset(self) -> None:
+        inherited, self._idle = self._idle, []
         self._pid = os.getpid()
+        self._generation = object()
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self._config.max_connections)
-        self._idle: list[HTTPConnection] = []
+        self._in_use = 0
         self._closed = False
+        for conn in inherited:
+            # close() only drops this process's descriptor (no shutdown, no TLS
+            # close_notify), so the parent's connection is unaffected.
+            _drop(conn)
 
     def _check_fork(self) -> None:
-        # After fork() the child must not use sockets it shares with the
-        # parent, nor locks another thread may have held at fork time. The
-        # inherited descriptors are dropped without a protocol-level close.
         if self._pid != os.getpid():
-            self._reset()
+            with _fork_lock:
+                if self._pid != os.getpid():
+                    self._reset()
 
-    def acquire(self, wait: float | None) -> tuple[HTTPConnection, bool]:
-        # ``wait`` is Timeout.pool: None blocks until a connection is free.
-        """A connection and whether it was reused; raises PoolTimeout when none frees up."""
+    def acquire(self, wait: float | None) -> tuple[HTTPConnection, bool, object]:
+        """A connection, whether it was reused, and its lease generation.
+
+        ``wait`` is Timeout.pool: None blocks until a connection is free;
+        PoolTimeout when none frees up in time (nothing was sent).
+        """
         self._check_fork()
         if self._closed:
             raise ConnectError("the client is closed")
-        if not self._slots.acquire(timeout=wait):  # None: wait until one is free
+        generation, slots = self._generation, self._slots
+        if not slots.acquire(timeout=wait):  # None: wait until one is free
             raise PoolTimeout(
                 f"no connection became free within {wait} s "
                 f"(max_connections={self._config.max_connections})"
             )
         with self._lock:
+            self._in_use += 1
             while self._idle:
                 conn = self._idle.pop()
                 if conn.is_connected:
-                    return conn, True
+                    return conn, True, generation
                 conn.close()
         conn = self._cls(
             self._config.host,
@@ -122,18 +157,29 @@ class _Pool:
             timeout=self._config.timeout.connect,
             **dict(self._config.connection_kwargs),
         )
-        return conn, False
+        return conn, False, generation
 
-    def release(self, conn: HTTPConnection, reusable: bool) -> None:
+    def release(self, conn: HTTPConnection, reusable: bool, generation: object) -> None:
         """Give a connection back (kept only if reusable) and free its slot."""
-        if self._pid != os.getpid():
-            return  # acquired before a fork; the new pool never counted it
+        self._check_fork()
+        if generation is not self._generation:
+            _drop(conn)  # leased before a fork: never pooled here, no slot to free
+            return
         if reusable and not self._closed and not conn.is_closed:
             with self._lock:
                 self._idle.append(conn)
+                self._in_use -= 1
         else:
             conn.close()
+            with self._lock:
+                self._in_use -= 1
         self._slots.release()
+
+    def stats(self) -> dict[str, int]:
+        """``{"idle": n, "in_use": m}`` for this process (leak checks, load tests)."""
+        self._check_fork()
+        with self._lock:
+            return {"idle": len(self._idle), "in_use": self._in_use}
 
     def close(self) -> None:
         self._check_fork()
@@ -144,14 +190,26 @@ class _Pool:
             conn.close()
 
 
+def _drop(conn: HTTPConnection) -> None:
+    """Close this process's descriptor of a connection without talking to the peer."""
+    sock = conn.sock
+    conn.sock = None
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
 class RawStream:
     """An open response body: raw bytes out, connection released at the end or on close."""
 
-    __slots__ = ("_conn", "_done", "_pool", "_response")
+    __slots__ = ("_conn", "_done", "_generation", "_pool", "_response")
 
-    def __init__(self, pool: _Pool, conn: HTTPConnection, response: HTTPResponse) -> None:
+    def __init__(
+        self, pool: _Pool, conn: HTTPConnection, generation: object, response: HTTPResponse
+    ) -> None:
         self._pool = pool
         self._conn = conn
+        self._generation = generation
         self._response = response
         self._done = False
 
@@ -177,7 +235,7 @@ class RawStream:
         self._done = True
         if not reusable:
             self._response.close()
-        self._pool.release(self._conn, reusable)
+        self._pool.release(self._conn, reusable, self._generation)
 
 
 def _translate_read(exc: BaseException) -> BaseException:
@@ -232,6 +290,10 @@ class Urllib3Transport:
         """Close idle connections; connections still streaming close when released."""
         self._pool.close()
 
+    def pool_stats(self) -> dict[str, int]:
+        """Connections of this process: ``{"idle": n, "in_use": m}`` (for leak checks)."""
+        return self._pool.stats()
+
     def send(self, request: Request) -> tuple[Response, RawStream | None]:
         """Perform one request; see :class:`objectstore_core.Request` for the streaming rule."""
         limits = request.timeout or self._config.timeout
@@ -240,12 +302,15 @@ class Urllib3Transport:
                 "cannot upload an async iterable with the sync client: use objectstore_async, "
                 "or pass bytes, a file, an iterable of bytes or a path"
             )
-        # Bodies that are plain bytes (or absent) can be sent again as they are.
-        replayable = not isinstance(request.body, Upload)
+        # A request that died on a reused keep-alive connection is sent once more
+        # on a fresh one: the server had most likely closed it while idle. Only
+        # for idempotent methods with bytes bodies: a keyless POST may have been
+        # stored before the connection broke, and must not be repeated (API §6).
+        replayable = not isinstance(request.body, Upload) and request.method in IDEMPOTENT_METHODS
         attempt = 0
         while True:
             attempt += 1
-            conn, reused = self._pool.acquire(limits.pool)
+            conn, reused, generation = self._pool.acquire(limits.pool)
             try:
                 response = self._exchange(
                     conn, request, limits, may_retry=reused and replayable and attempt == 1
@@ -253,14 +318,14 @@ class Urllib3Transport:
             except _Retry:
                 # A kept-alive connection the server had already closed: the
                 # request never reached it, so one more try on a new one is safe.
-                self._pool.release(conn, reusable=False)
+                self._pool.release(conn, False, generation)
                 continue
             except BaseException:
-                self._pool.release(conn, reusable=False)
+                self._pool.release(conn, False, generation)
                 raise
             break
         headers = {name.lower(): value for name, value in response.headers.items()}
-        stream = RawStream(self._pool, conn, response)
+        stream = RawStream(self._pool, conn, generation, response)
         if request.stream and 200 <= response.status < 300:
             return Response(response.status, headers), stream
         try:
@@ -278,7 +343,7 @@ class Urllib3Transport:
             try:
                 conn.connect()
             except BaseException as exc:
-                raise _translate_connect(exc, self._config) from exc
+                raise _translate_connect(exc, self._config, limits) from exc
         # The connect timeout is over: body writes wait up to the write timeout.
         conn.timeout = limits.write
         headers = dict(request.headers)
@@ -300,6 +365,12 @@ class Urllib3Transport:
             )
         except _SourceFailure as failure:
             raise failure.error from None
+        except ValueError:
+            # http.client rejects a header value by quoting it, and a header may
+            # carry a token: report the failure without the value (API §7).
+            raise ProtocolError(
+                "the request could not be sent: a header is invalid (value not shown)"
+            ) from None
         except (BrokenPipeError, ConnectionResetError) as exc:
             # The server may have answered early (e.g. an auth error) and
             # closed; try to read that answer before calling it a failure.
@@ -337,7 +408,7 @@ def _read_limited(stream: RawStream) -> bytes:
         chunks.append(data)
 
 
-def _translate_connect(exc: BaseException, config: ClientConfig) -> BaseException:
+def _translate_connect(exc: BaseException, config: ClientConfig, limits: Timeout) -> BaseException:
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         return exc
     where = f"{config.host}:{config.port}"
@@ -345,7 +416,7 @@ def _translate_connect(exc: BaseException, config: ClientConfig) -> BaseExceptio
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
         return ConnectError(f"cannot connect to {where}: {exc}")
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError | TimeoutError):
-        return ConnectTimeout(f"connecting to {where} took longer than {config.timeout.connect} s")
+        return ConnectTimeout(f"connecting to {where} took longer than {limits.connect} s")
     return ConnectError(f"cannot connect to {where}: {exc}")
 
 

@@ -23,9 +23,13 @@ A fake clock makes expiry testable::
         ...
         now[0] += timedelta(days=2)             # TTL/TTI objects expire accordingly
 
-``auth_keys`` and ``enforce_auth`` are accepted and stored so tests can be
-written against the final signature; enforcement arrives with the auth
-support of the emulator (until then every request is allowed).
+With ``enforce_auth`` the server checks tokens and pre-signed URLs
+(PROTOCOL §10, §11) against ``auth_keys``, which maps a ``kid`` to a public
+key (PEM text or file path) or to ``(key, permissions)``::
+
+    with LocalServer(auth_keys={"test_kid": "tests/data/ed25519.public.pem"},
+                     enforce_auth=True) as server:
+        client = Client(server.url, token=SecretKey("test_kid", private_pem))
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
 
-from objectstore_core.emulator import Emulator, Storage
+from objectstore_core.emulator import Emulator, Fault, FaultPlan, Storage
 from objectstore_sync._inprocess import InProcessTransport
+from objectstore_sync._keys import AuthKeySpec
 from objectstore_sync._server import EmulatorServer
 
-__all__ = ["InProcessTransport", "LocalServer"]
+__all__ = ["Fault", "InProcessTransport", "LocalServer"]
 
 
 class LocalServer:
@@ -52,7 +57,7 @@ class LocalServer:
     def __init__(
         self,
         data_dir: str | os.PathLike[str] | None = None,
-        auth_keys: Mapping[str, object] | None = None,
+        auth_keys: Mapping[str, AuthKeySpec] | None = None,
         enforce_auth: bool = False,
         *,
         clock: Callable[[], datetime] | None = None,
@@ -85,11 +90,23 @@ class LocalServer:
         """The store behind the emulator (memory or directory)."""
         return self.server.storage
 
+    @property
+    def faults(self) -> FaultPlan:
+        """The fault plan of the emulator: ``server.faults.inject(Fault.status(503))``."""
+        return self.server.faults
+
     def start(self) -> LocalServer:
         """Bind a free port and start serving in a daemon thread."""
         if self._server is not None:
             raise RuntimeError("LocalServer is already running")
-        server = EmulatorServer("127.0.0.1", 0, data_dir=self.data_dir, clock=self.clock)
+        server = EmulatorServer(
+            "127.0.0.1",
+            0,
+            data_dir=self.data_dir,
+            clock=self.clock,
+            auth_keys=self.auth_keys,
+            enforce_auth=self.enforce_auth,
+        )
         server.start()
         self._server = server
         return self

@@ -15,11 +15,22 @@ The handler speaks the wire protocol of ``PROTOCOL.md`` (§2–§7, §14.2,
 
 Layout: ``_messages`` (request/response values), ``_routing`` (§2),
 ``_object_headers`` (§4), ``_ranges`` (§6), ``_expiry`` (§7, §14.2),
+``_auth`` (§10, §11: tokens, pre-signed URLs, the key directory),
+``_faults`` (programmatic fault injection),
 ``_storage`` (the storage protocol and the in-memory store), ``_exchange``
 (one request in progress) and ``_handler`` (routing requests to all of
 them). Nothing in this package performs I/O.
 """
 
+from objectstore_core.emulator._auth import (
+    ALLOW_ALL,
+    Authenticator,
+    AuthKey,
+    Permit,
+    load_public_key,
+    parse_permission,
+)
+from objectstore_core.emulator._faults import Fault, FaultedBody, FaultKind, FaultPlan
 from objectstore_core.emulator._handler import Authorize, Emulator, Exchange, read_body
 from objectstore_core.emulator._messages import BodyStream, ServerRequest, ServerResponse
 from objectstore_core.emulator._routing import Route, RouteKind
@@ -35,21 +46,31 @@ from objectstore_core.emulator._storage import (
 )
 
 __all__ = [
+    "ALLOW_ALL",
     "DEFAULT_CONTENT_TYPE",
+    "AuthKey",
+    "Authenticator",
     "Authorize",
     "BodyStream",
     "Emulator",
     "Exchange",
+    "Fault",
+    "FaultKind",
+    "FaultPlan",
+    "FaultedBody",
     "MemoryStorage",
     "ObjectId",
     "ObjectRecord",
     "ObjectWriter",
     "OpenObject",
+    "Permit",
     "RecordChange",
     "Route",
     "RouteKind",
     "ServerRequest",
     "ServerResponse",
     "Storage",
+    "load_public_key",
+    "parse_permission",
     "read_body",
 ]

@@ -7,11 +7,21 @@ without sockets. What they share lives here: turning a client
 :class:`ServerResponse` into what the client's flows expect (headers with
 the framing a real server would send, a body to stream or read whole).
 They differ only in how they read the caller's upload (blocking or awaited).
+
+Injected faults (``emulator.faults``, see ``_faults``) reach the client as
+they would over a socket, minus the waiting: a reset before the response
+raises :class:`ReadError` from ``send``; a reset or truncation mid-body
+raises :class:`ReadError` or :class:`IntegrityError` when the body is read
+(inside ``send`` for small bodies, from the payload for streamed ones); a
+corrupted byte arrives corrupted; stalls are skipped, as there is no socket
+whose timeout could expire.
 """
 
 from __future__ import annotations
 
+from objectstore_core._errors import ReadError
 from objectstore_core._http import Request, Response, Upload
+from objectstore_core.emulator._faults import FaultedBody, FaultKind
 from objectstore_core.emulator._handler import read_body
 from objectstore_core.emulator._messages import BodyStream, ServerRequest, ServerResponse
 
@@ -62,6 +72,12 @@ def split_response(
     request: Request, response: ServerResponse
 ) -> tuple[Response, InProcessBody | None]:
     """The client's view of an emulator response, following the streaming rule of Request."""
+    if isinstance(response.body, FaultedBody) and response.body.before_head:
+        due = response.body.due()
+        response.body.acknowledge()
+        if due is FaultKind.RESET:
+            response.body.close()
+            raise ReadError("the server reset the connection before responding (injected fault)")
     headers = dict(response.headers)
     no_body = request.method == "HEAD" or response.status in (204, 304)
     if response.content_length is not None and not no_body:

@@ -16,9 +16,11 @@ transport reads in chunks and must close. :meth:`Emulator.handle` runs a
 whole exchange in memory for tests and in-process transports.
 
 Checks follow the reference server's order (PROTOCOL §1.4): route and
-method, then the authorization slot (``authorize``, a hook for the auth
-task; None disables auth), then path parsing, endpoint extraction (Range,
-query), metadata validation, and storage.
+method, then authentication (``authorize``, e.g. an
+:class:`~objectstore_core.emulator.Authenticator`; None disables auth),
+then path parsing, endpoint extraction (Range, query, body), metadata
+validation, the permission check of the authenticated :class:`Permit`
+(§1.4 step 6), and storage.
 
 Expiry mimics the **production** backends, not the reference server's
 development backends (PROTOCOL §7.3): expired objects are filtered on read
@@ -38,6 +40,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from objectstore_core._models import Permission
+from objectstore_core.emulator._auth import ALLOW_ALL, Permit
 from objectstore_core.emulator._exchange import (
     BufferSink,
     Exchange,
@@ -46,6 +50,7 @@ from objectstore_core.emulator._exchange import (
     service_error,
 )
 from objectstore_core.emulator._expiry import extend, is_expired, parse_extend_expiry, tti_bump
+from objectstore_core.emulator._faults import FaultKind, FaultPlan, attach_fault
 from objectstore_core.emulator._messages import (
     BytesLike,
     ServerRequest,
@@ -77,8 +82,13 @@ from objectstore_core.emulator._storage import ObjectId, ObjectRecord, Storage
 
 __all__ = ["Authorize", "Emulator", "Exchange", "read_body"]
 
-Authorize = Callable[[ServerRequest, Route], ServerResponse | None]
-"""The auth slot (PROTOCOL §1.4 step 3): return an error response to refuse, None to go on."""
+Authorize = Callable[[ServerRequest, Route, datetime], ServerResponse | Permit | None]
+"""The auth slot (PROTOCOL §1.4 step 3), called with the emulator clock's time: an error
+response refuses the request, a :class:`Permit` is asked for each operation's permission
+(None allows everything)."""
+
+Deny = Callable[[Permission], ServerResponse | None]
+"""The permit's check for the request's usecase and scope: None when allowed."""
 
 _ACCEPT_RANGES = ("accept-ranges", "bytes")
 _JSON_BODY_LIMIT = 64 * 1024  # PATCH bodies are tiny; bound what we buffer
@@ -114,6 +124,8 @@ class Emulator:
         self.clock = clock
         self.enforce_expiry = enforce_expiry
         self.authorize = authorize
+        self.faults = FaultPlan()
+        """Faults to inject into responses (see :mod:`objectstore_core.emulator._faults`)."""
         self._requests_total = 0
         self._bytes_total = 0
         self._in_flight = 0
@@ -124,10 +136,16 @@ class Emulator:
         """Start handling ``request``; see :class:`Exchange` for the rest."""
         self._requests_total += 1
         self._in_flight += 1
-        try:
-            exchange = self._dispatch(request)
-        except Exception as exc:  # a bug or a storage failure must still produce a response
-            exchange = Exchange(service_error(500, f"internal error: {exc!r}"))
+        fault = self.faults.take(request)
+        if fault is not None and fault.kind is FaultKind.STATUS:
+            exchange = attach_fault(Exchange(), fault)  # answered without processing
+        else:
+            try:
+                exchange = self._dispatch(request)
+            except Exception as exc:  # a bug or a storage failure must still produce a response
+                exchange = Exchange(service_error(500, f"internal error: {exc!r}"))
+            if fault is not None:
+                exchange = attach_fault(exchange, fault)
         # /keda counters; plain int updates, so approximate when threads race.
         exchange._account = self._account
         return exchange
@@ -158,19 +176,25 @@ class Emulator:
         if internal is not None:
             return Exchange(internal)
         # §1.4 step 3: authentication happens before the path is parsed.
+        permit: Permit = ALLOW_ALL
         if self.authorize is not None:
-            denial = self.authorize(request, route)
-            if denial is not None:
-                return Exchange(denial)
+            outcome = self.authorize(request, route, self.clock())
+            if isinstance(outcome, ServerResponse):
+                return Exchange(outcome)
+            permit = ALLOW_ALL if outcome is None else outcome
         try:
             path = parse_object_path(route)  # §1.4 step 4
         except PathError as exc:
             return Exchange(text_response(400, f"Invalid URL: {exc}"))
+
+        def deny(permission: Permission) -> ServerResponse | None:
+            return permit.check(path.usecase, path.scope, permission)
+
         if route.kind is RouteKind.OBJECT_INSERT:
-            return self._begin_write(request, raw_query, path, str(uuid.uuid4()), 201)
+            return self._begin_write(request, raw_query, path, str(uuid.uuid4()), 201, deny)
         if route.kind is RouteKind.OBJECT:
             assert path.key is not None
-            return self._object(request, raw_query, path, path.key)
+            return self._object(request, raw_query, path, path.key, deny)
         # Batch (§8) and multipart (§9) are not implemented yet: 501 as for a backend
         # without multipart support (§9).
         return Exchange(service_error(501, "not implemented"))
@@ -204,25 +228,35 @@ class Emulator:
         return "\n".join(lines) + "\n"
 
     def _object(
-        self, request: ServerRequest, raw_query: str, path: ObjectPath, key: str
+        self, request: ServerRequest, raw_query: str, path: ObjectPath, key: str, deny: Deny
     ) -> Exchange:
+        # Permissions per operation: PROTOCOL §10.4. Each check follows the
+        # endpoint's own extraction (Range, query, body), as on the reference server.
         oid = ObjectId(path.usecase, path.scope_wire, key)
         method = request.method
         if method == "PUT":
-            return self._begin_write(request, raw_query, path, key, 200)
+            return self._begin_write(request, raw_query, path, key, 200, deny)
         if method == "GET":
-            return Exchange(self._get(request, oid))
+            return Exchange(self._get(request, oid, deny))
         if method == "HEAD":
-            return Exchange(self._head(oid))
+            return Exchange(deny(Permission.OBJECT_READ) or self._head(oid))
         if method == "DELETE":
-            return Exchange(self._delete(raw_query, oid))
+            return Exchange(self._delete(raw_query, oid, deny))
         assert method == "PATCH"
-        return Exchange(sink=BufferSink(lambda body: self._patch(oid, body), _JSON_BODY_LIMIT))
+        return Exchange(
+            sink=BufferSink(lambda body: self._patch(oid, body, deny), _JSON_BODY_LIMIT)
+        )
 
     # -- writes (PROTOCOL §3.1, §3.2, §4, §14.1) ---------------------------------------
 
     def _begin_write(
-        self, request: ServerRequest, raw_query: str, path: ObjectPath, key: str, status: int
+        self,
+        request: ServerRequest,
+        raw_query: str,
+        path: ObjectPath,
+        key: str,
+        status: int,
+        deny: Deny,
     ) -> Exchange:
         try:
             query = parse_query(raw_query, ("upload_type", "session"))
@@ -240,7 +274,9 @@ class Emulator:
         except MetadataError as exc:
             message = f"metadata error: {exc}"
             return Exchange(json_error(400, f"service error: {message}", [message, str(exc)]))
-        # (The auth task adds the object.write permission check here, after metadata: §1.4.)
+        denial = deny(Permission.OBJECT_WRITE)  # after metadata: a bad header wins (§1.4 step 6)
+        if denial is not None:
+            return Exchange(denial)
         oid = ObjectId(path.usecase, path.scope_wire, key)
         stamped = self.clock()
         success = json_response(status, {"key": key})
@@ -263,7 +299,7 @@ class Emulator:
 
         self.storage.update(oid, change)
 
-    def _get(self, request: ServerRequest, oid: ObjectId) -> ServerResponse:
+    def _get(self, request: ServerRequest, oid: ObjectId, deny: Deny) -> ServerResponse:
         range_value = request.header("range")
         requested = None
         if range_value is not None:
@@ -271,6 +307,9 @@ class Emulator:
                 requested = parse_range(range_value)  # §1.4 step 5: before the lookup
             except RangeError as exc:
                 return json_error(400, f"client error: invalid Range header: {exc}")
+        denial = deny(Permission.OBJECT_READ)
+        if denial is not None:
+            return denial
         opened = self.storage.open(oid)
         if opened is None:
             return empty_response(404)
@@ -310,23 +349,29 @@ class Emulator:
         headers = [*read_headers(record), _ACCEPT_RANGES, size_header(record)]
         return ServerResponse(204, tuple(headers), b"", None)
 
-    def _delete(self, raw_query: str, oid: ObjectId) -> ServerResponse:
+    def _delete(self, raw_query: str, oid: ObjectId, deny: Deny) -> ServerResponse:
         try:
             query = parse_query(raw_query, ("session",))
         except ValueError as exc:
             return text_response(400, f"Failed to deserialize query string: {exc}")
         if "session" in query:
             return json_error(404, "client error: upload session not found")
+        denial = deny(Permission.OBJECT_DELETE)
+        if denial is not None:
+            return denial
         self.storage.delete(oid)
         return empty_response(204)  # also when absent (§3.5)
 
     # -- PATCH extend_expiry (PROTOCOL §14.2) ---------------------------------------------
 
-    def _patch(self, oid: ObjectId, body: bytes) -> ServerResponse:
+    def _patch(self, oid: ObjectId, body: bytes, deny: Deny) -> ServerResponse:
         try:
             request = parse_extend_expiry(body)
         except ValueError as exc:
             return json_error(400, f"client error: invalid extend_expiry request: {exc}")
+        denial = deny(Permission.OBJECT_WRITE)  # §10.4: extend_expiry needs object.write
+        if denial is not None:
+            return denial
         now = self.clock()
 
         def change(current: ObjectRecord) -> ObjectRecord | None:

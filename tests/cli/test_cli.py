@@ -58,8 +58,17 @@ def test_head_prints_metadata_and_rm_deletes(
 ) -> None:
     (workdir / "notes.txt").write_text("naïve café\n")
     status, out, _ = _run(
-        capsys, "put", "notes.txt", "--key", "docs/notes.txt", "--meta", "team=ops",
-        "--ttl", "2d", "--scope", "org=7",
+        capsys,
+        "put",
+        "notes.txt",
+        "--key",
+        "docs/notes.txt",
+        "--meta",
+        "team=ops",
+        "--ttl",
+        "2d",
+        "--scope",
+        "org=7",
     )
     assert (status, out.strip()) == (0, "docs/notes.txt")
     status, out, _ = _run(capsys, "head", "docs/notes.txt", "--scope", "org=7")
@@ -99,7 +108,8 @@ def test_bad_input_exits_2_before_any_io(workdir: Path, capsys: pytest.CaptureFi
     assert status == 2 and "NAME=VALUE" in err
     status, _, err = _run(capsys, "put", "f", "--ttl", "soon")
     assert status == 2 and "soon" in err
-    assert not (workdir / ".objectstore").exists() or not any((workdir / ".objectstore").rglob("*.json"))
+    stored = workdir / ".objectstore"
+    assert not stored.exists() or not any(stored.rglob("*.json"))
 
 
 def test_url_and_environment_select_a_server(
@@ -107,10 +117,10 @@ def test_url_and_environment_select_a_server(
 ) -> None:
     (workdir / "f").write_bytes(b"remote")
     with LocalServer() as server:
-        status, out, _ = _run(capsys, "put", "f", "--url", server.url, "--key", "via-flag")
+        status, _, _ = _run(capsys, "put", "f", "--url", server.url, "--key", "via-flag")
         assert status == 0
         monkeypatch.setenv("OBJECTSTORE_URL", server.url)
-        status, out, _ = _run(capsys, "put", "f", "--key", "via-env")
+        status, _, _ = _run(capsys, "put", "f", "--key", "via-env")
         assert status == 0
         with Client(server.url) as client:
             session = client.session(Usecase("default"))
@@ -136,8 +146,16 @@ def served(tmp_path: Path) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "objectstore_sync", "serve", "--port", str(port),
-         "--data-dir", str(tmp_path / "data")],
+        [
+            sys.executable,
+            "-m",
+            "objectstore_sync",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

@@ -203,7 +203,7 @@ def test_authorize_hook_runs_after_routing_and_before_path_parsing(
 
     seen: list[Route] = []
 
-    def deny(request: ServerRequest, route: Route) -> ServerResponse | None:
+    def deny(request: ServerRequest, route: Route, now: object) -> ServerResponse | None:
         seen.append(route)
         return ServerResponse(401, (), b"no", 2)
 

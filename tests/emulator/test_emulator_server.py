@@ -312,7 +312,9 @@ def test_storage_choice(tmp_path: Path) -> None:
     with LocalServer() as memory:
         assert isinstance(memory.storage, MemoryStorage)
         assert memory.emulator.storage is memory.storage
-    with LocalServer(data_dir=tmp_path, auth_keys={"kid": "pem"}, enforce_auth=False) as disk:
+    public_pem = Path(__file__).parent.parent / "data" / "ed25519.public.pem"
+    keys = {"kid": public_pem}  # keys are read and checked even without enforcement
+    with LocalServer(data_dir=tmp_path, auth_keys=keys, enforce_auth=False) as disk:
         assert isinstance(disk.storage, DirectoryStorage)
         assert disk.url.startswith("http://127.0.0.1:")
     with pytest.raises(RuntimeError):

@@ -1,14 +1,15 @@
-"""What the sync client puts on the wire: User-Agent, no transport compression, no header injection."""
+"""What the sync client puts on the wire: User-Agent, identity encoding, no header injection."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from objectstore_sync import Client, Usecase
+from objectstore_sync import Client, ObjectstoreError, Usecase
 
 
 @pytest.fixture
@@ -51,7 +52,8 @@ def recorder() -> Iterator[tuple[str, list[bytes]]]:
 
 def _header_lines(head: bytes) -> dict[str, str]:
     lines = head.decode("latin-1").split("\r\n")[1:]
-    return {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    pairs = (line.partition(":") for line in lines)
+    return {name.lower(): value.strip() for name, _, value in pairs}
 
 
 def test_default_and_custom_user_agent(recorder: tuple[str, list[bytes]]) -> None:
@@ -77,7 +79,8 @@ def test_metadata_values_cannot_inject_headers(recorder: tuple[str, list[bytes]]
     url, heads = recorder
     with Client(url) as client:
         session = client.session(Usecase("headers"))
-        try:
+        # The recorder's 204 is not a valid put answer; only the request matters.
+        with contextlib.suppress(ObjectstoreError):
             session.put(
                 b"x",
                 key="k",
@@ -85,8 +88,6 @@ def test_metadata_values_cannot_inject_headers(recorder: tuple[str, list[bytes]]
                 origin="o\r\nx-evil: 2",
                 filename="f\nx-evil: 3",
             )
-        except Exception:
-            pass  # the recorder's 204 is not a valid put answer; only the request matters
     headers = _header_lines(heads[0])
     assert "x-evil" not in headers
     assert headers["x-snme-note"] == "a%0D%0Ax-evil: 1"
