@@ -164,6 +164,12 @@ def parse_timestamp(text: str) -> datetime:
 
     Digits beyond microseconds are truncated (list-parts uses nanoseconds, §9.3).
     """
+    if len(text) == 27 and text[-1] == "Z" and text[10] == "T" and text[19] == ".":
+        # The form servers emit (§4.4): let the C parser take it.
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass  # the general parser below gives the precise error
     match = _TIMESTAMP_RE.fullmatch(text.strip())
     if match is None:
         raise ValueError(f"timestamp {text!r} is invalid: expected RFC 3339")

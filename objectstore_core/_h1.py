@@ -51,7 +51,7 @@ END: Final = _Sentinel("END")
 LAST_CHUNK = b"0\r\n\r\n"
 """Ends a chunked request body."""
 
-_TOKEN_RE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _MAX_HEAD = 256 * 1024
 _MAX_CHUNK_LINE = 4096
 
@@ -307,26 +307,29 @@ class ResponseParser:
 
 
 def _parse_head(raw: bytes) -> ResponseHead:
-    lines = raw.split(b"\r\n")
+    # One decode and plain string operations: this runs for every response.
+    lines = raw.decode("latin-1").split("\r\n")
     status_line = lines[0]
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0"):
+    version, _, rest = status_line.partition(" ")
+    code, _, reason = rest.partition(" ")
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
         raise ProtocolError(f"malformed status line {status_line[:80]!r}")
-    code = parts[1]
-    if len(code) != 3 or not code.isdigit():
+    if len(code) != 3 or not (code.isascii() and code.isdigit()):
         raise ProtocolError(f"malformed status code in {status_line[:80]!r}")
     headers: dict[str, str] = {}
     for line in lines[1:]:
-        name, sep, value = line.partition(b":")
+        name, sep, value = line.partition(":")
         if not sep or not _TOKEN_RE.fullmatch(name):
             raise ProtocolError(f"malformed header line {line[:80]!r}")
-        key = name.decode("ascii").lower()
-        text = value.strip(b" \t").decode("latin-1")
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        key = name.lower()
+        text = value.strip(" \t")
+        if key in headers:
+            headers[key] = f"{headers[key]}, {text}"
+        else:
+            headers[key] = text
     connection = headers.get("connection", "").lower()
-    if parts[0] == b"HTTP/1.1":
-        keep_alive = "close" not in connection
-    else:
-        keep_alive = "keep-alive" in connection
-    reason = parts[2].decode("latin-1") if len(parts) > 2 else ""
+    # HTTP/1.1 keeps connections open unless told otherwise; HTTP/1.0 the reverse.
+    keep_alive = (
+        "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+    )
     return ResponseHead(int(code), reason, headers, keep_alive)

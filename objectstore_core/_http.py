@@ -121,6 +121,17 @@ class Request:
     stream: bool = False
     timeout: Timeout | None = None
 
+    def with_headers(self, first: tuple[tuple[str, str], ...]) -> Request:
+        """This request with ``first`` in front of its headers (cheaper than ``replace``)."""
+        return Request(
+            self.method,
+            self.target,
+            first + self.headers,
+            self.body,
+            self.stream,
+            self.timeout,
+        )
+
     def __repr__(self) -> str:
         # Headers may carry a token: never show values (API §5).
         names = ", ".join(name for name, _ in self.headers)

@@ -79,7 +79,7 @@ def _send(target: Target, request: Request, operation: str, key: str | None) -> 
     handed to the caller is never retried: only responses reach this loop.
     """
     if target.headers:
-        request = replace(request, headers=target.headers + request.headers)
+        request = request.with_headers(target.headers)
     config = target.config if isinstance(target, ClientTarget) else None
     policy = config.retry if config is not None else None
     limits = request.timeout or (config.timeout if config is not None else None)
@@ -432,11 +432,14 @@ def _get_steps(
         _raise_for(response, target, "get", key)
     metadata = _read_metadata(response, target, "get", key)
     expected = _announced_length(response, target, key)
+    changes: dict[str, object] = {}
     if response.status == 200 and metadata.size is None and expected is not None:
-        metadata = replace(metadata, size=expected)
+        changes["size"] = expected
     decode = want_decode and metadata.compression == "zstd"
     if decode:
-        metadata = replace(metadata, compression=None)
+        changes["compression"] = None  # the caller gets decoded bytes
+    if changes:
+        metadata = replace(metadata, **changes)  # type: ignore[arg-type]
     return GetOutcome(metadata, decode, expected, response.status)
 
 
