@@ -329,7 +329,5 @@ def _parse_head(raw: bytes) -> ResponseHead:
             headers[key] = text
     connection = headers.get("connection", "").lower()
     # HTTP/1.1 keeps connections open unless told otherwise; HTTP/1.0 the reverse.
-    keep_alive = (
-        "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-    )
+    keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
     return ResponseHead(int(code), reason, headers, keep_alive)
