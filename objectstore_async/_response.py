@@ -8,7 +8,7 @@ from typing import NamedTuple
 import anyio
 
 from objectstore_async._transport import AsyncRawBody
-from objectstore_core import Download, GetOutcome, Metadata, check_chunk_size
+from objectstore_core import Download, GetOutcome, Metadata, ObjectstoreError, check_chunk_size
 
 __all__ = ["AsyncGetResponse", "AsyncPayload"]
 
@@ -40,6 +40,9 @@ class AsyncPayload:
         try:
             while (chunk := self._download.read(limit)) is None:
                 self._download.feed(await self._stream.read())
+        except ObjectstoreError as error:
+            await self._stream.aclose()
+            raise self._download.annotate(error) from error.__cause__
         except BaseException:
             await self._stream.aclose()
             raise
@@ -139,5 +142,5 @@ class AsyncGetResponse(_AsyncGetResponseFields):
 
 def open_async_response(outcome: GetOutcome, stream: AsyncRawBody) -> AsyncGetResponse:
     """Wrap a found object's open body (from the core's get flow) for the caller."""
-    download = Download(decode=outcome.decode, expected_length=outcome.expected_length)
+    download = outcome.download()
     return AsyncGetResponse(outcome.metadata, AsyncPayload(stream, download))

@@ -12,8 +12,10 @@ corrupt zstd stream, raises :class:`IntegrityError`, never short data.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from objectstore_core._codec import IdentityDecoder, ZstdDecoder
-from objectstore_core._errors import IntegrityError
+from objectstore_core._errors import IntegrityError, ObjectstoreError
 
 __all__ = ["DEFAULT_CHUNK", "Download", "check_chunk_size"]
 
@@ -28,11 +30,25 @@ class Download:
     (``content-length``, or ``x-sn-size`` for a full read); None skips the check.
     """
 
-    __slots__ = ("_decoder", "_eof", "_expected", "_leftover", "_offset", "_received")
+    __slots__ = (
+        "_context",
+        "_decoder",
+        "_eof",
+        "_expected",
+        "_leftover",
+        "_offset",
+        "_received",
+    )
 
     def __init__(
-        self, *, decode: bool, expected_length: int | None, max_output: int = DEFAULT_CHUNK
+        self,
+        *,
+        decode: bool,
+        expected_length: int | None,
+        max_output: int = DEFAULT_CHUNK,
+        context: Mapping[str, str | None] | None = None,
     ) -> None:
+        self._context = dict(context or {})
         self._decoder: ZstdDecoder | IdentityDecoder = (
             ZstdDecoder(max_output=max_output) if decode else IdentityDecoder(max_output=max_output)
         )
@@ -50,6 +66,10 @@ class Download:
     @property
     def expected_length(self) -> int | None:
         return self._expected
+
+    def annotate(self, error: ObjectstoreError) -> ObjectstoreError:
+        """``error`` with the download's operation, usecase, scope and key filled in."""
+        return error.with_context(**self._context)
 
     @property
     def finished(self) -> bool:

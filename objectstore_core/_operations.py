@@ -12,11 +12,12 @@ import json
 import re
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from objectstore_core._codec import compress as zstd_compress
 from objectstore_core._config import ClientConfig, ClientTarget, Timeout
+from objectstore_core._download import Download
 from objectstore_core._durations import format_duration
 from objectstore_core._errors import (
     ObjectstoreError,
@@ -354,6 +355,13 @@ class GetOutcome:
     decode: bool
     expected_length: int | None
     status: int
+    context: Mapping[str, str | None] = field(default_factory=dict)
+
+    def download(self) -> Download:
+        """The state that checks and decodes this body as the caller reads it."""
+        return Download(
+            decode=self.decode, expected_length=self.expected_length, context=self.context
+        )
 
 
 def _validate_range(byte_range: object) -> tuple[int, int | None] | None:
@@ -440,7 +448,7 @@ def _get_steps(
         changes["compression"] = None  # the caller gets decoded bytes
     if changes:
         metadata = replace(metadata, **changes)  # type: ignore[arg-type]
-    return GetOutcome(metadata, decode, expected, response.status)
+    return GetOutcome(metadata, decode, expected, response.status, _context(target, "get", key))
 
 
 def _announced_length(response: Response, target: Target, key: str) -> int | None:

@@ -7,7 +7,7 @@ import weakref
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from objectstore_core import Download, GetOutcome, Metadata, check_chunk_size
+from objectstore_core import Download, GetOutcome, Metadata, ObjectstoreError, check_chunk_size
 from objectstore_sync._transport import RawBody
 
 __all__ = ["GetResponse", "Payload"]
@@ -39,6 +39,9 @@ class Payload(io.BufferedIOBase):
         try:
             while (chunk := self._download.read(limit)) is None:
                 self._download.feed(self._stream.read())
+        except ObjectstoreError as error:
+            self._stream.close()
+            raise self._download.annotate(error) from error.__cause__
         except BaseException:
             self._stream.close()
             raise
@@ -127,5 +130,5 @@ class GetResponse(_GetResponseFields):
 
 def open_response(outcome: GetOutcome, stream: RawBody) -> GetResponse:
     """Wrap a found object's open body (from the core's get flow) for the caller."""
-    download = Download(decode=outcome.decode, expected_length=outcome.expected_length)
+    download = outcome.download()
     return GetResponse(outcome.metadata, Payload(stream, download))

@@ -153,8 +153,11 @@ def test_truncated_zstd_body_raises_integrity_error(session: Any) -> None:
     key = session.put(frame[:-10], precompressed="zstd")
     response = session.get(key)
     assert response is not None
-    with response, pytest.raises(IntegrityError):
+    with response, pytest.raises(IntegrityError) as info:
         response.read()
+    # Errors raised while reading a payload still say which object failed.
+    assert (info.value.operation, info.value.key) == ("get", key)
+    assert info.value.usecase == "attachments"
 
 
 def test_corrupt_zstd_body_raises_integrity_error(session: Any) -> None:
