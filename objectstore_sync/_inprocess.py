@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
-from objectstore_core import Request, Response, Upload
-from objectstore_core.emulator import Emulator, MemoryStorage, Storage
-from objectstore_core.emulator._bridge import InProcessBody, server_request, split_response
+from objectstore_core import Request, Response
+from objectstore_core.emulator._bridge import InProcessBase, InProcessBody, InProcessCall
 from objectstore_sync._sources import iter_upload
 
 __all__ = ["InProcessTransport"]
 
 
-class InProcessTransport:
+class InProcessTransport(InProcessBase):
     """Serve a client's requests with an in-process emulator (for tests).
 
     >>> from objectstore_sync import Client, Usecase
@@ -26,35 +22,13 @@ class InProcessTransport:
     async in-process transport), or ``storage``/``clock`` to build one.
     """
 
-    def __init__(
-        self,
-        emulator: Emulator | None = None,
-        *,
-        storage: Storage | None = None,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        if emulator is None:
-            storage = storage if storage is not None else MemoryStorage()
-            emulator = Emulator(storage) if clock is None else Emulator(storage, clock=clock)
-        self.emulator = emulator
-
     def send(self, request: Request) -> tuple[Response, InProcessBody | None]:
         """Hand the request to the emulator; see :class:`objectstore_core.Request`."""
-        exchange = self.emulator.begin(server_request(request))
-        if exchange.response is None:
-            try:
-                if isinstance(request.body, Upload):
-                    for chunk in iter_upload(request.body):
-                        exchange.feed(chunk)
-                elif request.body:
-                    exchange.feed(request.body)
-            except BaseException:
-                exchange.abort()  # nothing half-written becomes visible
-                raise
-            response = exchange.finish()
-        else:
-            response = exchange.response
-        return split_response(request, response)
+        call = InProcessCall(self.emulator, request)
+        with call.receiving():
+            for chunk in iter_upload(call.upload) if call.upload else ():
+                call.feed(chunk)
+        return call.finish()
 
     def close(self) -> None:
         """Nothing to release: there are no connections."""

@@ -19,13 +19,24 @@ whose timeout could expire.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
 from objectstore_core._errors import ReadError
 from objectstore_core._http import Request, Response, Upload
 from objectstore_core.emulator._faults import FaultedBody, FaultKind
-from objectstore_core.emulator._handler import read_body
+from objectstore_core.emulator._handler import Emulator, read_body
 from objectstore_core.emulator._messages import BodyStream, ServerRequest, ServerResponse
+from objectstore_core.emulator._storage import MemoryStorage, Storage
 
-__all__ = ["InProcessBody", "server_request", "split_response"]
+__all__ = [
+    "InProcessBase",
+    "InProcessBody",
+    "InProcessCall",
+    "server_request",
+    "split_response",
+]
 
 
 def server_request(request: Request) -> ServerRequest:
@@ -89,3 +100,65 @@ def split_response(
     if request.stream and 200 <= response.status < 300:
         return Response(response.status, headers), InProcessBody(body)
     return Response(response.status, headers, read_body(response)), None
+
+
+class InProcessBase:
+    """What both in-process transports share: the emulator they talk to.
+
+    Pass ``emulator`` to share one emulator between clients (sync and async
+    alike), or ``storage``/``clock`` to build a new one (in memory by default).
+    """
+
+    def __init__(
+        self,
+        emulator: Emulator | None = None,
+        *,
+        storage: Storage | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if emulator is None:
+            storage = storage if storage is not None else MemoryStorage()
+            emulator = Emulator(storage) if clock is None else Emulator(storage, clock=clock)
+        self.emulator = emulator
+
+
+class InProcessCall:
+    """One request on its way through the emulator.
+
+    A bytes body is fed at once; an upload is left in :attr:`upload` for
+    the twin to read (blocking or awaited) and :meth:`feed` chunk by chunk
+    inside :meth:`receiving`, which drops everything if reading fails or is
+    cancelled, so nothing half-written becomes visible.
+    """
+
+    __slots__ = ("_exchange", "_request", "upload")
+
+    def __init__(self, emulator: Emulator, request: Request) -> None:
+        self._request = request
+        self._exchange = emulator.begin(server_request(request))
+        self.upload: Upload | None = None
+        if self._exchange.response is None:
+            if isinstance(request.body, Upload):
+                self.upload = request.body
+            elif request.body:
+                self._exchange.feed(request.body)
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Push one chunk of the upload."""
+        self._exchange.feed(chunk)
+
+    @contextlib.contextmanager
+    def receiving(self) -> Iterator[None]:
+        """Feed the upload inside this block; a failure aborts the exchange."""
+        try:
+            yield
+        except BaseException:
+            self._exchange.abort()
+            raise
+
+    def finish(self) -> tuple[Response, InProcessBody | None]:
+        """The client's view of the emulator's answer."""
+        response = self._exchange.response
+        if response is None:
+            response = self._exchange.finish()
+        return split_response(self._request, response)
