@@ -23,7 +23,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from transfer_1gib import free_port, wait_until_up
+from _harness import free_port, wait_until_up
 
 from objectstore_async import AsyncClient, Usecase
 

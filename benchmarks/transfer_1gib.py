@@ -13,40 +13,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _harness import free_port, peak_rss_kib, wait_until_up
+
 from objectstore_sync import Client, Usecase
 
+# Re-exported: other benchmark scripts import these from here.
+__all__ = ["free_port", "main", "make_source", "peak_rss_mib", "wait_until_up"]
+
 CHUNK = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"emulator exited early with status {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit("emulator did not come up within 30 s")
 
 
 def make_source(path: Path, size: int, compressible: bool) -> str:
@@ -70,8 +50,7 @@ def make_source(path: Path, size: int, compressible: bool) -> str:
 
 
 def peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_kib() / 1024
 
 
 def main() -> int:

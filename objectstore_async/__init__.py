@@ -1,4 +1,7 @@
-"""objectstore_async: the asyncio/trio twin of ``objectstore_sync``, on httpx.
+"""objectstore_async: the asyncio/trio twin of ``objectstore_sync``.
+
+Connections come from httpcore's network backend (the layer beneath httpx,
+so asyncio and trio both work); HTTP/1.1 is framed by the core's codec.
 
 Same classes with an ``Async`` prefix, same methods, parameters and
 defaults; I/O methods are awaited.

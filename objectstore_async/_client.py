@@ -2,7 +2,8 @@
 
 The constructor, configuration and session factory come from the core's
 :class:`BaseClient`; the operations are the core's :class:`SessionFlows`,
-each wrapped so that awaiting it runs its flow with the httpx transport.
+each wrapped so that awaiting it runs its flow with the async transport
+(httpcore connections, HTTP/1.1 framed by the core's codec).
 Same names, parameters and defaults as ``objectstore_sync`` by construction.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, open_async_response
-from objectstore_async._transport import AsyncTransport, HttpxTransport
+from objectstore_async._transport import AsyncH1Transport, AsyncTransport
 from objectstore_core import (
     BaseClient,
     BaseSession,
@@ -50,7 +51,7 @@ class AsyncClient(BaseClient[AsyncTransport, "AsyncSession"]):
         return Path(path).read_text(encoding="utf-8")
 
     def _default_transport(self, config: ClientConfig) -> AsyncTransport:
-        return HttpxTransport(config)
+        return AsyncH1Transport(config)
 
     def _new_session(self, target: Target) -> AsyncSession:
         return AsyncSession(self, target)

@@ -2,7 +2,7 @@
 
 Pure functions, frozen values, codecs and flows; no sockets, files, threads
 or event loops. ``objectstore_sync`` (urllib3) and ``objectstore_async``
-(httpx) drive these flows and re-export the shared models.
+(httpcore) drive these flows and re-export the shared models.
 """
 
 from objectstore_core._auth import KeyCredentials, SecretKey, TokenGenerator, TokenProvider

@@ -25,7 +25,7 @@
 
 Every error can carry the context of the operation that failed (``operation``,
 ``usecase``, ``scope``, ``key``); none ever carries a token or a key secret.
-Foreign exceptions (urllib3, httpx) are translated at the transport edge only,
+Foreign exceptions (urllib3, httpcore, sockets) are translated at the transport edge only,
 keeping the original as ``__cause__``.
 """
 

@@ -64,6 +64,7 @@ __all__ = ["RawBody", "RawStream", "SyncTransport", "Urllib3Transport"]
 _ERROR_BODY_LIMIT = 1024 * 1024
 _READ_CHUNK = 1024 * 1024
 _HEAD_CHUNK = 64 * 1024
+_FIRST_READ = 64 * 1024
 
 
 class RawBody(Protocol):
@@ -211,7 +212,7 @@ def _drop(conn: HTTPConnection) -> None:
 class RawStream:
     """An open response body: raw bytes out, connection released at the end or on close."""
 
-    __slots__ = ("_conn", "_done", "_generation", "_parser", "_pool", "_sock")
+    __slots__ = ("_conn", "_done", "_generation", "_parser", "_pool", "_size", "_sock")
 
     def __init__(
         self, pool: _Pool, conn: HTTPConnection, generation: object, parser: ResponseParser
@@ -222,12 +223,14 @@ class RawStream:
         self._parser = parser
         self._sock = conn.sock
         self._done = False
+        self._size = _FIRST_READ
 
     def read(self, amount: int = _READ_CHUNK) -> bytes:
         """Raw body bytes; ``b""`` at the end (the connection is then released).
 
-        ``amount`` sizes each socket read; a call may return somewhat more
-        when the bytes are already buffered.
+        ``amount`` caps each socket read. Reads start small and double while
+        they come back full: small bodies then cost no large buffers, large
+        ones move in big pieces.
         """
         if self._done:
             return b""
@@ -239,7 +242,11 @@ class RawStream:
                 if event is END:
                     self._finish(reusable=self._parser.reusable)
                     return b""
-                self._parser.feed(_receive(self._sock, amount))
+                size = min(amount, self._size)
+                data = _receive(self._sock, size)
+                if len(data) == size and size < _READ_CHUNK:
+                    self._size = size * 2
+                self._parser.feed(data)
         except BaseException as exc:
             self._finish(reusable=False)
             raise _translate_read(exc) from exc
@@ -257,7 +264,8 @@ class RawStream:
 def _receive(sock: Any, amount: int) -> bytes:
     if sock is None:
         raise ReadError("the connection is closed")
-    return bytes(sock.recv(amount))
+    data: bytes = sock.recv(amount)
+    return data
 
 
 def _translate_read(exc: BaseException) -> BaseException:
@@ -400,6 +408,7 @@ class Urllib3Transport:
         # The connect timeout is over: body writes wait up to the write timeout.
         sock.settimeout(limits.write)
         body = request.body
+        write_failure: OSError | None = None
         try:
             if isinstance(body, Upload):
                 sock.sendall(head)
@@ -416,6 +425,7 @@ class Urllib3Transport:
                 raise _Retry from exc
             # The server may have answered early (e.g. an auth error) and
             # closed: read that answer below before calling it a failure.
+            write_failure = exc
         except TimeoutError as exc:
             raise WriteTimeout(
                 f"the server accepted no request bytes within the write timeout ({exc})"
@@ -434,6 +444,10 @@ class Urllib3Transport:
                 if not data and not received:
                     if may_retry:
                         raise _Retry
+                    if write_failure is not None:
+                        raise WriteError(
+                            f"connection lost while sending the request: {write_failure}"
+                        ) from write_failure
                     raise ReadError("the server closed the connection without a response")
                 received = True
                 parser.feed(data)
@@ -444,6 +458,10 @@ class Urllib3Transport:
         except OSError as exc:
             if may_retry and not received:
                 raise _Retry from exc
+            if write_failure is not None and not received:
+                raise WriteError(
+                    f"connection lost while sending the request: {write_failure}"
+                ) from write_failure
             raise ReadError(f"the connection failed while waiting for the response: {exc}") from exc
 
 

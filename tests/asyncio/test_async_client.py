@@ -85,18 +85,6 @@ def test_cancelled_upload_releases_connection_and_leaves_no_object(
     _run(main, backend=backend)
 
 
-# Cancelling a download under trio leaves httpx's and httpcore's internal body
-# generators unfinished (the connection itself is closed); trio reports them when
-# they are collected. That is outside this library, so it is filtered here only.
-_HTTPX_GENERATORS = (
-    r"(AsyncHTTP11Connection|HTTP11ConnectionByteStream|PoolByteStream|AsyncResponseStream"
-    r"|BoundAsyncStream)"
-)
-
-
-@pytest.mark.filterwarnings(
-    f"ignore:Exception ignored in.*{_HTTPX_GENERATORS}:pytest.PytestUnraisableExceptionWarning"
-)
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_cancelled_download_releases_connection(server: LocalServer, backend: str) -> None:
     async def main() -> None:

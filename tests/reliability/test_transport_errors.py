@@ -141,9 +141,9 @@ def test_malformed_status_line(
         session = make_twin(raw.url, retry=NO_RETRY, token=TOKEN).session()
         with pytest.raises(ProtocolError) as info:
             session.head("k")
-    # The sync twin parses responses with the core's own HTTP/1.1 codec: there
-    # is no foreign exception to keep. httpx raises its own, kept as the cause.
-    _check(info.value, ProtocolError, "head", foreign=kind != "sync")
+    # Both twins parse responses with the core's own HTTP/1.1 codec: there is
+    # no foreign exception to keep.
+    _check(info.value, ProtocolError, "head", foreign=False)
 
 
 def test_write_timeout_when_the_server_stops_reading(make_twin: Callable[..., Twin]) -> None:
