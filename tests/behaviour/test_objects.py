@@ -226,6 +226,10 @@ KEYS = [
     "trailing/",
     "sub!$'()*+,=delims",
     "[x]^|",
+    "a/../b",  # dot segments are escaped so no HTTP layer normalizes them away
+    "./x/.",
+    "/leading",
+    "a//b",
 ]
 
 
