@@ -111,7 +111,16 @@ _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS, _UNTIL_CLOSE, 
 class ResponseParser:
     """Parses one response to a request of ``method`` (HEAD responses have no body)."""
 
-    __slots__ = ("_buffer", "_eof", "_head", "_method", "_remaining", "_state")
+    __slots__ = (
+        "_buffer",
+        "_direct",
+        "_direct_at",
+        "_eof",
+        "_head",
+        "_method",
+        "_remaining",
+        "_state",
+    )
 
     def __init__(self, method: str) -> None:
         self._method = method
@@ -120,6 +129,10 @@ class ResponseParser:
         self._remaining = 0
         self._eof = False
         self._head: ResponseHead | None = None
+        # Body bytes received while nothing else is buffered are kept as the
+        # received object and handed out without copying (large downloads).
+        self._direct: bytes | None = None
+        self._direct_at = 0
 
     @property
     def head(self) -> ResponseHead | None:
@@ -139,16 +152,35 @@ class ResponseParser:
             and self._head is not None
             and self._head.keep_alive
             and not self._buffer
+            and self._direct is None
         )
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Push received bytes; ``b""`` means the peer closed the connection."""
         if self._state == _ERROR:
             raise ProtocolError("the response parser failed earlier and cannot be reused")
-        if data:
-            self._buffer += data
-        else:
+        if not data:
             self._eof = True
+        elif (
+            isinstance(data, bytes)
+            and self._direct is None
+            and not self._buffer
+            and self._state in (_LENGTH, _CHUNK_DATA, _UNTIL_CLOSE)
+        ):
+            self._direct, self._direct_at = data, 0
+        else:
+            self._spill()
+            self._buffer += data
+
+    def _spill(self) -> None:
+        """Move directly held bytes into the buffer (framing needs to search them)."""
+        if self._direct is not None:
+            self._buffer += memoryview(self._direct)[self._direct_at :]
+            self._direct = None
+
+    def _buffered(self) -> int:
+        direct = len(self._direct) - self._direct_at if self._direct is not None else 0
+        return direct + len(self._buffer)
 
     def next_event(self) -> ResponseHead | bytes | _Sentinel:
         """The next event: a :class:`ResponseHead`, body bytes, NEED_DATA or END."""
@@ -165,10 +197,8 @@ class ResponseParser:
         if state == _LENGTH:
             return self._take_length()
         if state == _UNTIL_CLOSE:
-            if self._buffer:
-                data = bytes(self._buffer)
-                self._buffer.clear()
-                return data
+            if self._buffered():
+                return self._take(self._buffered())
             if self._eof:
                 self._state = _DONE
                 return END
@@ -225,7 +255,7 @@ class ResponseParser:
     # -- bodies -------------------------------------------------------------------
 
     def _take_length(self) -> bytes | _Sentinel:
-        if not self._buffer:
+        if not self._buffered():
             if self._eof:
                 raise IntegrityError(
                     f"response body was truncated: {self._remaining} announced bytes missing"
@@ -238,7 +268,17 @@ class ResponseParser:
         return data
 
     def _take(self, limit: int) -> bytes:
-        """Up to ``limit`` buffered bytes, copied once."""
+        """Up to ``limit`` buffered bytes, copied at most once."""
+        if self._direct is not None:
+            direct, start = self._direct, self._direct_at
+            end = min(len(direct), start + limit)
+            if start == 0 and end == len(direct):
+                self._direct = None
+                return direct
+            self._direct_at = end
+            if end == len(direct):
+                self._direct = None
+            return direct[start:end]
         if limit >= len(self._buffer):
             data = bytes(self._buffer)
             self._buffer.clear()
@@ -266,6 +306,7 @@ class ResponseParser:
                     return NEED_DATA
                 return data
             elif state == _CHUNK_CRLF:
+                self._spill()
                 if len(self._buffer) < 2:
                     if self._eof:
                         raise IntegrityError("response body was truncated inside chunked framing")
@@ -283,7 +324,7 @@ class ResponseParser:
                     return END
 
     def _take_length_chunk(self) -> bytes | _Sentinel:
-        if not self._buffer:
+        if not self._buffered():
             if self._eof:
                 raise IntegrityError("response body was truncated inside a chunk")
             return NEED_DATA
@@ -294,6 +335,7 @@ class ResponseParser:
         return data
 
     def _line(self) -> bytes | None:
+        self._spill()
         end = self._buffer.find(b"\r\n")
         if end < 0:
             if len(self._buffer) > _MAX_CHUNK_LINE:
