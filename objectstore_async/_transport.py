@@ -65,7 +65,8 @@ from objectstore_core._h1 import (
     ResponseHead,
     ResponseParser,
     chunk_header,
-    request_head,
+    encode_request_head,
+    host_header,
 )
 from objectstore_core._retry import IDEMPOTENT_METHODS
 
@@ -529,10 +530,7 @@ class AsyncH1Transport:
             *options.get("socket_options", ()),
         ]
         self._local_address: str | None = options.get("local_address")
-        port = config.port
-        default = 443 if config.scheme == "https" else 80
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        self._host_header = host if port == default else f"{host}:{port}"
+        self._host_header = host_header(config.scheme, config.host, config.port)
 
     async def aclose(self) -> None:
         """Close idle connections; connections still streaming close when released."""
@@ -578,27 +576,7 @@ class AsyncH1Transport:
         return Response(response.status, response.headers, body), None
 
     def _head(self, request: Request) -> bytes:
-        body = request.body
-        try:
-            return request_head(
-                request.method,
-                request.target,
-                self._host_header,
-                request.headers,
-                content_length=(
-                    len(body)
-                    if isinstance(body, bytes)
-                    else 0
-                    if body is None and request.method in ("POST", "PUT", "PATCH")
-                    else None
-                ),
-                chunked=isinstance(body, Upload),
-            )
-        except ValueError:
-            # A header may carry a token: report the failure without the value (API §7).
-            raise ProtocolError(
-                "the request could not be sent: a header is invalid (value not shown)"
-            ) from None
+        return encode_request_head(request, self._host_header)
 
     async def _connect(self, limits: Timeout) -> httpcore.AsyncNetworkStream:
         config = self._config

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from objectstore_core._errors import IntegrityError, ProtocolError
+from objectstore_core._http import Request, Upload
 
 __all__ = [
     "END",
@@ -29,6 +30,8 @@ __all__ = [
     "ResponseHead",
     "ResponseParser",
     "chunk_header",
+    "encode_request_head",
+    "host_header",
     "request_head",
 ]
 
@@ -90,6 +93,41 @@ def request_head(
         return "\r\n".join(lines).encode("latin-1")
     except UnicodeEncodeError as exc:
         raise ValueError(f"request head is not Latin-1 encodable: {exc}") from None
+
+
+def host_header(scheme: str, host: str, port: int) -> str:
+    """The ``host`` header value: the port only when not the scheme's default."""
+    default = 443 if scheme == "https" else 80
+    name = f"[{host}]" if ":" in host else host  # IPv6 literals are bracketed
+    return name if port == default else f"{name}:{port}"
+
+
+def encode_request_head(request: Request, host: str) -> bytes:
+    """The head of ``request`` with its framing: chunked for an upload, else a length.
+
+    A header value that cannot be sent raises ProtocolError without showing
+    the value: headers may carry a token (API §7).
+    """
+    body = request.body
+    if isinstance(body, bytes):
+        length: int | None = len(body)
+    elif body is None and request.method in ("POST", "PUT", "PATCH"):
+        length = 0
+    else:
+        length = None
+    try:
+        return request_head(
+            request.method,
+            request.target,
+            host,
+            request.headers,
+            content_length=length,
+            chunked=isinstance(body, Upload),
+        )
+    except ValueError:
+        raise ProtocolError(
+            "the request could not be sent: a header is invalid (value not shown)"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
