@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol, cast
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import httpcore
 
@@ -84,6 +85,11 @@ _CLOSE_GRACE = 1.0  # seconds a (TLS) close may take before the socket is droppe
 _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 # Errors of the network layer (httpcore wraps most of anyio's, trio's and the OS's).
+_RAW_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+)
 _NETWORK_ERRORS = (
     httpcore.NetworkError,
     httpcore.TimeoutException,
@@ -497,6 +503,69 @@ def _ssl_context(config: ClientConfig, options: Mapping[str, Any]) -> ssl.SSLCon
 _CONNECTION_KWARGS = frozenset({"ssl_context", "verify", "cert", "socket_options", "local_address"})
 
 
+class _FastStream(httpcore.AsyncNetworkStream):
+    """httpcore's stream, minus its per-call cancel scope when there is no timeout.
+
+    httpcore wraps every read and write in ``fail_after(timeout)``, even for
+    no timeout; on small requests those scopes are a large share of the CPU.
+    Without a timeout this calls the underlying anyio or trio stream directly
+    and maps its errors the way httpcore does. With a timeout, or for a
+    stream of unknown type, it defers to httpcore.
+    """
+
+    __slots__ = ("_errors", "_receive", "_send", "_stream")
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        raw = getattr(stream, "_stream", None)
+        self._receive: Any = None
+        self._send: Any = None
+        self._errors = _RAW_ERRORS
+        if isinstance(raw, anyio.abc.ByteStream):
+            self._receive, self._send = raw.receive, raw.send
+        else:
+            trio = sys.modules.get("trio")  # imported already when trio runs the loop
+            if trio is not None and isinstance(raw, trio.abc.Stream):
+                self._receive, self._send = raw.receive_some, raw.send_all
+                self._errors = (*_RAW_ERRORS, trio.BrokenResourceError, trio.ClosedResourceError)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if timeout is not None or self._receive is None:
+            return await self._stream.read(max_bytes, timeout)
+        try:
+            data: bytes = await self._receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+        except self._errors as exc:
+            raise httpcore.ReadError(_describe(exc)) from exc
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if timeout is not None or self._send is None:
+            await self._stream.write(buffer, timeout)
+            return
+        if not buffer:
+            return
+        try:
+            await self._send(buffer)
+        except self._errors as exc:
+            raise httpcore.WriteError(_describe(exc)) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _FastStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
 class AsyncH1Transport:
     """Sends :class:`Request` descriptions over pooled HTTP/1.1 connections.
 
@@ -589,12 +658,14 @@ class AsyncH1Transport:
         try:
             # The TCP connect and the TLS handshake share the connect timeout.
             deadline = None if limits.connect is None else anyio.current_time() + limits.connect
-            stream = await self._pool.backend.connect_tcp(
-                config.host,
-                config.port,
-                timeout=limits.connect,
-                local_address=self._local_address,
-                socket_options=self._socket_options,
+            stream = _FastStream(
+                await self._pool.backend.connect_tcp(
+                    config.host,
+                    config.port,
+                    timeout=limits.connect,
+                    local_address=self._local_address,
+                    socket_options=self._socket_options,
+                )
             )
             if self._ssl_context is not None:
                 left = None if deadline is None else max(0.0, deadline - anyio.current_time())
