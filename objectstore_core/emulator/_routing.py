@@ -7,8 +7,8 @@ Matching works in two steps, like the reference server (§1.4):
    colon) and answers 404 or 405 without decoding anything.
 2. :func:`parse_object_path` percent-decodes the captured usecase, scopes
    and key and validates the scope grammar. Failures are 400 plain text
-   ``Invalid URL: ...``. Authentication (a later task) slots in between
-   the two steps.
+   ``Invalid URL: ...``. Authentication (:mod:`._auth`) runs between the
+   two steps, as on the reference server (PROTOCOL §1.4).
 """
 
 from __future__ import annotations
