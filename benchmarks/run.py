@@ -745,10 +745,10 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
 
 
 def chart(results: Results, path: Path) -> None:
-    import matplotlib  # type: ignore[import-untyped,unused-ignore]
+    import matplotlib  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # type: ignore[import-untyped,unused-ignore]
+    import matplotlib.pyplot as plt  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     colors = {"sync": "#1f77b4", "async": "#2ca02c", "official": "#7f7f7f"}
     figure, axes = plt.subplots(2, 2, figsize=(13, 8.5))
