@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ from objectstore_sync import (
     TimeToLive,
     Usecase,
 )
+from tests.reliability.conftest import RawServer, read_head
 
 
 @pytest.fixture
@@ -108,40 +108,13 @@ def test_invalid_base_url(url: str) -> None:
 
 def _serve_once(reply: bytes) -> Iterator[str]:
     """A loopback server answering every connection with ``reply`` then closing."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    port = listener.getsockname()[1]
-    stop = threading.Event()
 
-    def run() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    conn.sendall(reply)
-                except OSError:
-                    pass
+    def answer(sock: socket.socket) -> None:
+        read_head(sock)
+        sock.sendall(reply)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop.set()
-        thread.join()
-        listener.close()
+    with RawServer(answer) as raw:
+        yield raw.url
 
 
 @pytest.mark.parametrize(

@@ -4,50 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from objectstore_sync import Client, ObjectstoreError, Usecase
+from tests.reliability.conftest import RawServer, read_head
 
 
 @pytest.fixture
 def recorder() -> Iterator[tuple[str, list[bytes]]]:
     """A loopback server that records each request head and answers 204."""
     heads: list[bytes] = []
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    listener.settimeout(0.2)
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            break
-                        data += chunk
-                    heads.append(data.split(b"\r\n\r\n", 1)[0])
-                    conn.sendall(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
-                except OSError:
-                    pass
+    def answer(sock: socket.socket) -> None:
+        heads.append(read_head(sock).split(b"\r\n\r\n", 1)[0])
+        sock.sendall(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}", heads
-    stop.set()
-    thread.join()
-    listener.close()
+    with RawServer(answer) as raw:
+        yield raw.url, heads
 
 
 def _header_lines(head: bytes) -> dict[str, str]:
