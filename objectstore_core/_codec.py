@@ -6,13 +6,20 @@ download body is *any number of concatenated frames*, possibly interleaved with
 skippable frames, and an empty body is an empty payload. The decoder here accepts
 exactly that.
 
-Why parse the frame format ourselves
-------------------------------------
+Bounded output, decoded in place
+--------------------------------
 python-zstandard's ``decompressobj().decompress(data)`` has no output limit: four
 input bytes describing an RLE block regenerate 128 KiB, so a hostile or corrupt
 body can expand without bound inside a single call (a "decompression bomb"). This
 module is sans-IO and must give callers a *hard* bound on the memory a single
-``read()`` can produce. We therefore walk the frame structure (RFC 8878) ourselves:
+``read()`` can produce, and downloads should cost little more than libzstd's own
+decoding. So :class:`ZstdDecoder` drives python-zstandard's *stream reader*, whose
+``read1(n)`` lets libzstd decode straight into a result of at most ``n`` bytes (no
+intermediate buffers, no joins), over an input queue that the caller pushes to
+(see :class:`_Input` for how a pull API is driven by pushed input).
+
+Beside the decoding, a structure walk (:class:`_FrameScanner`) follows the frame
+format (RFC 8878) over the input as it is fed, reading headers only:
 
 * frame header: magic ``0xFD2FB528``, Frame_Header_Descriptor, optional
   Window_Descriptor, Dictionary_ID and Frame_Content_Size;
@@ -22,22 +29,12 @@ module is sans-IO and must give callers a *hard* bound on the memory a single
   Block_Size is the regenerated size);
 * an optional 4-byte content checksum;
 * skippable frames (magic ``0x184D2A50``-``0x184D2A5F``, 4-byte size, content),
-  which we discard without buffering their content.
+  whose content is skipped without being buffered.
 
-Every block regenerates at most Block_Maximum_Size = min(Window_Size, 128 KiB)
-bytes (libzstd enforces that too). The actual decoding, and the verification of
-the content checksum and Frame_Content_Size, is left to libzstd: we feed one
-``decompressobj`` per frame, but only *whole* units (header, whole blocks,
-checksum), and per ``read()`` call only as many blocks as fit in the output budget
-(always at least one so progress is guaranteed). Output beyond the budget, at most
-one block's worth, is parked and returned by the next ``read()``; thus every
-``read()`` returns at most ``max_output`` bytes and the decoder never holds more
-than ``max_output + 128 KiB`` of decoded data. At the end of every frame we insist
-that libzstd reports ``eof`` (frame, including checksum, fully verified).
-
-The walk over the structure only inspects headers, so ``feed_eof()`` can cheaply
-tell whether the input ended exactly on a frame boundary and report truncation
-immediately, even while decoded output is still waiting to be read.
+It rejects invalid structure early with a precise message, and it lets
+``feed_eof()`` tell at once whether the input ended exactly on a frame boundary:
+libzstd alone would simply stop producing output at a truncated frame. Content
+checksums and Frame_Content_Size are verified by libzstd while decoding.
 
 This module performs no I/O.
 """
@@ -45,7 +42,7 @@ This module performs no I/O.
 from __future__ import annotations
 
 from collections import deque
-from typing import Final, Protocol
+from typing import IO, Final, Protocol, cast
 
 import zstandard
 
@@ -69,20 +66,14 @@ _ZSTD_MAGIC: Final = 0xFD2FB528
 _SKIPPABLE_MAGIC_MIN: Final = 0x184D2A50
 _SKIPPABLE_MAGIC_MAX: Final = 0x184D2A5F
 _BLOCK_SIZE_MAX: Final = 128 * 1024  # Block_Maximum_Size upper limit (RFC 8878 §3.1.1.2.3)
-_BLOCK_RAW: Final = 0
 _BLOCK_RLE: Final = 1
-_BLOCK_COMPRESSED: Final = 2
+_BLOCK_RESERVED: Final = 3
+_HEADER_MAX: Final = 18  # longest frame header: magic, descriptor, window, DID 4, FCS 8
 
-# Parser stages.
-_ST_MAGIC: Final = 0  # between frames: expecting a magic number (or end of input)
-_ST_BLOCK: Final = 1  # inside a zstd frame: expecting a block
-_ST_CHECKSUM: Final = 2  # inside a zstd frame: expecting the 4-byte content checksum
-_ST_SKIP: Final = 3  # inside a skippable frame: discarding content
-
-# Unit kinds produced by the structural walk.
-_K_HEADER: Final = 0  # zstd frame header: fed to a fresh decompressobj
-_K_BLOCK: Final = 1  # block (or checksum): fed to the frame's decompressobj
-_K_SKIP: Final = 2  # skippable-frame bytes: discarded
+# Where the structure walk is: the kind of header expected next.
+_ST_MAGIC: Final = 0  # between frames: a magic number (or the end of input)
+_ST_BLOCK: Final = 1  # inside a zstd frame: a block header
+_ST_CHECKSUM: Final = 2  # inside a zstd frame: the 4-byte content checksum
 
 # ZSTD_MAX_INPUT_SIZE on 64-bit platforms; ZSTD_COMPRESSBOUND is undefined beyond.
 _ZSTD_MAX_INPUT_SIZE: Final = 0xFF00FF00FF00FF00
@@ -90,10 +81,10 @@ _ZSTD_MAX_INPUT_SIZE: Final = 0xFF00FF00FF00FF00
 _FCS_FIELD_SIZES: Final = (0, 2, 4, 8)
 _DID_FIELD_SIZES: Final = (0, 1, 2, 4)
 
-_Buffer = bytes | bytearray | memoryview
+_FIRST_OUTPUT: Final = 64 * 1024  # first read size of a ZstdDecoder; doubles up to max_output
+_INPUT_PIECE: Final = 4 << 20  # most compressed input handed to libzstd at once
 
-# (kind, new_pos, new_stage, new_aux, output_bound, frame_done)
-_Step = tuple[int, int, int, int, int, bool]
+_Buffer = bytes | bytearray | memoryview
 
 
 def compress_bound(n: int) -> int:
@@ -168,7 +159,7 @@ class Decoder(Protocol):
 
     def feed(self, data: _Buffer) -> None: ...
 
-    def read(self) -> bytes: ...
+    def read(self, limit: int | None = None) -> bytes: ...
 
     def feed_eof(self) -> None: ...
 
@@ -179,105 +170,209 @@ def _check_max_output(max_output: int) -> int:
     return max_output
 
 
-def _step(buf: bytearray, pos: int, stage: int, aux: int) -> _Step | None:
-    """Describe the next complete structural unit at ``buf[pos:]``.
+class _Starved(Exception):
+    """Raised by :class:`_Input` when decoding needs bytes that were not fed yet."""
 
-    Pure function over the parser state (``stage`` and ``aux``: for a zstd frame,
-    ``block_max << 1 | has_checksum``; for a skippable frame, the bytes left to
-    skip). Returns ``None`` if more input is needed, raises :class:`IntegrityError`
-    for structurally invalid data. Being side-effect free lets ``feed_eof()`` walk
-    ahead over buffered input without decoding it.
+
+# An empty skippable frame: handed to libzstd after the last input byte so that
+# it flushes any output it still holds (see _Input.read).
+_FLUSH_FRAME: Final = _SKIPPABLE_MAGIC_MIN.to_bytes(4, "little") + bytes(4)
+
+
+class _Input:
+    """The compressed input of a :class:`ZstdDecoder`, as a source for libzstd's reader.
+
+    python-zstandard's stream reader pulls its input with ``read()`` and takes
+    ``b""`` for the end of the stream. Here input is pushed, so while nothing is
+    queued and the end was not declared, ``read()`` raises :class:`_Starved`.
+    The reader's ``read1()`` asks its source for more only after the input it
+    holds was consumed *without producing output*, so the exception never
+    discards decoded bytes: libzstd keeps its state and the next ``read1()``
+    resumes once more input is queued.
+
+    At the end, one empty skippable frame is handed out before ``b""``:
+    libzstd flushes output it still holds before it consumes further input,
+    and the reader only calls into libzstd while it has input.
     """
-    avail = len(buf) - pos
-    if stage == _ST_BLOCK:
-        if avail < 3:
-            return None
-        header = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
-        last = bool(header & 1)
-        btype = (header >> 1) & 3
-        bsize = header >> 3
-        block_max = aux >> 1
-        if btype == _BLOCK_RLE:
-            content = 1
-        elif btype in (_BLOCK_RAW, _BLOCK_COMPRESSED):
-            content = bsize
+
+    __slots__ = ("chunks", "eof", "flushed", "queued")
+
+    def __init__(self) -> None:
+        self.chunks: deque[bytes | memoryview] = deque()
+        self.eof = False
+        self.flushed = False
+        self.queued = 0  # bytes fed but not yet handed to libzstd
+
+    def read(self, size: int) -> bytes | memoryview:
+        chunks = self.chunks
+        if not chunks:
+            if not self.eof:
+                raise _Starved
+            if self.flushed:
+                return b""
+            self.flushed = True
+            return _FLUSH_FRAME
+        chunk = chunks[0]
+        if len(chunk) > size:
+            view = memoryview(chunk)
+            chunks[0] = view[size:]
+            chunk = view[:size]
         else:
-            raise IntegrityError(f"zstd block at input offset {pos} has the reserved block type")
-        if bsize > block_max:
+            chunks.popleft()
+        self.queued -= len(chunk)
+        return chunk
+
+
+class _FrameScanner:
+    """Follows the frame structure of the input as it is fed, without decoding.
+
+    Only headers are inspected; block and skippable-frame contents are skipped
+    by count, so at most one partial header (under 18 bytes) is kept. It
+    rejects what is structurally invalid as early as possible (bad magic,
+    reserved bits, dictionaries, blocks over Block_Maximum_Size) and tells at
+    the end whether the input stopped exactly on a frame boundary. libzstd does
+    the decoding and verifies content sizes and checksums.
+    """
+
+    __slots__ = ("_aux", "_frame_start", "_offset", "_skip", "_stage", "head")
+
+    def __init__(self) -> None:
+        self._stage = _ST_MAGIC
+        self._aux = 0  # inside a zstd frame: block_max << 1 | has_checksum
+        self._skip = 0  # content bytes to pass over before the next header
+        self.head = b""  # the start of a header that is not complete yet (held back)
+        self._offset = 0  # input bytes scanned so far
+        self._frame_start = 0  # input offset of the current frame
+
+    def scan(self, data: _Buffer) -> None:
+        """Advance over ``data``; raise :class:`IntegrityError` on invalid structure."""
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                take = min(self._skip, end - pos)
+                self._skip -= take
+                pos += take
+                continue
+            head = self.head
+            unit = head + bytes(data[pos : pos + _HEADER_MAX])
+            used = self._parse(unit, self._offset + pos - len(head))
+            if used is None:  # header incomplete: keep it for the next piece
+                self.head = unit
+                break
+            self.head = b""
+            pos += used - len(head)
+        self._offset += end
+
+    def _parse(self, unit: bytes, start: int) -> int | None:
+        """Take the header at the front of ``unit``; its length, or None if incomplete."""
+        if self._stage == _ST_BLOCK:
+            if len(unit) < 3:
+                return None
+            header = unit[0] | (unit[1] << 8) | (unit[2] << 16)
+            block_type = (header >> 1) & 3
+            block_size = header >> 3
+            block_max = self._aux >> 1
+            if block_type == _BLOCK_RESERVED:
+                raise IntegrityError(
+                    f"zstd block at input offset {start} has the reserved block type"
+                )
+            if block_size > block_max:
+                raise IntegrityError(
+                    f"zstd block at input offset {start} is {block_size} bytes, "
+                    f"larger than the frame's maximum block size {block_max}"
+                )
+            self._skip = 1 if block_type == _BLOCK_RLE else block_size
+            if header & 1:  # Last_Block
+                self._stage = _ST_CHECKSUM if self._aux & 1 else _ST_MAGIC
+            return 3
+        if self._stage == _ST_CHECKSUM:
+            if len(unit) < 4:
+                return None
+            self._stage = _ST_MAGIC
+            return 4
+        if len(unit) < 4:
+            return None
+        magic = int.from_bytes(unit[:4], "little")
+        if _SKIPPABLE_MAGIC_MIN <= magic <= _SKIPPABLE_MAGIC_MAX:
+            if len(unit) < 8:
+                return None
+            self._frame_start = start
+            self._skip = int.from_bytes(unit[4:8], "little")
+            return 8
+        if magic != _ZSTD_MAGIC:
             raise IntegrityError(
-                f"zstd block at input offset {pos} is {bsize} bytes, "
-                f"larger than the frame's maximum block size {block_max}"
+                f"data at input offset {start} is not a zstd frame (magic 0x{magic:08x}); "
+                "corrupt or trailing garbage"
             )
-        end = pos + 3 + content
-        if end > len(buf):
+        if len(unit) < 5:
             return None
-        if not last:
-            return (_K_BLOCK, end, _ST_BLOCK, aux, block_max, False)
-        if aux & 1:
-            return (_K_BLOCK, end, _ST_CHECKSUM, aux, block_max, False)
-        return (_K_BLOCK, end, _ST_MAGIC, 0, block_max, True)
-    if stage == _ST_CHECKSUM:
-        if avail < 4:
-            return None
-        return (_K_BLOCK, pos + 4, _ST_MAGIC, 0, 0, True)
-    if stage == _ST_SKIP:
-        if avail == 0:
-            return None
-        n = min(avail, aux)
-        if n == aux:
-            return (_K_SKIP, pos + n, _ST_MAGIC, 0, 0, True)
-        return (_K_SKIP, pos + n, _ST_SKIP, aux - n, 0, False)
-    # _ST_MAGIC
-    if avail < 4:
-        return None
-    magic = int.from_bytes(buf[pos : pos + 4], "little")
-    if _SKIPPABLE_MAGIC_MIN <= magic <= _SKIPPABLE_MAGIC_MAX:
-        if avail < 8:
-            return None
-        size = int.from_bytes(buf[pos + 4 : pos + 8], "little")
-        if size == 0:
-            return (_K_SKIP, pos + 8, _ST_MAGIC, 0, 0, True)
-        return (_K_SKIP, pos + 8, _ST_SKIP, size, 0, False)
-    if magic != _ZSTD_MAGIC:
-        raise IntegrityError(
-            f"data at input offset {pos} is not a zstd frame (magic 0x{magic:08x}); "
-            "corrupt or trailing garbage"
-        )
-    if avail < 5:
-        return None
-    fhd = buf[pos + 4]
-    if fhd & 0x08:
-        raise IntegrityError(f"zstd frame at input offset {pos} has the reserved header bit set")
-    fcs_flag = fhd >> 6
-    single_segment = bool(fhd & 0x20)
-    has_checksum = (fhd >> 2) & 1
-    did_size = _DID_FIELD_SIZES[fhd & 3]
-    fcs_size = _FCS_FIELD_SIZES[fcs_flag] or (1 if single_segment else 0)
-    header_size = 5 + (0 if single_segment else 1) + did_size + fcs_size
-    if avail < header_size:
-        return None
-    off = pos + 5
-    if single_segment:
-        window_size = -1
-    else:
-        wd = buf[off]
-        off += 1
-        window_base = 1 << (10 + (wd >> 3))
-        window_size = window_base + (window_base >> 3) * (wd & 7)
-    if did_size:
-        dict_id = int.from_bytes(buf[off : off + did_size], "little")
-        off += did_size
-        if dict_id:
+        descriptor = unit[4]
+        if descriptor & 0x08:
             raise IntegrityError(
-                f"zstd frame at input offset {pos} needs dictionary {dict_id}, "
+                f"zstd frame at input offset {start} has the reserved header bit set"
+            )
+        single_segment = bool(descriptor & 0x20)
+        did_size = _DID_FIELD_SIZES[descriptor & 3]
+        fcs_size = _FCS_FIELD_SIZES[descriptor >> 6] or (1 if single_segment else 0)
+        header_size = 5 + (0 if single_segment else 1) + did_size + fcs_size
+        if len(unit) < header_size:
+            return None
+        did_at = 5 if single_segment else 6
+        if did_size and (dict_id := int.from_bytes(unit[did_at : did_at + did_size], "little")):
+            raise IntegrityError(
+                f"zstd frame at input offset {start} needs dictionary {dict_id}, "
                 "but dictionaries are not supported"
             )
-    if single_segment:
-        window_size = int.from_bytes(buf[off : off + fcs_size], "little")
-        if fcs_size == 2:
-            window_size += 256
-    block_max = min(window_size, _BLOCK_SIZE_MAX)
-    return (_K_HEADER, pos + header_size, _ST_BLOCK, (block_max << 1) | has_checksum, 0, False)
+        if single_segment:  # the window is the content size
+            window_size = int.from_bytes(unit[did_at + did_size : header_size], "little")
+            if fcs_size == 2:
+                window_size += 256
+        else:
+            descriptor = unit[5]
+            window_base = 1 << (10 + (descriptor >> 3))
+            window_size = window_base + (window_base >> 3) * (descriptor & 7)
+        has_checksum = (unit[4] >> 2) & 1
+        self._frame_start = start
+        self._stage = _ST_BLOCK
+        self._aux = (min(window_size, _BLOCK_SIZE_MAX) << 1) | has_checksum
+        return header_size
+
+    def check_end(self) -> None:
+        """Raise :class:`IntegrityError` unless the input ended on a frame boundary."""
+        if self._stage == _ST_MAGIC and not self._skip:
+            if self.head:
+                raise IntegrityError(
+                    f"input ends with {len(self.head)} stray bytes at offset "
+                    f"{self._offset - len(self.head)}: truncated frame header or trailing "
+                    "garbage"
+                )
+            return
+        what = "zstd frame" if self._stage != _ST_MAGIC else "skippable frame"
+        raise IntegrityError(
+            f"compressed input is truncated: {what} starting at offset {self._frame_start} "
+            f"is incomplete ({self._offset} bytes received)"
+        )
+
+
+# Decompression contexts are costly to set up (libzstd allocates its window on
+# first use), so finished decoders hand theirs back for the next download. A
+# context is in this list only while no decoder uses it; list.append and
+# list.pop are atomic, so threads may share the list.
+_IDLE_CONTEXTS: dict[int, list[zstandard.ZstdDecompressor]] = {}
+_IDLE_CONTEXTS_MAX: Final = 8
+
+
+def _take_context(max_window_size: int) -> zstandard.ZstdDecompressor:
+    try:
+        return _IDLE_CONTEXTS.setdefault(max_window_size, []).pop()
+    except IndexError:
+        return zstandard.ZstdDecompressor(max_window_size=max_window_size)
+
+
+def _give_back(max_window_size: int, context: zstandard.ZstdDecompressor) -> None:
+    idle = _IDLE_CONTEXTS.setdefault(max_window_size, [])
+    if len(idle) < _IDLE_CONTEXTS_MAX:
+        idle.append(context)
 
 
 class ZstdDecoder:
@@ -289,8 +384,11 @@ class ZstdDecoder:
     point :attr:`finished` is true. ``feed_eof()`` may equally be called after
     draining. Accepts any number of concatenated frames and skippable frames.
 
-    Every ``read()`` returns at most ``max_output`` bytes, whatever the input, and
-    never decodes more than ``max_output + 128 KiB`` ahead of the caller.
+    Every ``read()`` returns at most ``max_output`` bytes (or its ``limit``),
+    whatever the input: libzstd decodes straight into the result, which is
+    never larger than asked for, so a decompression bomb costs at most one
+    read's worth of memory at a time. Reads start at 64 KiB and double while
+    they come back full, so small payloads cost no large buffers.
 
     ``max_window_size`` (bytes, 0 = libzstd's default of 128 MiB) limits the
     window a frame may request, i.e. the memory libzstd allocates per frame.
@@ -300,18 +398,32 @@ class ZstdDecoder:
     later call raises :class:`IntegrityError` again.
     """
 
+    __slots__ = (
+        "_context",
+        "_done",
+        "_error",
+        "_input",
+        "_max_output",
+        "_max_window_size",
+        "_reader",
+        "_scanner",
+        "_size",
+        "bytes_in",
+        "bytes_out",
+    )
+
     def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT, *, max_window_size: int = 0) -> None:
         self._max_output = _check_max_output(max_output)
-        self._dctx = zstandard.ZstdDecompressor(max_window_size=max_window_size)
-        self._dobj: zstandard.ZstdDecompressionObj | None = None
-        self._buf = bytearray()
-        self._pos = 0  # parse position in _buf; _buf[:_pos] is consumed
-        self._consumed = 0  # input bytes discarded from the front of _buf
-        self._stage = _ST_MAGIC
-        self._aux = 0
-        self._frame_start = 0  # absolute input offset of the current frame
-        self._pending: bytes | memoryview = b""
-        self._eof = False
+        self._max_window_size = max_window_size
+        self._context: zstandard.ZstdDecompressor | None = _take_context(max_window_size)
+        self._input = _Input()
+        # The stubs want an IO[bytes]; the reader only ever calls read(size).
+        self._reader: zstandard.ZstdDecompressionReader | None = self._context.stream_reader(
+            cast("IO[bytes]", self._input), read_size=_INPUT_PIECE, read_across_frames=True
+        )
+        self._scanner = _FrameScanner()
+        self._size = min(_FIRST_OUTPUT, self._max_output)
+        self._done = False
         self._error: IntegrityError | None = None
         self.bytes_in = 0
         self.bytes_out = 0
@@ -322,14 +434,8 @@ class ZstdDecoder:
 
     @property
     def finished(self) -> bool:
-        """End of input was declared, and all output has been read."""
-        return (
-            self._eof
-            and self._error is None
-            and not self._pending
-            and self._pos == len(self._buf)
-            and self._stage == _ST_MAGIC
-        )
+        """End of input was declared, and ``read()`` has since returned ``b""``."""
+        return self._done and self._error is None
 
     def _check_usable(self) -> None:
         if self._error is not None:
@@ -340,156 +446,96 @@ class ZstdDecoder:
     def _fail(self, exc: IntegrityError) -> IntegrityError:
         """Poison the decoder and return ``exc`` for raising."""
         self._error = exc
-        self._dobj = None
-        self._buf = bytearray()
-        self._pos = 0
-        self._pending = b""
+        self._release()
+        self._input.chunks.clear()
+        self._input.queued = 0
         return exc
 
+    def _release(self) -> None:
+        """Drop the reader and hand the context back for another decoder."""
+        context, self._context, self._reader = self._context, None, None
+        if context is not None:
+            _give_back(self._max_window_size, context)
+
     def feed(self, data: _Buffer) -> None:
-        """Append compressed input. Chunk boundaries are arbitrary."""
+        """Append compressed input. Chunk boundaries are arbitrary.
+
+        ``bytes`` are kept by reference; other buffers are copied, since the
+        caller may reuse them.
+        """
         self._check_usable()
-        if self._eof:
+        if self._input.eof:
             raise RuntimeError("ZstdDecoder.feed() called after feed_eof()")
-        n = memoryview(data).nbytes
-        if not n:
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        if not chunk:
             return
-        self.bytes_in += n
-        pos = self._pos
-        if pos and (pos >= len(self._buf) or (pos >= 1 << 16 and pos * 2 >= len(self._buf))):
-            # Compact before growing, so the buffer holds little consumed data and
-            # the cost stays linear (at most one extra move per byte).
-            del self._buf[:pos]
-            self._consumed += pos
-            self._pos = 0
-        self._buf += data
+        self.bytes_in += len(chunk)
+        scanner = self._scanner
+        held = scanner.head
+        try:
+            scanner.scan(chunk)
+        except IntegrityError as exc:
+            raise self._fail(exc) from None
+        # libzstd gets only bytes the walk has checked: the start of a header
+        # that is still incomplete waits (a few bytes), so that invalid
+        # structure is reported by the walk, with its offset and reason.
+        keep = len(scanner.head)
+        if keep == len(held) + len(chunk):
+            return
+        queue = self._input
+        if held:
+            queue.chunks.append(held)
+        if keep:
+            queue.chunks.append(memoryview(chunk)[: len(chunk) - keep])
+        else:
+            queue.chunks.append(chunk)
+        queue.queued += len(held) + len(chunk) - keep
 
     def feed_eof(self) -> None:
         """Declare end of input; raise :class:`IntegrityError` if it is truncated.
 
-        Walks the structure of the still-buffered input (headers only, nothing is
-        decoded) to check it ends exactly on a frame boundary. Output decoded from
-        complete frames remains available through :meth:`read`. Calling it again is
-        a no-op.
+        Nothing is decoded here: the structure seen so far tells whether the
+        input ended exactly on a frame boundary. Output of complete frames
+        stays available through :meth:`read`. Calling it again is a no-op.
         """
         self._check_usable()
-        if self._eof:
+        if self._input.eof:
             return
-        self._eof = True
-        buf, pos, stage, aux = self._buf, self._pos, self._stage, self._aux
-        frame_start = self._frame_start - self._consumed
+        self._input.eof = True
         try:
-            while True:
-                step = _step(buf, pos, stage, aux)
-                if step is None:
-                    break
-                if stage == _ST_MAGIC:
-                    frame_start = pos
-                _, pos, stage, aux, _, _ = step
+            self._scanner.check_end()
         except IntegrityError as exc:
-            self._fail(exc)
-            raise
-        if stage != _ST_MAGIC or pos != len(buf):
-            where = frame_start + self._consumed
-            if stage == _ST_MAGIC:
-                raise self._fail(
-                    IntegrityError(
-                        f"input ends with {len(buf) - pos} stray bytes at offset "
-                        f"{pos + self._consumed}: truncated frame header or trailing garbage"
-                    )
-                )
-            what = "skippable frame" if stage == _ST_SKIP else "zstd frame"
-            raise self._fail(
-                IntegrityError(
-                    f"compressed input is truncated: {what} starting at offset {where} "
-                    f"is incomplete ({self.bytes_in} bytes received)"
-                )
-            )
+            raise self._fail(exc) from None
 
-    def read(self) -> bytes:
-        """Return up to ``max_output`` decoded bytes; ``b""`` if more input is needed.
+    def read(self, limit: int | None = None) -> bytes:
+        """Return up to ``max_output`` decoded bytes (and at most ``limit``).
 
-        After ``feed_eof()``, ``b""`` means the end of the payload.
+        ``b""`` means more input is needed, or, after ``feed_eof()``, the end
+        of the payload.
         """
         self._check_usable()
-        try:
-            return self._read()
-        except IntegrityError as exc:
-            self._fail(exc)
-            raise
-
-    def _read(self) -> bytes:
-        limit = self._max_output
-        out: list[bytes | memoryview] = []
-        n = 0
-        pending = self._pending
-        if pending:
-            take = min(len(pending), limit)
-            out.append(pending[:take])
-            self._pending = pending[take:]
-            n = take
-        buf = self._buf
-        while n < limit:
-            pos = self._pos
-            stage = self._stage
-            aux = self._aux
-            step = _step(buf, pos, stage, aux)
-            if step is None:
-                break
-            kind, npos, nstage, naux, obound, frame_done = step
-            if kind == _K_SKIP:
-                if stage == _ST_MAGIC:
-                    self._frame_start = pos + self._consumed
-                self._pos, self._stage, self._aux = npos, nstage, naux
-                continue
-            if n and n + obound > limit:
-                break  # this block might not fit; leave it for the next call
-            # Gather a contiguous run of units of the current frame whose combined
-            # output fits the remaining budget (the first one is always taken so
-            # every call makes progress), and hand them to libzstd in one call.
-            if kind == _K_HEADER:
-                self._frame_start = pos + self._consumed
-                self._dobj = self._dctx.decompressobj()
-            start = pos
-            bound = obound
-            while not frame_done:
-                nxt = _step(buf, npos, nstage, naux)
-                if nxt is None or n + bound + nxt[4] > limit:
-                    break
-                _, npos, nstage, naux, ob, frame_done = nxt
-                bound += ob
-            dobj = self._dobj
-            assert dobj is not None
-            try:
-                with memoryview(buf) as view, view[start:npos] as chunk:
-                    data = dobj.decompress(chunk)
-            except zstandard.ZstdError as exc:
-                raise IntegrityError(
-                    f"zstd frame starting at offset {self._frame_start} is corrupt: {exc}"
-                ) from exc
-            self._pos, self._stage, self._aux = npos, nstage, naux
-            if frame_done:
-                if not dobj.eof or dobj.unused_data:
-                    raise IntegrityError(
-                        f"zstd frame starting at offset {self._frame_start} "
-                        "did not end where its block structure says it does"
-                    )
-                self._dobj = None
-            if data:
-                room = limit - n
-                if len(data) <= room:
-                    out.append(data)
-                    n += len(data)
-                else:
-                    rest = memoryview(data)
-                    out.append(rest[:room])
-                    self._pending = rest[room:]
-                    n = limit
-        if not out:
+        reader = self._reader
+        if reader is None:  # finished
             return b""
-        result = out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
-        self.bytes_out += len(result)
-        return result
+        size = self._size
+        if limit is not None and limit < size:
+            size = max(limit, 1)
+        try:
+            out: bytes = reader.read1(size)
+        except _Starved:
+            return b""
+        except zstandard.ZstdError as exc:
+            raise self._fail(IntegrityError(f"zstd data is corrupt: {exc}")) from exc
+        if out:
+            n = len(out)
+            self.bytes_out += n
+            if n == self._size and n < self._max_output:
+                self._size = min(2 * n, self._max_output)
+            return out
+        # Only the end of the input makes the reader return nothing.
+        self._done = True
+        self._release()
+        return b""
 
 
 class IdentityDecoder:
@@ -503,7 +549,7 @@ class IdentityDecoder:
     def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT) -> None:
         self._max_output = _check_max_output(max_output)
         self._chunks: deque[bytes] = deque()
-        self._head_off = 0  # bytes of _chunks[0] already returned
+        self.head_off = 0  # bytes of _chunks[0] already returned
         self._eof = False
         self.bytes_in = 0
         self.bytes_out = 0
@@ -530,14 +576,14 @@ class IdentityDecoder:
         """Declare end of input. There is nothing to verify; repeated calls are no-ops."""
         self._eof = True
 
-    def read(self) -> bytes:
-        """Return up to ``max_output`` bytes; ``b""`` if none are buffered."""
+    def read(self, limit: int | None = None) -> bytes:
+        """Up to ``max_output`` bytes (and at most ``limit``); ``b""`` if none are buffered."""
         chunks = self._chunks
         if not chunks:
             return b""
-        room = self._max_output
+        room = self._max_output if limit is None else max(1, min(limit, self._max_output))
         head = chunks[0]
-        off = self._head_off
+        off = self.head_off
         if not off and len(head) <= room and (len(chunks) == 1 or len(head) == room):
             chunks.popleft()
             self.bytes_out += len(head)
@@ -552,7 +598,7 @@ class IdentityDecoder:
             if off == len(head):
                 chunks.popleft()
                 off = 0
-        self._head_off = off
+        self.head_off = off
         result = b"".join(parts)
         self.bytes_out += len(result)
         return result

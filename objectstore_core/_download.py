@@ -30,15 +30,7 @@ class Download:
     (``content-length``, or ``x-sn-size`` for a full read); None skips the check.
     """
 
-    __slots__ = (
-        "_context",
-        "_decoder",
-        "_eof",
-        "_expected",
-        "_leftover",
-        "_offset",
-        "_received",
-    )
+    __slots__ = ("_context", "_decoder", "_eof", "_expected", "_received")
 
     def __init__(
         self,
@@ -55,8 +47,6 @@ class Download:
         self._expected = expected_length
         self._received = 0
         self._eof = False
-        self._leftover = b""
-        self._offset = 0
 
     @property
     def received(self) -> int:
@@ -74,7 +64,7 @@ class Download:
     @property
     def finished(self) -> bool:
         """True once the end was declared and every payload byte was read."""
-        return self._eof and self._offset >= len(self._leftover) and self._decoder.finished
+        return self._eof and self._decoder.finished
 
     def feed(self, raw: bytes | bytearray | memoryview) -> None:
         """Push raw body bytes (any chunking); ``b""`` declares the end of the body."""
@@ -101,17 +91,10 @@ class Download:
 
         Returns None when raw bytes are needed first, and ``b""`` at the end.
         """
-        if self._offset >= len(self._leftover):
-            chunk = self._decoder.read()
-            if not chunk:
-                return b"" if self._eof else None
-            if limit is None or len(chunk) <= limit:
-                return chunk
-            self._leftover, self._offset = chunk, 0
-        start = self._offset
-        end = len(self._leftover) if limit is None else min(start + limit, len(self._leftover))
-        self._offset = end
-        return self._leftover[start:end]
+        chunk = self._decoder.read(limit)
+        if chunk:
+            return chunk
+        return b"" if self._eof else None
 
 
 def check_chunk_size(chunk_size: int | None) -> None:

@@ -231,10 +231,11 @@ def test_large_skippable_frame_is_not_buffered() -> None:
     for _ in range(64):
         decoder.feed(chunk)
         assert decoder.read() == b""
-        assert len(decoder._buf) - decoder._pos <= 2 * MIB
+        assert decoder._input.queued <= 2 * MIB
     decoder.feed(compress(b"after"))
     decoder.feed_eof()
     assert decoder.read() == b"after"
+    assert decoder.read() == b""
     assert decoder.finished
 
 
@@ -464,6 +465,8 @@ def test_reads_are_exactly_capped_across_blocks() -> None:
     assert max(sizes) == 64 * KIB
     assert bytes(out) == bytes([1]) * (100 * KIB) + bytes([2]) * (100 * KIB)
     decoder.feed_eof()
+    assert not decoder.finished  # the end is known once read() has said so
+    assert decoder.read() == b""
     assert decoder.finished
 
 
@@ -517,3 +520,72 @@ def test_identity_decoder_behaviour() -> None:
         decoder.feed(b"x")
     with pytest.raises(ValueError):
         IdentityDecoder(0)
+
+
+# ------------------------------------------------------- reads, buffers and contexts
+
+
+@pytest.mark.parametrize("checksum", [False, True])
+@pytest.mark.parametrize("limit", [1, 999, 64 * KIB])
+def test_output_held_by_libzstd_at_the_end_is_not_lost(checksum: bool, limit: int) -> None:
+    # Everything is fed and ended before the first read: libzstd consumes the
+    # last block while the output is still full, and must flush it afterwards.
+    payload = os.urandom(100 * KIB) + b"tail" * 30_000
+    blob = zstandard.ZstdCompressor(write_checksum=checksum, write_content_size=False).compress(
+        payload
+    )
+    decoder = ZstdDecoder()
+    decoder.feed(blob)
+    decoder.feed_eof()
+    out = bytearray()
+    while piece := decoder.read(limit):
+        assert len(piece) <= limit
+        out += piece
+    assert bytes(out) == payload
+    assert decoder.finished
+
+
+def test_read_limit_and_first_read_size() -> None:
+    payload = bytes(range(256)) * 8 * KIB  # 2 MiB
+    decoder = ZstdDecoder(max_output=1 * MIB)
+    decoder.feed(compress(payload))
+    decoder.feed_eof()
+    sizes = []
+    out = bytearray()
+    while piece := decoder.read():
+        sizes.append(len(piece))
+        out += piece
+    assert bytes(out) == payload
+    # Small first, doubling while full, never past max_output.
+    assert sizes[0] == 64 * KIB
+    assert max(sizes) == 1 * MIB
+    assert decoder.read(10) == b""
+
+
+def test_fed_buffers_are_copied_and_bytes_are_not() -> None:
+    data = bytearray(compress(b"abc" * 1000))
+    decoder = ZstdDecoder()
+    decoder.feed(data)
+    data[:] = bytes(len(data))  # the caller reuses its buffer
+    decoder.feed_eof()
+    assert decoder.read() == b"abc" * 1000
+
+
+def test_decompression_contexts_are_reused() -> None:
+    from objectstore_core import _codec
+
+    blob = compress(b"x" * 5000)
+    for _ in range(20):
+        decoder = ZstdDecoder()
+        decoder.feed(blob)
+        decoder.feed_eof()
+        assert decoder.read() == b"x" * 5000
+        assert decoder.read() == b""
+    idle = _codec._IDLE_CONTEXTS[0]
+    assert 1 <= len(idle) <= 8
+    # A context in use is not idle: two decoders at once get two contexts.
+    first, second = ZstdDecoder(), ZstdDecoder()
+    assert first._context is not second._context
+    for decoder in (first, second):
+        decoder.feed(blob)
+    assert first.read() == second.read() == b"x" * 5000
