@@ -396,6 +396,13 @@ class _FaultSink:
     def feed(self, data: BytesLike) -> None:
         self._sink.feed(data)
 
+    def buffer(self, hint: int) -> memoryview | None:
+        get = getattr(self._sink, "buffer", None)
+        return None if get is None else get(hint)
+
+    def buffer_filled(self, count: int) -> None:
+        self._sink.buffer_filled(count)  # type: ignore[attr-defined]
+
     def finish(self) -> ServerResponse:
         return _faulted(self._sink.finish(), self._fault)
 

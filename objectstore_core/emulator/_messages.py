@@ -64,7 +64,8 @@ class ServerRequest:
 
     def __post_init__(self) -> None:
         # Header names are case-insensitive (§1.2); normalize once so lookups are exact.
-        if any(name != name.lower() for name, _ in self.headers):
+        names = "\0".join([name for name, _ in self.headers])
+        if names != names.lower():
             lowered = tuple((name.lower(), value) for name, value in self.headers)
             object.__setattr__(self, "headers", lowered)
 

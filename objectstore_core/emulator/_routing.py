@@ -171,6 +171,8 @@ def _decode(raw: str, what: str) -> str:
     Invalid escapes such as ``%zz`` stay literal, as with the reference
     server's decoder. ``+`` is a literal plus in paths.
     """
+    if "%" not in raw and raw.isascii():
+        return raw  # nothing to decode (the common case)
     try:
         data = raw.encode("latin-1")
     except UnicodeEncodeError:

@@ -142,79 +142,196 @@ class Storage(Protocol):
         ...
 
 
+_PIECE = 1 << 20
+"""Bodies are stored in pieces of this size (a small body is one short piece)."""
+
+_POOL_BYTES = 1 << 30
+"""At most this much memory of dropped bodies is kept for reuse by later writes."""
+
+
+class _Body:
+    """A committed body: ``pieces[i]`` holds bytes ``i * _PIECE`` onwards; never mutated.
+
+    Large bodies are made of full ``_PIECE`` bytearrays (the last one partly
+    used), so their memory can be reused once the body is overwritten or
+    deleted and no reader holds it any more: fresh memory costs a page fault
+    per 4 KiB, several times the price of copying the bytes. ``readers``
+    counts the open handles; ``dropped`` is set when the store let go of it.
+    """
+
+    __slots__ = ("dropped", "pieces", "readers", "size")
+
+    def __init__(self, pieces: list[memoryview], size: int) -> None:
+        self.pieces = pieces
+        self.size = size
+        self.readers = 0
+        self.dropped = False
+
+
 class _MemoryStream:
-    """A :class:`BodyStream` over a slice of an immutable ``bytes`` body."""
+    """A :class:`BodyStream` over a range of a stored :class:`_Body`.
 
-    __slots__ = ("_end", "_pos", "_view")
+    Besides ``read`` (a copy, as ``bytes``) it offers ``read_view``: the same
+    bytes as a read-only view of the stored memory, valid until :meth:`close`.
+    The socket server sends those without copying them.
+    """
 
-    def __init__(self, body: bytes | bytearray, start: int, length: int) -> None:
-        self._view = memoryview(body)
+    __slots__ = ("_body", "_end", "_pos", "_store")
+
+    def __init__(self, store: MemoryStorage, body: _Body, start: int, length: int) -> None:
+        self._store = store
+        self._body: _Body | None = body
         self._pos = start
         self._end = start + length
 
+    def read_view(self, n: int) -> memoryview:
+        """Up to ``n`` bytes (fewer at a piece boundary); an empty view at the end."""
+        if self._body is None or self._pos >= self._end:
+            return memoryview(b"")
+        index, offset = divmod(self._pos, _PIECE)
+        piece = self._body.pieces[index]
+        stop = min(len(piece), offset + n, offset + self._end - self._pos)
+        self._pos += stop - offset
+        return piece[offset:stop]
+
     def read(self, n: int) -> bytes:
-        stop = min(self._end, self._pos + n)
-        chunk = bytes(self._view[self._pos : stop])
-        self._pos = stop
-        return chunk
+        first = self.read_view(n)
+        if len(first) == n or not first:
+            return bytes(first)
+        parts = [first]
+        wanted = n - len(first)
+        while wanted and (view := self.read_view(wanted)):
+            parts.append(view)
+            wanted -= len(view)
+        return b"".join(parts)
 
     def close(self) -> None:
-        self._view.release()
+        body, self._body = self._body, None
         self._pos = self._end
+        if body is not None:
+            self._store._release(body)
 
 
-@dataclass(frozen=True, slots=True)
 class _MemoryOpenObject:
-    record: ObjectRecord
-    body: bytes | bytearray
+    __slots__ = ("_body", "_store", "record")
+
+    def __init__(self, store: MemoryStorage, record: ObjectRecord, body: _Body) -> None:
+        self._store = store
+        self.record = record
+        self._body = body
 
     def read_range(self, start: int, length: int) -> BodyStream:
-        return _MemoryStream(self.body, start, length)
+        return _MemoryStream(self._store, self._body, start, length)
 
     def close(self) -> None:
-        return None
+        self._store._release(self._body)
 
 
 class _MemoryWriter:
-    # One growing bytearray (a single copy of each chunk); it is never mutated once
-    # committed, so readers can share it through memoryviews.
-    __slots__ = ("_body", "_done", "_oid", "_store")
+    # Bytes are copied into pieces: full-size pieces (reused ones when the store has
+    # some) once the body is known to be large, a growing bytearray before that.
+    __slots__ = ("_done", "_fill", "_oid", "_pieces", "_size", "_store")
 
     def __init__(self, store: MemoryStorage, oid: ObjectId) -> None:
         self._store = store
         self._oid = oid
-        self._body = bytearray()
+        self._pieces: list[bytearray] = []
+        self._fill = _PIECE  # bytes used in the last piece; _PIECE: a new piece is needed
+        self._size = 0
         self._done = False
 
     def write(self, data: BytesLike) -> None:
         if self._done:
             raise RuntimeError("write() after commit() or abort()")
-        self._body += data
+        view = memoryview(data)
+        if view.itemsize != 1 or view.ndim != 1:
+            view = view.cast("B")
+        total = len(view)
+        self._size += total
+        if self._fill + total <= _PIECE and self._pieces:  # fits in the last piece
+            piece = self._pieces[-1]
+            if len(piece) == _PIECE:
+                piece[self._fill : self._fill + total] = view
+            else:
+                piece += view
+            self._fill += total
+            return
+        done = 0
+        while done < total:
+            if self._fill == _PIECE:
+                if self._size <= _PIECE // 2:  # a small body so far: no full piece yet
+                    self._pieces.append(bytearray(view[done:]))
+                    self._fill = total - done
+                    return
+                self._pieces.append(self._store._piece())
+                self._fill = 0
+            piece = self._pieces[-1]
+            n = min(total - done, _PIECE - self._fill)
+            if len(piece) == _PIECE:
+                piece[self._fill : self._fill + n] = view[done : done + n]
+            else:
+                piece += view[done : done + n]  # the growing first piece
+            self._fill += n
+            done += n
+
+    def buffer(self, hint: int) -> memoryview | None:
+        """The free end of a full-size piece, once the body is known to be large.
+
+        The socket server receives into it directly (no copy); see
+        :meth:`~objectstore_core.emulator.Exchange.buffer`.
+        """
+        if self._done:
+            raise RuntimeError("buffer() after commit() or abort()")
+        if self._fill == _PIECE:
+            if self._size + hint <= _PIECE // 2:
+                return None  # small: a short piece, through write()
+            self._pieces.append(self._store._piece())
+            self._fill = 0
+        piece = self._pieces[-1]
+        if len(piece) != _PIECE:
+            return None  # the growing first piece of a body that started small
+        return memoryview(piece)[self._fill :]
+
+    def buffer_filled(self, count: int) -> None:
+        """``count`` bytes were received into the last :meth:`buffer`."""
+        if not 0 <= count <= _PIECE - self._fill:
+            raise ValueError(f"buffer_filled({count}) exceeds the buffer")
+        self._fill += count
+        self._size += count
 
     def commit(self, record: ObjectRecord) -> None:
         if self._done:
             raise RuntimeError("commit() after commit() or abort()")
         self._done = True
-        body, self._body = self._body, bytearray()
-        if len(body) != record.size:
-            raise ValueError(f"record size {record.size} != {len(body)} bytes written")
-        self._store._put(self._oid, record, body)
+        pieces, self._pieces = self._pieces, []
+        if self._size != record.size:
+            self._store._recycle(pieces)
+            raise ValueError(f"record size {record.size} != {self._size} bytes written")
+        views = [memoryview(piece) for piece in pieces]
+        if views:
+            views[-1] = views[-1][: self._fill]
+        self._store._put(self._oid, record, _Body(views, self._size))
 
     def abort(self) -> None:
-        self._done = True
-        self._body = bytearray()
+        if not self._done:
+            self._done = True
+            pieces, self._pieces = self._pieces, []
+            self._store._recycle(pieces)
 
 
 class MemoryStorage:
-    """A :class:`Storage` keeping everything in a dict (bodies as ``bytes``).
+    """A :class:`Storage` keeping everything in a dict (bodies in memory pieces).
 
-    ``lock`` guards commits, updates and deletes; pass a ``threading.Lock()``
-    when several threads share the store (the socket server does).
+    ``lock`` guards commits, updates, deletes and the bookkeeping of readers;
+    pass a ``threading.Lock()`` when several threads share the store (the
+    socket server does). The memory of overwritten or deleted bodies (up to
+    1 GiB) is reused by later writes once nobody reads them any more.
     """
 
     def __init__(self, *, lock: AbstractContextManager[object] | None = None) -> None:
-        self._objects: dict[ObjectId, tuple[ObjectRecord, bytes | bytearray]] = {}
+        self._objects: dict[ObjectId, tuple[ObjectRecord, _Body]] = {}
         self._lock: AbstractContextManager[object] = lock or contextlib.nullcontext()
+        self._pool: list[bytearray] = []
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -226,17 +343,56 @@ class MemoryStorage:
     def writer(self, oid: ObjectId) -> ObjectWriter:
         return _MemoryWriter(self, oid)
 
-    def _put(self, oid: ObjectId, record: ObjectRecord, body: bytes | bytearray) -> None:
+    # -- memory reuse -------------------------------------------------------------------
+
+    def _piece(self) -> bytearray:
         with self._lock:
+            if self._pool:
+                return self._pool.pop()
+        return bytearray(_PIECE)
+
+    def _recycle(self, pieces: list[bytearray]) -> None:
+        """Keep the full-size pieces nobody can see any more for later writes."""
+        with self._lock:
+            room = _POOL_BYTES // _PIECE - len(self._pool)
+            self._pool += [piece for piece in pieces if len(piece) == _PIECE][: max(room, 0)]
+
+    def _drop(self, body: _Body) -> list[bytearray]:
+        """Under the lock: the store lets go of ``body``; its pieces if free now."""
+        body.dropped = True
+        if body.readers:
+            return []  # the last reader recycles it
+        return [view.obj for view in body.pieces]  # type: ignore[misc]
+
+    def _release(self, body: _Body) -> None:
+        with self._lock:
+            body.readers -= 1
+            free = body.dropped and not body.readers
+        if free:
+            self._recycle([view.obj for view in body.pieces])  # type: ignore[misc]
+
+    # -- Storage ------------------------------------------------------------------------
+
+    def _put(self, oid: ObjectId, record: ObjectRecord, body: _Body) -> None:
+        with self._lock:
+            previous = self._objects.get(oid)
             self._objects[oid] = (record, body)
+            free = [] if previous is None else self._drop(previous[1])
+        if free:
+            self._recycle(free)
 
     def lookup(self, oid: ObjectId) -> ObjectRecord | None:
         entry = self._objects.get(oid)
         return None if entry is None else entry[0]
 
     def open(self, oid: ObjectId) -> OpenObject | None:
-        entry = self._objects.get(oid)
-        return None if entry is None else _MemoryOpenObject(*entry)
+        with self._lock:
+            entry = self._objects.get(oid)
+            if entry is None:
+                return None
+            record, body = entry
+            body.readers += 1
+        return _MemoryOpenObject(self, record, body)
 
     def update(self, oid: ObjectId, change: RecordChange) -> ObjectRecord | None:
         with self._lock:
@@ -251,4 +407,7 @@ class MemoryStorage:
 
     def delete(self, oid: ObjectId) -> None:
         with self._lock:
-            self._objects.pop(oid, None)
+            entry = self._objects.pop(oid, None)
+            free = [] if entry is None else self._drop(entry[1])
+        if free:
+            self._recycle(free)
