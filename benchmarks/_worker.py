@@ -17,6 +17,7 @@ upload or download, repeated), ``concurrency`` (async gets in flight),
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import json
@@ -24,9 +25,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from _harness import CHUNK, KIB, MIB, json_like, median, peak_rss_kib
 
@@ -411,57 +412,97 @@ def zstd_speed(spec: Spec) -> Spec:
         compressed = b"".join(parts)
         del parts
 
-        # The fastest single-core decode python-zstandard offers: libzstd writes
-        # straight into each 1 MiB result (a decompressobj adds a copy per call).
-        reader = zstandard.ZstdDecompressor().stream_reader(
-            io.BytesIO(compressed), read_size=CHUNK, read_across_frames=True
-        )
-        produced = 0
-        started = time.perf_counter()
-        while block := reader.read(CHUNK):
-            produced += len(block)
-        decompress.append(size / (time.perf_counter() - started))
-        if produced != size:
-            raise SystemExit(f"zstd round trip produced {produced} of {size} bytes")
+        decompress.append(_decode_speed(io.BytesIO(compressed), size))
     return {
         "compress_bytes_per_s": compress,
         "decompress_bytes_per_s": decompress,
+        "received_bytes_per_s": _received_and_decompressed(
+            compressed, size, spec["repeats"], path.parent
+        ),
         "ratio": size / max(1, len(compressed)),
         "runs": len(compress),
     }
 
 
+def _decode_speed(source: IO[bytes], size: int) -> float:
+    """Payload bytes per second decoding ``source`` with the fastest single-core decode
+    python-zstandard offers: libzstd writes straight into each 1 MiB result (a
+    decompressobj adds a copy per call)."""
+    import zstandard
+
+    reader = zstandard.ZstdDecompressor().stream_reader(
+        source, read_size=CHUNK, read_across_frames=True
+    )
+    produced = 0
+    started = time.perf_counter()
+    while block := reader.read(CHUNK):
+        produced += len(block)
+    elapsed = time.perf_counter() - started
+    if produced != size:
+        raise SystemExit(f"zstd decoded {produced} of {size} bytes")
+    return size / elapsed
+
+
+class _SocketSource:
+    """A socket as the stream reader's source: each read is one recv (no extra copy)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+
+    def read(self, size: int) -> bytes:
+        return self._conn.recv(size)
+
+
+def _received_and_decompressed(
+    compressed: bytes, size: int, repeats: int, scratch: Path
+) -> list[float]:
+    """The fastest single-core download: receive ``compressed`` over loopback TCP from a
+    sender process and decompress it as it arrives (recv, then libzstd straight into
+    each 1 MiB result). Counts payload bytes per second."""
+    import tempfile
+
+    speeds = []
+    with tempfile.NamedTemporaryFile(prefix="bench-zst-", dir=scratch) as stored:
+        stored.write(compressed)
+        stored.flush()
+        for _ in range(repeats):
+            with _from_sender({"case": "file-send", "path": stored.name}) as conn:
+                speeds.append(_decode_speed(cast("IO[bytes]", _SocketSource(conn)), size))
+    return speeds
+
+
 _LOOPBACK_BUFFER = 4 * MIB
+
+
+@contextlib.contextmanager
+def _from_sender(spec: Spec) -> Iterator[socket.socket]:
+    """A loopback connection from a child worker running the sending case ``spec``."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        spec = spec | {"port": server.getsockname()[1]}
+        sender = subprocess.Popen([sys.executable, __file__, json.dumps(spec)])
+        try:
+            server.settimeout(30)
+            conn, _ = server.accept()
+            with conn:
+                yield conn
+        finally:
+            sender.wait(timeout=60)
 
 
 def loopback(spec: Spec) -> Spec:
     """TCP throughput over 127.0.0.1 between this process and a sender child."""
     total, speeds = spec["bytes"], []
     for _ in range(spec["repeats"]):
-        with socket.create_server(("127.0.0.1", 0)) as server:
-            port = server.getsockname()[1]
-            sender = subprocess.Popen(
-                [
-                    sys.executable,
-                    __file__,
-                    json.dumps({"case": "loopback-send", "port": port, "bytes": total}),
-                ]
-            )
-            try:
-                server.settimeout(30)
-                conn, _ = server.accept()
-                with conn:
-                    buffer = bytearray(_LOOPBACK_BUFFER)
-                    received = 0
-                    started = time.perf_counter()
-                    while received < total:
-                        n = conn.recv_into(buffer)
-                        if not n:
-                            raise SystemExit(f"loopback sender stopped after {received} bytes")
-                        received += n
-                    speeds.append(total / (time.perf_counter() - started))
-            finally:
-                sender.wait(timeout=60)
+        with _from_sender({"case": "loopback-send", "bytes": total}) as conn:
+            buffer = bytearray(_LOOPBACK_BUFFER)
+            received = 0
+            started = time.perf_counter()
+            while received < total:
+                n = conn.recv_into(buffer)
+                if not n:
+                    raise SystemExit(f"loopback sender stopped after {received} bytes")
+                received += n
+            speeds.append(total / (time.perf_counter() - started))
     return {"bytes_per_s": median(speeds), "runs": len(speeds)}
 
 
@@ -476,6 +517,15 @@ def loopback_send(spec: Spec) -> Spec:
     return {}
 
 
+def file_send(spec: Spec) -> Spec:
+    """Helper of the socket-fed decompression limit: send a file's bytes, then close."""
+    data = memoryview(Path(spec["path"]).read_bytes())
+    with socket.create_connection(("127.0.0.1", spec["port"])) as conn:
+        for start in range(0, len(data), _LOOPBACK_BUFFER):
+            conn.sendall(data[start : start + _LOOPBACK_BUFFER])
+    return {}
+
+
 CASES: dict[str, Callable[[Spec], Spec]] = {
     "small": small,
     "transfer": transfer,
@@ -483,13 +533,14 @@ CASES: dict[str, Callable[[Spec], Spec]] = {
     "zstd": zstd_speed,
     "loopback": loopback,
     "loopback-send": loopback_send,
+    "file-send": file_send,
 }
 
 
 def main() -> int:
     spec = json.loads(sys.argv[1])
     result = CASES[spec["case"]](spec)
-    if spec["case"] != "loopback-send":
+    if spec["case"] not in ("loopback-send", "file-send"):
         print(json.dumps(result), flush=True)
     return 0
 

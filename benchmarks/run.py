@@ -351,7 +351,7 @@ def _merge_zstd(pooled: Json, result: Json) -> None:
     if "error" in result:
         pooled["error"] = result["error"]
         return
-    for name in ("compress_bytes_per_s", "decompress_bytes_per_s"):
+    for name in ("compress_bytes_per_s", "decompress_bytes_per_s", "received_bytes_per_s"):
         pooled.setdefault(name, []).extend(result[name])
     pooled["ratio"] = result["ratio"]
 
@@ -418,6 +418,16 @@ def row_checks(results: Results) -> dict[str, list[Check]]:
             _check(faster, pairs, lambda v, r: v >= r, lambda v, r: _fmt_ratio(v / r))
         )
 
+    def zstd_share(row: str, what: str, direction: str, size: int, kind: str, limit: float) -> None:
+        checks[row].append(
+            _check(
+                f"≥ {ZSTD_SHARE:.0%} of {what}",
+                [(c, results.mb_s(direction, size, kind, c), limit) for c in OURS],
+                lambda v, r: v >= ZSTD_SHARE * r,
+                lambda v, r: f"{v / r:.0%}",
+            )
+        )
+
     for auth in ("none", "auth"):
         for op in OPS:
             official_rate = results.small_value(auth, "official", op, "ops_per_s")
@@ -453,14 +463,11 @@ def row_checks(results: Results) -> dict[str, list[Check]]:
                     limit = math.nan
                     what = ""
                 if what:
-                    checks[row].append(
-                        _check(
-                            f"≥ {ZSTD_SHARE:.0%} of zstd {what}",
-                            [(c, results.mb_s(direction, case.size, kind, c), limit) for c in OURS],
-                            lambda v, r: v >= ZSTD_SHARE * r,
-                            lambda v, r: f"{v / r:.0%}",
-                        )
-                    )
+                    zstd_share(row, f"zstd {what}", direction, case.size, kind, limit)
+                if direction == "download":
+                    # What one core can do at best: receive over loopback and decode.
+                    bound = results.zstd_mb_s(case.size, kind, "received")
+                    zstd_share(row, "receive + decompression", direction, case.size, kind, bound)
                 if case.size >= 256 * MIB:
                     checks[row].append(
                         _check(
@@ -494,6 +501,10 @@ def summary(checks: dict[str, list[Check]], results: Results) -> list[tuple[str,
         ),
         f"≥ {ZSTD_SHARE:.0%} of zstd decompression": (
             f"Downloads ≥ {ZSTD_SHARE:.0%} of single-core zstd decompression"
+        ),
+        f"≥ {ZSTD_SHARE:.0%} of receive + decompression": (
+            f"Downloads ≥ {ZSTD_SHARE:.0%} of single-core receive + zstd decompression "
+            "(the physical bound, see below)"
         ),
         f"peak RSS < {RSS_LIMIT_MIB:.0f} MiB": (
             f"Peak RSS for {results.plan.sizes[-1].label} transfers < {RSS_LIMIT_MIB:.0f} MiB"
@@ -640,6 +651,9 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
                         *cells,
                         _num(official),
                         _num(results.zstd_mb_s(case.size, kind, which)),
+                        _num(results.zstd_mb_s(case.size, kind, "received"))
+                        if direction == "download"
+                        else "",
                         rss,
                         "; ".join([status, *errors]),
                     ]
@@ -649,6 +663,7 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
             "Transfer",
             *(f"{LABEL[c]} MB/s" for c in CLIENTS),
             "zstd limit MB/s",
+            "receive + decompress limit MB/s",
             "peak RSS MiB (sync / async / official)",
             "Targets",
         ],
@@ -699,7 +714,14 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
                 [
                     f"zstd decompress, {case.label} {KIND_LABEL[kind]}",
                     _num(results.zstd_mb_s(case.size, kind, "decompress")),
-                    "",
+                    "from memory",
+                ]
+            )
+            rows.append(
+                [
+                    f"receive + zstd decompress, {case.label} {KIND_LABEL[kind]}",
+                    _num(results.zstd_mb_s(case.size, kind, "received")),
+                    "over loopback TCP from another process, one core",
                 ]
             )
     out += _table(["Limit", "MB/s", ""], rows)
@@ -735,7 +757,12 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
         "lower for CPU). MB = 10^6 bytes of payload (uncompressed).",
         "- Uploads use each client's default (zstd level 3); payloads up to 64 MiB are passed "
         "as bytes, larger ones as an open file; downloads stream 1 MiB pieces. The zstd "
-        "limits are single-core python-zstandard level 3 on the same payload in 1 MiB chunks.",
+        "limits are single-core python-zstandard level 3 on the same payload in 1 MiB chunks. "
+        "The receive + decompress limit is the least a download must do on one core: the "
+        "compressed bytes arrive over loopback TCP from another process and are decoded as "
+        "they come. No download can beat it, and where loopback TCP is slower than zstd "
+        "(incompressible data) it is the real bound, so it is evaluated beside the zstd "
+        "target.",
         "",
         "![benchmark chart](results.png)",
         "",
