@@ -234,7 +234,7 @@ class _FrameScanner:
     the decoding and verifies content sizes and checksums.
     """
 
-    __slots__ = ("_aux", "_frame_start", "_offset", "_skip", "_stage", "head")
+    __slots__ = ("_aux", "_frame_start", "_offset", "_skip", "_stage", "content_size", "head")
 
     def __init__(self) -> None:
         self._stage = _ST_MAGIC
@@ -243,6 +243,7 @@ class _FrameScanner:
         self.head = b""  # the start of a header that is not complete yet (held back)
         self._offset = 0  # input bytes scanned so far
         self._frame_start = 0  # input offset of the current frame
+        self.content_size = -1  # Frame_Content_Size of the latest zstd frame; -1: not given
 
     def scan(self, data: _Buffer) -> None:
         """Advance over ``data``; raise :class:`IntegrityError` on invalid structure."""
@@ -323,10 +324,13 @@ class _FrameScanner:
                 f"zstd frame at input offset {start} needs dictionary {dict_id}, "
                 "but dictionaries are not supported"
             )
-        if single_segment:  # the window is the content size
-            window_size = int.from_bytes(unit[did_at + did_size : header_size], "little")
+        content_size = -1
+        if fcs_size:
+            content_size = int.from_bytes(unit[did_at + did_size : header_size], "little")
             if fcs_size == 2:
-                window_size += 256
+                content_size += 256
+        if single_segment:  # the window is the content size
+            window_size = content_size
         else:
             descriptor = unit[5]
             window_base = 1 << (10 + (descriptor >> 3))
@@ -335,6 +339,7 @@ class _FrameScanner:
         self._frame_start = start
         self._stage = _ST_BLOCK
         self._aux = (min(window_size, _BLOCK_SIZE_MAX) << 1) | has_checksum
+        self.content_size = content_size
         return header_size
 
     def check_end(self) -> None:
@@ -388,7 +393,8 @@ class ZstdDecoder:
     whatever the input: libzstd decodes straight into the result, which is
     never larger than asked for, so a decompression bomb costs at most one
     read's worth of memory at a time. Reads start at 64 KiB and double while
-    they come back full, so small payloads cost no large buffers.
+    they come back full, so small payloads cost no large buffers; a frame that
+    declares its content size gets reads of that size (up to ``max_output``).
 
     ``max_window_size`` (bytes, 0 = libzstd's default of 128 MiB) limits the
     window a frame may request, i.e. the memory libzstd allocates per frame.
@@ -518,6 +524,11 @@ class ZstdDecoder:
         if reader is None:  # finished
             return b""
         size = self._size
+        hint = self._scanner.content_size
+        if hint >= 0:
+            # The frame says how much it holds: one result of that size, when it
+            # fits, lets libzstd decode in a single pass with no buffer of its own.
+            size = min(max(hint, 1), self._max_output)
         if limit is not None and limit < size:
             size = max(limit, 1)
         try:

@@ -545,21 +545,34 @@ def test_output_held_by_libzstd_at_the_end_is_not_lost(checksum: bool, limit: in
     assert decoder.finished
 
 
-def test_read_limit_and_first_read_size() -> None:
-    payload = bytes(range(256)) * 8 * KIB  # 2 MiB
-    decoder = ZstdDecoder(max_output=1 * MIB)
-    decoder.feed(compress(payload))
+def _read_sizes(blob: bytes, max_output: int = 1 * MIB) -> tuple[list[int], bytes]:
+    decoder = ZstdDecoder(max_output=max_output)
+    decoder.feed(blob)
     decoder.feed_eof()
     sizes = []
     out = bytearray()
     while piece := decoder.read():
         sizes.append(len(piece))
         out += piece
-    assert bytes(out) == payload
-    # Small first, doubling while full, never past max_output.
-    assert sizes[0] == 64 * KIB
-    assert max(sizes) == 1 * MIB
     assert decoder.read(10) == b""
+    return sizes, bytes(out)
+
+
+def test_read_sizes_follow_the_frame_content_size() -> None:
+    payload = bytes(range(256)) * 8 * KIB  # 2 MiB
+    # Content size declared: reads of that size, up to max_output.
+    sizes, out = _read_sizes(compress(payload[:300_000]))
+    assert out == payload[:300_000]
+    assert sizes == [300_000]
+    sizes, out = _read_sizes(compress(payload))
+    assert out == payload
+    assert sizes == [1 * MIB, 1 * MIB]
+    # Not declared (a streamed frame): small first, doubling while full.
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(payload)
+    sizes, out = _read_sizes(unsized)
+    assert out == payload
+    assert sizes[:5] == [64 * KIB, 128 * KIB, 256 * KIB, 512 * KIB, 1 * MIB]
+    assert max(sizes) == 1 * MIB
 
 
 def test_fed_buffers_are_copied_and_bytes_are_not() -> None:
