@@ -21,20 +21,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
-import anyio.abc
-import anyio.lowlevel
 import httpcore
 
+from objectstore_async._streams import _AsyncioStream
 from objectstore_core import ClientConfig, ConnectError, PoolTimeout
 
 _CLOSE_GRACE = 1.0  # seconds a (TLS) close may take before the socket is dropped
 _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
-# Errors of the network layer (httpcore wraps most of anyio's, trio's and the OS's).
-_RAW_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    anyio.BrokenResourceError,
-    anyio.ClosedResourceError,
-)
 
 
 class _Slots:
@@ -51,10 +44,16 @@ class _Slots:
         self._free = count
         self._waiters: deque[anyio.Event] = deque()
 
-    async def acquire(self, wait: float | None) -> bool:
-        """Take a slot; False when none came free within ``wait`` seconds (None: no limit)."""
+    def acquire_nowait(self) -> bool:
+        """Take a free slot if there is one (and nobody waits for it); never waits."""
         if self._free and not self._waiters:
             self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, wait: float | None) -> bool:
+        """Take a slot; False when none came free within ``wait`` seconds (None: no limit)."""
+        if self.acquire_nowait():
             return True
         event = anyio.Event()
         self._waiters.append(event)
@@ -155,7 +154,7 @@ class _Pool:
         if self._closed:
             raise ConnectError("the client is closed")
         generation = self._generation
-        if not await self._slots.acquire(wait):
+        if not self._slots.acquire_nowait() and not await self._slots.acquire(wait):
             raise PoolTimeout(
                 f"no connection became free within {wait} s "
                 f"(max_connections={self._config.max_connections})"
@@ -166,25 +165,43 @@ class _Pool:
             return _Lease(None, generation)
         while self._idle:
             idle = self._idle.pop()
-            # Readable while idle: the server closed it (EOF) or sent garbage.
-            if not _readable(idle[1]):
+            if not _stale(idle):
                 return _Lease(idle, generation)
             await _close(idle[0])
         return _Lease(None, generation)
 
-    async def release(self, lease: _Lease, reusable: bool) -> None:
-        """Give a lease back: its connection kept only if reusable, its slot freed."""
+    def release_nowait(self, lease: _Lease, reusable: bool) -> bool:
+        """Give a lease back if that needs no I/O; False when its connection must be
+        closed first (then call :meth:`release`, which does).
+
+        A reusable connection is pooled and its slot freed; a lease without a
+        connection frees its slot; one leased before a fork is detached.
+        """
         self._check_fork()
-        stream, lease.stream = lease.stream, None
+        stream = lease.stream
         if lease.generation is not self._generation:
+            lease.stream = None
             if stream is not None:
                 _forget(stream)  # leased before a fork: never pooled here, no slot to free
-            return
-        self._in_use -= 1
-        if reusable and stream is not None and not self._closed and not lease.broken:
+            return True
+        if stream is None:
+            self._in_use -= 1
+            self._slots.release()
+            return True
+        if reusable and not self._closed and not lease.broken:
+            lease.stream = None
+            self._in_use -= 1
             self._idle.append((stream, lease.sock))
             self._slots.release()
+            return True
+        return False
+
+    async def release(self, lease: _Lease, reusable: bool) -> None:
+        """Give a lease back: its connection kept only if reusable, its slot freed."""
+        if self.release_nowait(lease, reusable):
             return
+        stream, lease.stream = lease.stream, None
+        self._in_use -= 1
         try:
             if stream is not None:
                 await _close(stream)
@@ -202,6 +219,14 @@ class _Pool:
         idle, self._idle = self._idle, []
         for stream, _ in idle:
             await _close(stream)
+
+
+def _stale(idle: _Idle) -> bool:
+    """True when an idle connection was closed by the server (EOF) or sent unexpected bytes."""
+    stream, sock = idle
+    if isinstance(stream, _AsyncioStream):
+        return stream.stale  # its callbacks saw it all: no system call
+    return _readable(sock)
 
 
 def _readable(sock: Any) -> bool:
@@ -265,7 +290,7 @@ def _forget(stream: httpcore.AsyncNetworkStream) -> None:
     _forgotten.append(stream)
 
 
-# ---------------------------------------------------------------------- bodies
+# ---------------------------------------------------------------------- TLS
 
 
 def _ssl_context(config: ClientConfig, options: Mapping[str, Any]) -> ssl.SSLContext | None:
@@ -301,78 +326,3 @@ def _ssl_context(config: ClientConfig, options: Mapping[str, Any]) -> ssl.SSLCon
 
 
 _CONNECTION_KWARGS = frozenset({"ssl_context", "verify", "cert", "socket_options", "local_address"})
-
-
-class _FastStream(httpcore.AsyncNetworkStream):
-    """httpcore's stream, minus its per-call cancel scope when there is no timeout.
-
-    httpcore wraps every read and write in ``fail_after(timeout)``, even for
-    no timeout; on small requests those scopes are a large share of the CPU.
-    Without a timeout this calls the underlying anyio or trio stream directly
-    and maps its errors the way httpcore does. With a timeout, or for a
-    stream of unknown type, it defers to httpcore.
-    """
-
-    __slots__ = ("_errors", "_receive", "_send", "_stream")
-
-    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
-        self._stream = stream
-        raw = getattr(stream, "_stream", None)
-        self._receive: Any = None
-        self._send: Any = None
-        self._errors = _RAW_ERRORS
-        if isinstance(raw, anyio.abc.ByteStream):
-            self._receive, self._send = raw.receive, raw.send
-        else:
-            trio = sys.modules.get("trio")  # imported already when trio runs the loop
-            if trio is not None and isinstance(raw, trio.abc.Stream):
-                self._receive, self._send = raw.receive_some, raw.send_all
-                self._errors = (*_RAW_ERRORS, trio.BrokenResourceError, trio.ClosedResourceError)
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        if timeout is not None or self._receive is None:
-            return await self._stream.read(max_bytes, timeout)
-        try:
-            data: bytes = await self._receive(max_bytes)
-        except anyio.EndOfStream:
-            return b""
-        except self._errors as exc:
-            raise httpcore.ReadError(_describe(exc)) from exc
-        return data
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if timeout is not None or self._send is None:
-            await self._stream.write(buffer, timeout)
-            return
-        if not buffer:
-            return
-        try:
-            await self._send(buffer)
-        except self._errors as exc:
-            raise httpcore.WriteError(_describe(exc)) from exc
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return _FastStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
-
-
-def _describe(exc: BaseException) -> str:
-    """The most telling text of a network error: httpcore's wrappers are often empty."""
-    seen: BaseException | None = exc
-    for _ in range(8):  # a chain is short; never loop on a cycle
-        if seen is None:
-            break
-        if text := str(seen):
-            return text
-        seen = seen.__cause__ or seen.__context__
-    return type(exc).__name__

@@ -26,11 +26,7 @@ async def adrive(flow: Flow[T], transport: AsyncTransport) -> tuple[T, AsyncRawB
         step = next(flow)
         while True:
             reply: Response | float | None = None
-            if isinstance(step, Sleep):
-                await anyio.sleep(step.seconds)
-            elif isinstance(step, Clock):
-                reply = time.monotonic()
-            elif isinstance(step, SendRequest):
+            if isinstance(step, SendRequest):  # the usual step first
                 if held is not None:
                     await held.aclose()
                     held = None
@@ -39,6 +35,10 @@ async def adrive(flow: Flow[T], transport: AsyncTransport) -> tuple[T, AsyncRawB
                 except ObjectstoreError as error:
                     step = flow.throw(error)  # the flow decides: retry, or fail with context
                     continue
+            elif isinstance(step, Sleep):
+                await anyio.sleep(step.seconds)
+            elif isinstance(step, Clock):
+                reply = time.monotonic()
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

@@ -41,13 +41,12 @@ from objectstore_async._connections import (
     _CONNECTION_KWARGS,
     _SOCKET_OPTIONS,
     _close,
-    _describe,
-    _FastStream,
     _Lease,
     _Pool,
     _ssl_context,
 )
 from objectstore_async._sources import aiter_upload
+from objectstore_async._streams import _AsyncioStream, _describe, _FastStream
 from objectstore_core import (
     ClientConfig,
     ConnectError,
@@ -165,7 +164,8 @@ class AsyncRawStream:
         if not self._done:
             self._done = True
             self._stream = None
-            await self._pool.release(self._lease, reusable)
+            if not self._pool.release_nowait(self._lease, reusable):
+                await self._pool.release(self._lease, reusable)
 
 
 async def _read_limited(stream: AsyncRawStream) -> bytes:
@@ -324,16 +324,17 @@ class AsyncH1Transport:
         try:
             # The TCP connect and the TLS handshake share the connect timeout.
             deadline = None if limits.connect is None else anyio.current_time() + limits.connect
-            stream = _FastStream(
-                await self._pool.backend.connect_tcp(
-                    config.host,
-                    config.port,
-                    timeout=limits.connect,
-                    local_address=self._local_address,
-                    socket_options=self._socket_options,
-                )
+            stream = await self._pool.backend.connect_tcp(
+                config.host,
+                config.port,
+                timeout=limits.connect,
+                local_address=self._local_address,
+                socket_options=self._socket_options,
             )
-            if self._ssl_context is not None:
+            if self._ssl_context is None:
+                stream = _AsyncioStream.take_over(stream)
+            else:
+                stream = _FastStream(stream)
                 left = None if deadline is None else max(0.0, deadline - anyio.current_time())
                 stream = await stream.start_tls(
                     self._ssl_context, server_hostname=config.host, timeout=left
@@ -402,10 +403,7 @@ class AsyncH1Transport:
         parser = ResponseParser(request.method)
         received = False
         try:
-            while True:
-                event = parser.next_event()
-                if isinstance(event, ResponseHead):
-                    return parser, event
+            while True:  # a fresh parser needs bytes first: read, then ask for the head
                 data = await stream.read(_HEAD_CHUNK, limits.read)
                 if not data and not received:
                     if may_retry:
@@ -415,6 +413,9 @@ class AsyncH1Transport:
                     raise ReadError("the server closed the connection without a response")
                 received = True
                 parser.feed(data)
+                event = parser.next_event()
+                if isinstance(event, ResponseHead):
+                    return parser, event
         except (_Retry, ObjectstoreError):
             raise
         except (httpcore.ReadTimeout, TimeoutError) as exc:

@@ -57,6 +57,11 @@ LAST_CHUNK = b"0\r\n\r\n"
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _MAX_HEAD = 256 * 1024
 _MAX_CHUNK_LINE = 4096
+_LENGTH_RE = re.compile(r"[0-9]{1,19}")
+# A chunk size line: hex digits, optional whitespace and extensions (RFC 9112 §7.1).
+_CHUNK_SIZE_RE = re.compile(rb"\s*([0-9A-Fa-f]{1,15})\s*(?:;.*)?", re.DOTALL)
+# The CRLF ending a last data chunk, then the zero-size chunk and no trailers.
+_LAST_CRLF_AND_CHUNK = b"\r\n" + LAST_CHUNK
 
 
 def chunk_header(size: int) -> bytes:
@@ -223,29 +228,26 @@ class ResponseParser:
     def next_event(self) -> ResponseHead | bytes | _Sentinel:
         """The next event: a :class:`ResponseHead`, body bytes, NEED_DATA or END."""
         try:
-            return self._next()
+            state = self._state
+            if state == _HEAD:
+                return self._parse_head()
+            if state == _LENGTH:
+                return self._take_length()
+            if state == _UNTIL_CLOSE:
+                if self._buffered():
+                    return self._take(self._buffered())
+                if self._eof:
+                    self._state = _DONE
+                    return END
+                return NEED_DATA
+            if state in (_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS):
+                return self._chunked()
+            if state == _DONE:
+                return END
+            raise ProtocolError("the response parser failed earlier and cannot be reused")
         except (ProtocolError, IntegrityError):
             self._state = _ERROR
             raise
-
-    def _next(self) -> ResponseHead | bytes | _Sentinel:
-        state = self._state
-        if state == _HEAD:
-            return self._parse_head()
-        if state == _LENGTH:
-            return self._take_length()
-        if state == _UNTIL_CLOSE:
-            if self._buffered():
-                return self._take(self._buffered())
-            if self._eof:
-                self._state = _DONE
-                return END
-            return NEED_DATA
-        if state in (_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS):
-            return self._chunked()
-        if state == _DONE:
-            return END
-        raise ProtocolError("the response parser failed earlier and cannot be reused")
 
     # -- head ---------------------------------------------------------------------
 
@@ -260,7 +262,7 @@ class ResponseParser:
                         raise ProtocolError("connection closed in the middle of a response head")
                     raise ProtocolError("connection closed before any response")
                 return NEED_DATA
-            raw = bytes(self._buffer[:end])
+            raw = self._buffer[:end]
             del self._buffer[: end + 4]
             head = _parse_head(raw)
             if 100 <= head.status < 200:
@@ -281,7 +283,7 @@ class ResponseParser:
             return head
         length = headers.get("content-length")
         if length is not None:
-            if not re.fullmatch(r"[0-9]{1,19}", length.strip()):
+            if not _LENGTH_RE.fullmatch(length.strip()):
                 raise ProtocolError(f"invalid content-length {length!r}")
             self._remaining = int(length)
             self._state = _LENGTH if self._remaining else _DONE
@@ -333,18 +335,33 @@ class ResponseParser:
                 line = self._line()
                 if line is None:
                     return NEED_DATA
-                size_text = line.split(b";", 1)[0].strip()
-                if not re.fullmatch(rb"[0-9A-Fa-f]{1,15}", size_text):
+                match = _CHUNK_SIZE_RE.fullmatch(line)
+                if match is None:
                     raise ProtocolError(f"malformed chunk size line {line[:40]!r}")
-                self._remaining = int(size_text, 16)
+                self._remaining = int(match[1], 16)
                 self._state = _CHUNK_DATA if self._remaining else _TRAILERS
+                buffer = self._buffer
+                if (
+                    self._remaining
+                    and len(buffer) == self._remaining + len(_LAST_CRLF_AND_CHUNK)
+                    and buffer.endswith(_LAST_CRLF_AND_CHUNK)
+                ):
+                    # A whole small body: this chunk, then the end. One copy, one event.
+                    del buffer[self._remaining :]
+                    body = bytes(buffer)
+                    buffer.clear()
+                    self._remaining = 0
+                    self._state = _DONE
+                    return body
             elif state == _CHUNK_DATA:
-                data = self._take_length_chunk()
-                if data is NEED_DATA:
-                    return NEED_DATA
-                return data
+                return self._take_length_chunk()
             elif state == _CHUNK_CRLF:
                 self._spill()
+                if self._buffer == _LAST_CRLF_AND_CHUNK:
+                    # The usual end of a body, all received: skip three state steps.
+                    self._buffer.clear()
+                    self._state = _DONE
+                    return END
                 if len(self._buffer) < 2:
                     if self._eof:
                         raise IntegrityError("response body was truncated inside chunked framing")
@@ -386,7 +403,14 @@ class ResponseParser:
         return line
 
 
-def _parse_head(raw: bytes) -> ResponseHead:
+# Header names already validated, as received -> lower case. Servers send the
+# same few names on every response: checking and lowering each name once per
+# process, not once per response, halves the cost of parsing a head.
+_NAMES: dict[str, str] = {}
+_NAMES_LIMIT = 1024
+
+
+def _parse_head(raw: bytes | bytearray) -> ResponseHead:
     # One decode and plain string operations: this runs for every response.
     lines = raw.decode("latin-1").split("\r\n")
     status_line = lines[0]
@@ -397,17 +421,26 @@ def _parse_head(raw: bytes) -> ResponseHead:
     if len(code) != 3 or not (code.isascii() and code.isdigit()):
         raise ProtocolError(f"malformed status code in {status_line[:80]!r}")
     headers: dict[str, str] = {}
-    for line in lines[1:]:
+    names = _NAMES
+    for index in range(1, len(lines)):
+        line = lines[index]
         name, sep, value = line.partition(":")
-        if not sep or not _TOKEN_RE.fullmatch(name):
-            raise ProtocolError(f"malformed header line {line[:80]!r}")
-        key = name.lower()
+        key = names.get(name)
+        if key is None or not sep:
+            if not sep or not _TOKEN_RE.fullmatch(name):
+                raise ProtocolError(f"malformed header line {line[:80]!r}")
+            key = name.lower()
+            if len(names) < _NAMES_LIMIT:
+                names[name] = key
         text = value.strip(" \t")
         if key in headers:
             headers[key] = f"{headers[key]}, {text}"
         else:
             headers[key] = text
-    connection = headers.get("connection", "").lower()
+    connection = headers.get("connection")
     # HTTP/1.1 keeps connections open unless told otherwise; HTTP/1.0 the reverse.
-    keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+    if version == "HTTP/1.1":
+        keep_alive = connection is None or "close" not in connection.lower()
+    else:
+        keep_alive = connection is not None and "keep-alive" in connection.lower()
     return ResponseHead(int(code), reason, headers, keep_alive)

@@ -31,6 +31,7 @@ __all__ = [
     "decode_header_value",
     "encode_header_value",
     "metadata_headers",
+    "read_metadata",
     "validate_content_type",
 ]
 
@@ -44,6 +45,9 @@ HEADER_META_PREFIX = "x-snme-"
 
 # PROTOCOL §14.4: keep space and visible ASCII except '%'; escape every other byte.
 _VALUE_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+# A '%' not starting an escape: the value was not written percent-encoded.
+_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_DIGITS_RE = re.compile(r"[0-9]+")
 
 
 def encode_header_value(value: str) -> str:
@@ -63,7 +67,7 @@ def decode_header_value(value: str) -> str:
     """
     if "%" not in value:
         return value
-    if re.search(r"%(?![0-9A-Fa-f]{2})", value):
+    if _BAD_ESCAPE_RE.search(value):
         return value
     try:
         return unquote_to_bytes(value).decode("utf-8", errors="strict")
@@ -175,43 +179,63 @@ class Metadata:
 
         Raises ValueError naming the header when a value is malformed.
         """
-        encoding = headers.get("content-encoding")
-        compression: Compression | None
-        if encoding is None or encoding == "":
-            compression = None
-        elif encoding == "zstd":
-            compression = "zstd"
-        else:
-            raise ValueError(
-                f"content-encoding {encoding!r} is not supported: only zstd is (PROTOCOL §5)"
-            )
-        policy = None
-        expiration = headers.get(HEADER_EXPIRATION)
-        if expiration is not None:
-            policy = parse_expiration(expiration)
-        size = None
-        size_text = headers.get(HEADER_SIZE)
-        if size_text is not None:
-            if not re.fullmatch(r"[0-9]+", size_text):
-                raise ValueError(f"{HEADER_SIZE} {size_text!r} is invalid: expected a byte count")
-            size = int(size_text)
-        created = headers.get(HEADER_TIME_CREATED)
-        expires = headers.get(HEADER_TIME_EXPIRES)
-        origin = headers.get(HEADER_ORIGIN)
-        filename = headers.get(HEADER_FILENAME)
-        custom = {
-            name[len(HEADER_META_PREFIX) :]: decode_header_value(value)
-            for name, value in headers.items()
-            if name.startswith(HEADER_META_PREFIX)
-        }
-        return cls(
-            content_type=headers.get("content-type"),
-            compression=compression,
-            expiration_policy=policy,
-            time_created=parse_timestamp(created) if created is not None else None,
-            time_expires=parse_timestamp(expires) if expires is not None else None,
-            origin=decode_header_value(origin) if origin is not None else None,
-            filename=decode_header_value(filename) if filename is not None else None,
-            size=size,
-            custom=custom,
+        return _read(cls, headers, None, False)
+
+
+def read_metadata(
+    headers: Mapping[str, str], *, default_size: int | None = None, decoded: bool = False
+) -> Metadata:
+    """:meth:`Metadata.from_headers`, with what a ``get`` changes applied in one step.
+
+    ``default_size`` is the size when the headers give none; ``decoded``
+    records the object as handed out decompressed (``compression`` None).
+    Building the final value once costs half of building it and then
+    ``replace``-ing it, on every get.
+    """
+    return _read(Metadata, headers, default_size, decoded)
+
+
+def _read(
+    cls: type[Metadata], headers: Mapping[str, str], default_size: int | None, decoded: bool
+) -> Metadata:
+    get = headers.get
+    encoding = get("content-encoding")
+    compression: Compression | None
+    if encoding is None or encoding == "":
+        compression = None
+    elif encoding == "zstd":
+        compression = None if decoded else "zstd"
+    else:
+        raise ValueError(
+            f"content-encoding {encoding!r} is not supported: only zstd is (PROTOCOL §5)"
         )
+    policy = None
+    expiration = get(HEADER_EXPIRATION)
+    if expiration is not None:
+        policy = parse_expiration(expiration)
+    size = default_size
+    size_text = get(HEADER_SIZE)
+    if size_text is not None:
+        if not _DIGITS_RE.fullmatch(size_text):
+            raise ValueError(f"{HEADER_SIZE} {size_text!r} is invalid: expected a byte count")
+        size = int(size_text)
+    created = get(HEADER_TIME_CREATED)
+    expires = get(HEADER_TIME_EXPIRES)
+    origin = get(HEADER_ORIGIN)
+    filename = get(HEADER_FILENAME)
+    custom = {
+        name[len(HEADER_META_PREFIX) :]: decode_header_value(value)
+        for name, value in headers.items()
+        if name.startswith(HEADER_META_PREFIX)
+    }
+    return cls(
+        get("content-type"),
+        compression,
+        policy,
+        parse_timestamp(created) if created is not None else None,
+        parse_timestamp(expires) if expires is not None else None,
+        decode_header_value(origin) if origin is not None else None,
+        decode_header_value(filename) if filename is not None else None,
+        size,
+        custom,
+    )

@@ -37,7 +37,7 @@ from objectstore_core._http import (
     Upload,
     classify_payload,
 )
-from objectstore_core._metadata import Metadata, metadata_headers
+from objectstore_core._metadata import Metadata, metadata_headers, read_metadata
 from objectstore_core._models import (
     Compression,
     ExpirationPolicy,
@@ -61,6 +61,8 @@ __all__ = [
 # Payloads up to this size are compressed in one call and sent with a
 # content-length; larger ones are streamed through the encoder in chunks.
 ONE_SHOT_LIMIT = 4 * 1024 * 1024
+
+_DIGITS_RE = re.compile(r"[0-9]+")
 
 
 def _send(target: Target, request: Request, operation: str, key: str | None) -> Flow[Response]:
@@ -404,13 +406,13 @@ def get_flow(
     cannot be decompressed on its own.
     """
     validate_key(key)
-    accepted = _validate_accept(accept_encoding)
-    span = _validate_range(byte_range)
-    headers: list[tuple[str, str]] = []
+    accepted = accept_encoding is not None and _validate_accept(accept_encoding)
+    span = None if byte_range is None else _validate_range(byte_range)
+    headers: tuple[tuple[str, str], ...] = ()
     if span is not None:
         first, last = span
-        headers.append(("range", f"bytes={first}-{'' if last is None else last}"))
-    request = Request("GET", target.object(key), tuple(headers), stream=True, timeout=timeout)
+        headers = (("range", f"bytes={first}-{'' if last is None else last}"),)
+    request = Request("GET", target.object(key), headers, stream=True, timeout=timeout)
     return _get_steps(target, request, key, decompress and not accepted and span is None)
 
 
@@ -434,21 +436,18 @@ def _get_steps(
     target: Target, request: Request, key: str, want_decode: bool
 ) -> Flow[GetOutcome | None]:
     response = yield from _send(target, request, "get", key)
-    if response.status == 404:
+    status = response.status
+    if status == 404:
         return None
-    if response.status not in (200, 206):
+    if status != 200 and status != 206:
         _raise_for(response, target, "get", key)
-    metadata = _read_metadata(response, target, "get", key)
+    # Decoded when stored as zstd (the metadata read below accepts nothing else).
+    decode = want_decode and response.headers.get("content-encoding") == "zstd"
+    metadata = _read_metadata(response, target, "get", key, decoded=decode)
     expected = _announced_length(response, target, key)
-    changes: dict[str, object] = {}
-    if response.status == 200 and metadata.size is None and expected is not None:
-        changes["size"] = expected
-    decode = want_decode and metadata.compression == "zstd"
-    if decode:
-        changes["compression"] = None  # the caller gets decoded bytes
-    if changes:
-        metadata = replace(metadata, **changes)  # type: ignore[arg-type]
-    return GetOutcome(metadata, decode, expected, response.status, _context(target, "get", key))
+    if status == 200 and metadata.size is None and expected is not None:
+        metadata = replace(metadata, size=expected)  # rare: servers send x-sn-size
+    return GetOutcome(metadata, decode, expected, status, _context(target, "get", key))
 
 
 def _announced_length(response: Response, target: Target, key: str) -> int | None:
@@ -458,14 +457,16 @@ def _announced_length(response: Response, target: Target, key: str) -> int | Non
         text = response.headers.get("x-sn-size")
     if text is None:
         return None
-    if not re.fullmatch(r"[0-9]+", text.strip()):
+    if not _DIGITS_RE.fullmatch(text.strip()):
         raise _protocol_error(f"invalid body length {text!r}", target, "get", key)
     return int(text)
 
 
-def _read_metadata(response: Response, target: Target, operation: str, key: str) -> Metadata:
+def _read_metadata(
+    response: Response, target: Target, operation: str, key: str, *, decoded: bool = False
+) -> Metadata:
     try:
-        return Metadata.from_headers(response.headers)
+        return read_metadata(response.headers, decoded=decoded)
     except ValueError as exc:
         raise _protocol_error(
             f"malformed metadata in response: {exc}", target, operation, key

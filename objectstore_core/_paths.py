@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -19,6 +20,7 @@ __all__ = ["Target", "encode_path", "encode_query", "split_base_url", "validate_
 # keys are literal strings, never pre-encoded.
 _PATH_SAFE = "-._~/:@!$&'()*+,;="
 _QUERY_SAFE = _PATH_SAFE + "?"
+_LITERAL_PATH_RE = re.compile(r"[A-Za-z0-9_.~/:@!$&'()*+,;=-]*")
 
 
 def encode_path(path: str) -> str:
@@ -27,6 +29,8 @@ def encode_path(path: str) -> str:
     >>> encode_path("caf\u00e9/100%literal?x#y")
     'caf%C3%A9/100%25literal%3Fx%23y'
     """
+    if _LITERAL_PATH_RE.fullmatch(path):
+        return path  # nothing to escape (most keys): skip quote()'s encode and scan
     return quote(path, safe=_PATH_SAFE, encoding="utf-8", errors="strict")
 
 
@@ -42,7 +46,8 @@ def validate_key(key: object) -> str:
     if key == "":
         raise ValueError("key '' is invalid: a key must not be empty")
     try:
-        key.encode("utf-8")
+        if not key.isascii():
+            key.encode("utf-8")  # lone surrogates cannot be sent
     except UnicodeEncodeError:
         raise ValueError(f"key {key!r} is invalid: it must be encodable as UTF-8") from None
     return key

@@ -24,11 +24,7 @@ def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
         step = next(flow)
         while True:
             reply: Response | float | None = None
-            if isinstance(step, Sleep):
-                time.sleep(step.seconds)
-            elif isinstance(step, Clock):
-                reply = time.monotonic()
-            elif isinstance(step, SendRequest):
+            if isinstance(step, SendRequest):  # the usual step first
                 if held is not None:
                     held.close()
                     held = None
@@ -37,6 +33,10 @@ def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
                 except ObjectstoreError as error:
                     step = flow.throw(error)  # the flow decides: retry, or fail with context
                     continue
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            elif isinstance(step, Clock):
+                reply = time.monotonic()
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
+import time
 from typing import Any, Protocol
 
 import urllib3.exceptions
@@ -105,16 +107,21 @@ class _Pool:
     """A bounded set of keep-alive connections to one origin.
 
     Fork safety (API §6): the pool remembers the process that filled it.
-    The first use in a forked child rebuilds it (new lock, new semaphore, no
-    idle connections), so the child never shares a socket with its parent
-    nor waits on a lock or slot a parent thread held at fork time. Every
-    lease carries the pool generation it came from; a connection returned
-    to a newer generation (acquired before the fork, or before a rebuild)
-    is closed, never pooled, and frees no slot it did not take.
+    The first use in a forked child rebuilds it (new lock, no idle
+    connections, no slots taken), so the child never shares a socket with
+    its parent nor waits on a lock or slot a parent thread held at fork
+    time. Every lease carries the pool generation it came from; a connection
+    returned to a newer generation (acquired before the fork, or before a
+    rebuild) is closed, never pooled, and frees no slot it did not take.
+
+    Slots are a counter under the pool's lock rather than a semaphore: a
+    free slot then costs one lock round trip, and the condition variable is
+    only touched when a caller has to wait for a slot.
     """
 
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
+        self._max = config.max_connections
         self._cls: type[HTTPConnection] = (
             HTTPSConnection if config.scheme == "https" else HTTPConnection
         )
@@ -126,7 +133,8 @@ class _Pool:
         self._pid = os.getpid()
         self._generation = object()
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(self._config.max_connections)
+        self._slot_freed = threading.Condition(self._lock)
+        self._waiting = 0
         self._in_use = 0
         self._closed = False
         for conn in inherited:
@@ -149,17 +157,17 @@ class _Pool:
         self._check_fork()
         if self._closed:
             raise ConnectError("the client is closed")
-        generation, slots = self._generation, self._slots
-        if not slots.acquire(timeout=wait):  # None: wait until one is free
-            raise PoolTimeout(
-                f"no connection became free within {wait} s "
-                f"(max_connections={self._config.max_connections})"
-            )
+        generation = self._generation
         with self._lock:
+            if self._in_use >= self._max and not self._wait_for_slot(wait):
+                raise PoolTimeout(
+                    f"no connection became free within {wait} s "
+                    f"(max_connections={self._config.max_connections})"
+                )
             self._in_use += 1
             while self._idle:
                 conn = self._idle.pop()
-                if conn.is_connected:
+                if _alive(conn):
                     return conn, True, generation
                 conn.close()
         conn = self._cls(
@@ -170,21 +178,35 @@ class _Pool:
         )
         return conn, False, generation
 
+    def _wait_for_slot(self, wait: float | None) -> bool:
+        """Wait (holding the lock) until a slot is free; False after ``wait`` seconds."""
+        deadline = None if wait is None else time.monotonic() + wait
+        self._waiting += 1
+        try:
+            while self._in_use >= self._max:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._slot_freed.wait(left)
+            return True
+        finally:
+            self._waiting -= 1
+
     def release(self, conn: HTTPConnection, reusable: bool, generation: object) -> None:
         """Give a connection back (kept only if reusable) and free its slot."""
         self._check_fork()
         if generation is not self._generation:
             _drop(conn)  # leased before a fork: never pooled here, no slot to free
             return
-        if reusable and not self._closed and not conn.is_closed:
-            with self._lock:
-                self._idle.append(conn)
-                self._in_use -= 1
-        else:
+        keep = reusable and not self._closed and not conn.is_closed
+        if not keep:
             conn.close()
-            with self._lock:
-                self._in_use -= 1
-        self._slots.release()
+        with self._lock:
+            if keep:
+                self._idle.append(conn)
+            self._in_use -= 1
+            if self._waiting:
+                self._slot_freed.notify()
 
     def stats(self) -> dict[str, int]:
         """``{"idle": n, "in_use": m}`` for this process (leak checks, load tests)."""
@@ -199,6 +221,25 @@ class _Pool:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+def _alive(conn: HTTPConnection) -> bool:
+    """True when an idle connection still looks usable: connected, nothing to read.
+
+    Readable while idle means the server closed it (EOF) or sent garbage.
+    One poll() instead of urllib3's ``is_connected``, which costs twice as much.
+    """
+    sock = conn.sock
+    if sock is None:
+        return False
+    if _poll is None:  # pragma: no cover - Windows
+        return not select.select([sock], [], [], 0)[0]
+    poller = _poll()
+    poller.register(sock, select.POLLIN)
+    return not poller.poll(0)
+
+
+_poll = getattr(select, "poll", None)
 
 
 def _drop(conn: HTTPConnection) -> None:
@@ -384,7 +425,9 @@ class Urllib3Transport:
                 raise _translate_connect(exc, self._config, limits) from exc
         sock: Any = conn.sock
         # The connect timeout is over: body writes wait up to the write timeout.
-        sock.settimeout(limits.write)
+        # (settimeout is a system call: skipped when the timeout is already set.)
+        if sock.gettimeout() != limits.write:
+            sock.settimeout(limits.write)
         body = request.body
         write_failure: OSError | None = None
         try:
@@ -410,14 +453,12 @@ class Urllib3Transport:
             ) from exc
         except OSError as exc:
             raise WriteError(f"sending the request failed: {exc}") from exc
-        sock.settimeout(limits.read)
+        if sock.gettimeout() != limits.read:
+            sock.settimeout(limits.read)
         parser = ResponseParser(request.method)
         received = False
         try:
-            while True:
-                event = parser.next_event()
-                if isinstance(event, ResponseHead):
-                    return parser, event
+            while True:  # a fresh parser needs bytes first: read, then ask for the head
                 data = sock.recv(_HEAD_CHUNK)
                 if not data and not received:
                     if may_retry:
@@ -429,6 +470,9 @@ class Urllib3Transport:
                     raise ReadError("the server closed the connection without a response")
                 received = True
                 parser.feed(data)
+                event = parser.next_event()
+                if isinstance(event, ResponseHead):
+                    return parser, event
         except (_Retry, ObjectstoreError):
             raise
         except TimeoutError as exc:

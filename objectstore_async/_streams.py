@@ -1,0 +1,310 @@
+"""Network streams for the async twin: what the transport reads and writes.
+
+httpcore's network backend makes the connections (TCP through anyio under
+asyncio, or natively under trio, then TLS). Its streams put a cancel scope
+around every read and write, and anyio's asyncio socket stream beneath
+them pauses and resumes reading around every receive: on small requests
+that machinery costs more CPU than the request itself. The transport
+therefore reads and writes through one of these instead:
+
+* :class:`_AsyncioStream`: plain TCP under asyncio. It takes over the
+  asyncio transport that anyio connected and is driven by its callbacks.
+* :class:`_FastStream`: everything else (trio, TLS). httpcore's stream,
+  minus the cancel scope when no timeout is set.
+
+Both raise httpcore's exceptions, which the transport translates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import sys
+from collections import deque
+from typing import Any
+
+import anyio
+import anyio.abc
+import httpcore
+
+# Errors of the network layer (httpcore wraps most of anyio's, trio's and the OS's).
+_RAW_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+)
+
+
+class _FastStream(httpcore.AsyncNetworkStream):
+    """httpcore's stream, minus its per-call cancel scope when there is no timeout.
+
+    httpcore wraps every read and write in ``fail_after(timeout)``, even for
+    no timeout; on small requests those scopes are a large share of the CPU.
+    Without a timeout this calls the underlying anyio or trio stream directly
+    and maps its errors the way httpcore does. With a timeout, or for a
+    stream of unknown type, it defers to httpcore.
+    """
+
+    __slots__ = ("_errors", "_receive", "_send", "_stream")
+
+    def __init__(self, stream: httpcore.AsyncNetworkStream) -> None:
+        self._stream = stream
+        raw = getattr(stream, "_stream", None)
+        self._receive: Any = None
+        self._send: Any = None
+        self._errors = _RAW_ERRORS
+        if isinstance(raw, anyio.abc.ByteStream):
+            self._receive, self._send = raw.receive, raw.send
+        else:
+            trio = sys.modules.get("trio")  # imported already when trio runs the loop
+            if trio is not None and isinstance(raw, trio.abc.Stream):
+                self._receive, self._send = raw.receive_some, raw.send_all
+                self._errors = (*_RAW_ERRORS, trio.BrokenResourceError, trio.ClosedResourceError)
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        if timeout is not None or self._receive is None:
+            return await self._stream.read(max_bytes, timeout)
+        try:
+            data: bytes = await self._receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+        except self._errors as exc:
+            raise httpcore.ReadError(_describe(exc)) from exc
+        return data
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if timeout is not None or self._send is None:
+            await self._stream.write(buffer, timeout)
+            return
+        if not buffer:
+            return
+        try:
+            await self._send(buffer)
+        except self._errors as exc:
+            raise httpcore.WriteError(_describe(exc)) from exc
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _FastStream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+_READ_HIGH = 1024 * 1024  # unread bytes at which an _AsyncioStream stops reading the socket
+# An _AsyncioStream receives into one buffer of its own: small at first (from the
+# heap), replaced by a large one once a read fills it (a large body is coming).
+_RECEIVE_SMALL = 64 * 1024
+_RECEIVE_LARGE = 256 * 1024
+
+
+class _AsyncioStream(asyncio.BufferedProtocol, httpcore.AsyncNetworkStream):
+    """A plain TCP connection under asyncio, driven by the transport's callbacks directly.
+
+    httpcore and anyio make the connection. Then this protocol takes over
+    their asyncio transport, because anyio's socket stream costs more CPU
+    per small request than the request itself: it pauses and resumes
+    reading around every receive (two ``epoll_ctl`` system calls) and yields
+    to the event loop after every send. Here the transport keeps reading
+    (up to :data:`_READ_HIGH` unread bytes), a read that finds bytes returns
+    them without a trip through the event loop, and a read that finds none
+    waits on one future. Writes wait only when the kernel accepts no more
+    bytes (the write buffer limit stays at 0, as anyio sets it), so the
+    write timeout bounds each wait for progress.
+
+    It is a buffered protocol: the socket is read into a buffer the stream
+    keeps, and only the bytes received are copied out. asyncio's default
+    allocates 256 KiB for every read, which glibc serves with mmap, mremap
+    and munmap: three system calls and page faults for every small response.
+
+    Errors and timeouts are raised as httpcore's, like any network stream
+    the transport reads. The callbacks also tell the pool whether an idle
+    connection went stale (closed by the server, or unexpected bytes),
+    without a system call.
+    """
+
+    def __init__(self, origin: httpcore.AsyncNetworkStream, transport: asyncio.Transport) -> None:
+        self._origin = origin  # httpcore's stream: extra info (socket, addresses)
+        self._transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._receive = memoryview(bytearray(_RECEIVE_SMALL))
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._read_paused = False
+        self._eof = False
+        self._lost = False
+        self._closed = False
+        self._error: BaseException | None = None
+        self._reader: asyncio.Future[None] | None = None
+        self._write_paused = False
+        self._writer: asyncio.Future[None] | None = None
+
+    @classmethod
+    def take_over(cls, stream: httpcore.AsyncNetworkStream) -> httpcore.AsyncNetworkStream:
+        """This protocol on ``stream``'s asyncio transport, or a :class:`_FastStream`.
+
+        Only an anyio socket stream that is open and has nothing unread is
+        taken over; anything else (trio, other backends) keeps httpcore's.
+        """
+        raw = getattr(stream, "_stream", None)
+        transport = getattr(raw, "_transport", None)
+        protocol = getattr(raw, "_protocol", None)
+        if (
+            not isinstance(transport, asyncio.Transport)
+            or transport.is_closing()
+            or transport.get_protocol() is not protocol
+            or getattr(protocol, "read_queue", True)  # bytes already received, or unknown
+            or getattr(protocol, "exception", True) is not None
+            or getattr(protocol, "is_at_eof", True)
+        ):
+            return _FastStream(stream)
+        ours = cls(stream, transport)
+        transport.set_protocol(ours)
+        transport.resume_reading()  # anyio reads only while receiving
+        return ours
+
+    # -- asyncio.BufferedProtocol --------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._receive
+
+    def buffer_updated(self, nbytes: int) -> None:
+        receive = self._receive
+        data = bytes(receive[:nbytes])
+        if nbytes == len(receive) and nbytes < _RECEIVE_LARGE:
+            self._receive = memoryview(bytearray(_RECEIVE_LARGE))  # a large body is coming
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= _READ_HIGH and not self._read_paused:
+            self._read_paused = True
+            self._transport.pause_reading()
+        self._wake(self._reader)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake(self._reader)
+        return True  # as anyio: the transport is closed by aclose, not by the peer's EOF
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if exc is not None and self._error is None:
+            self._error = exc
+        self._wake(self._reader)
+        self._wake(self._writer)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake(self._writer)
+
+    @staticmethod
+    def _wake(waiter: asyncio.Future[None] | None) -> None:
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- the network stream ---------------------------------------------------------
+
+    @property
+    def stale(self) -> bool:
+        """True when an idle connection must not carry another request."""
+        return bool(self._chunks) or self._eof or self._lost or self._closed
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        chunks = self._chunks
+        if not chunks:
+            if self._closed:
+                raise httpcore.ReadError("the connection is closed")
+            if not (self._eof or self._lost):
+                self._reader = waiter = self._loop.create_future()
+                try:
+                    if timeout is None:
+                        await waiter
+                    else:
+                        await _wait(waiter, timeout, httpcore.ReadTimeout)
+                finally:
+                    self._reader = None
+            if not chunks:
+                if self._error is not None:
+                    raise httpcore.ReadError(_describe(self._error)) from self._error
+                return b""  # the end of the stream
+        chunk = chunks.popleft()
+        if len(chunk) > max_bytes:
+            chunks.appendleft(chunk[max_bytes:])
+            chunk = chunk[:max_bytes]
+        self._buffered -= len(chunk)
+        if self._read_paused and self._buffered < _READ_HIGH // 2 and not self._lost:
+            self._read_paused = False
+            self._transport.resume_reading()
+        return chunk
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        if self._closed:
+            raise httpcore.WriteError("the connection is closed")
+        if self._error is not None:
+            raise httpcore.WriteError(_describe(self._error)) from self._error
+        self._transport.write(buffer)
+        if self._write_paused and not self._lost:
+            self._writer = waiter = self._loop.create_future()
+            try:
+                if timeout is None:
+                    await waiter
+                else:
+                    await _wait(waiter, timeout, httpcore.WriteTimeout)
+            finally:
+                self._writer = None
+            if self._closed:
+                raise httpcore.WriteError("the connection is closed")
+            if self._error is not None:
+                raise httpcore.WriteError(_describe(self._error)) from self._error
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._transport.abort()
+            self._wake(self._reader)
+            self._wake(self._writer)
+        await asyncio.sleep(0)  # let connection_lost run and close the socket, as anyio does
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return self.stale
+        return self._origin.get_extra_info(info)
+
+
+async def _wait(
+    waiter: asyncio.Future[None], timeout: float, error: type[httpcore.TimeoutException]
+) -> None:
+    """Wait for a callback to set ``waiter``; ``error`` after ``timeout`` seconds."""
+    expiry = asyncio.get_running_loop().call_later(timeout, _expire, waiter, error)
+    try:
+        await waiter
+    finally:
+        expiry.cancel()
+
+
+def _expire(waiter: asyncio.Future[None], error: type[httpcore.TimeoutException]) -> None:
+    if not waiter.done():
+        waiter.set_exception(error("timed out"))
+
+
+def _describe(exc: BaseException) -> str:
+    """The most telling text of a network error: httpcore's wrappers are often empty."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain is short; never loop on a cycle
+        if seen is None:
+            break
+        if text := str(seen):
+            return text
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__

@@ -1,0 +1,182 @@
+"""The async twin's network streams: asyncio's callback-driven stream and its fallbacks.
+
+Under asyncio a plain TCP connection made by httpcore is taken over by
+:class:`objectstore_async._streams._AsyncioStream`; these tests check what
+it must keep from anyio's stream (ordering, end of stream, errors, large
+bodies with flow control) and what it adds (stale idle connections are
+noticed without a system call). The transport's behaviour under both event
+loops is covered by test_transport_h1.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from objectstore_async._streams import _AsyncioStream, _FastStream
+from objectstore_async._transport import AsyncH1Transport
+from objectstore_core import ReadError, Request, client_config
+from tests.reliability.conftest import RawServer, read_head
+
+BIG = 3 * 1024 * 1024  # more than the stream buffers before it stops reading the socket
+
+
+def _transport(url: str, **kwargs: Any) -> AsyncH1Transport:
+    return AsyncH1Transport(client_config(url, **kwargs))
+
+
+def _idle_streams(transport: AsyncH1Transport) -> list[Any]:
+    return [stream for stream, _ in transport._pool._idle]
+
+
+def _answer(body: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def _numbered(after_answer: Callable[[socket.socket], None] | None = None) -> Any:
+    """Each connection answers every request with its own number; ``after_answer``
+    runs once after the first answer (to misbehave while the connection is idle)."""
+    count = iter(range(1, 100))
+    lock = threading.Lock()
+
+    def handle(sock: socket.socket) -> None:
+        with lock:
+            number = str(next(count)).encode()
+        first = True
+        while read_head(sock):
+            sock.sendall(_answer(number))
+            if first and after_answer is not None:
+                after_answer(sock)
+            first = False
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("backend", "expected"), [("asyncio", _AsyncioStream), ("trio", _FastStream)]
+)
+def test_plain_tcp_under_asyncio_is_taken_over(backend: str, expected: type) -> None:
+    with RawServer(_numbered()) as raw:
+        transport = _transport(raw.url)
+
+        async def main() -> None:
+            response, _ = await transport.send(Request("GET", "/a"))
+            assert response.body == b"1"
+            (stream,) = _idle_streams(transport)
+            assert type(stream) is expected
+            assert _idle_streams(transport)[0].get_extra_info("socket") is not None
+            response, _ = await transport.send(Request("GET", "/b"))
+            assert response.body == b"1"  # the same connection again
+            await transport.aclose()
+
+        anyio.run(main, backend=backend)
+
+
+def test_a_large_streamed_body_arrives_whole_and_in_order() -> None:
+    """More than the stream buffers: reading the socket pauses and resumes."""
+    body = bytes(range(256)) * (BIG // 256)
+
+    def handle(sock: socket.socket) -> None:
+        while read_head(sock):
+            sock.sendall(_answer(body))
+
+    with RawServer(handle) as raw:
+        transport = _transport(raw.url)
+
+        async def main() -> None:
+            for _ in range(2):  # the connection is reusable afterwards
+                _, stream = await transport.send(Request("GET", "/big", stream=True))
+                assert stream is not None
+                await anyio.sleep(0.2)  # let the server fill the buffers while nobody reads
+                received = bytearray()
+                while chunk := await stream.read():
+                    received += chunk
+                assert received == body
+            assert transport.pool_stats() == {"idle": 1, "in_use": 0}
+            await transport.aclose()
+
+        anyio.run(main, backend="asyncio")
+
+
+def test_an_idle_connection_that_receives_bytes_is_not_reused() -> None:
+    """Bytes nobody asked for (say, a stray 408 before a close) make it stale."""
+
+    def stray_answer(sock: socket.socket) -> None:
+        time.sleep(0.05)  # after the client took its response and pooled the connection
+        sock.sendall(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+
+    with RawServer(_numbered(stray_answer)) as raw:
+        transport = _transport(raw.url)
+
+        async def main() -> None:
+            response, _ = await transport.send(Request("GET", "/a"))
+            assert response.body == b"1"
+            await anyio.sleep(0.2)
+            (stream,) = _idle_streams(transport)
+            assert isinstance(stream, _AsyncioStream) and stream.stale
+            response, _ = await transport.send(Request("POST", "/b", body=b"x"))
+            assert response.status == 200 and response.body == b"2"
+            await transport.aclose()
+
+        anyio.run(main, backend="asyncio")
+
+
+def test_an_idle_connection_closed_by_the_server_is_replaced() -> None:
+    """A keyless POST is never resent, so the closed connection must not be tried."""
+    with RawServer(_numbered(lambda sock: sock.shutdown(socket.SHUT_RDWR))) as raw:
+        transport = _transport(raw.url)
+
+        async def main() -> None:
+            response, _ = await transport.send(Request("GET", "/a"))
+            assert response.body == b"1"
+            await anyio.sleep(0.1)
+            (stream,) = _idle_streams(transport)
+            assert isinstance(stream, _AsyncioStream) and stream.stale
+            response, _ = await transport.send(Request("POST", "/b", body=b"x"))
+            assert response.body == b"2"
+            await transport.aclose()
+
+        anyio.run(main, backend="asyncio")
+
+
+def test_a_connection_reset_while_waiting_is_a_read_error() -> None:
+    def handle(sock: socket.socket) -> None:
+        read_head(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    with RawServer(handle) as raw:
+        transport = _transport(raw.url)
+
+        async def main() -> None:
+            with pytest.raises(ReadError):
+                await transport.send(Request("POST", "/a", body=b"x"))
+            assert transport.pool_stats() == {"idle": 0, "in_use": 0}
+            await transport.aclose()
+
+        anyio.run(main, backend="asyncio")
+
+
+def test_reads_after_close_fail_and_writes_after_close_fail() -> None:
+    with RawServer(_numbered()) as raw:
+        transport = _transport(raw.url)
+
+        async def main() -> None:
+            await transport.send(Request("GET", "/a"))
+            (stream,) = _idle_streams(transport)
+            assert isinstance(stream, _AsyncioStream)
+            await stream.aclose()
+            assert stream.stale
+            with pytest.raises(Exception, match="closed"):
+                await stream.read(10)
+            with pytest.raises(Exception, match="closed"):
+                await stream.write(b"x")
+            await stream.write(b"")  # nothing to write: no error, as httpcore
+            await transport.aclose()
+
+        anyio.run(main, backend="asyncio")
