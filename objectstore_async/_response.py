@@ -73,6 +73,8 @@ class AsyncPayload:
         """Stop reading and release the connection (closing it if the body is unfinished)."""
         if not self._closed:
             self._closed = True
+            if self._download.finished:
+                return  # the connection went back to the pool at the end of the body
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
 

@@ -234,7 +234,16 @@ class _FrameScanner:
     the decoding and verifies content sizes and checksums.
     """
 
-    __slots__ = ("_aux", "_frame_start", "_offset", "_skip", "_stage", "content_size", "head")
+    __slots__ = (
+        "_aux",
+        "_frame_start",
+        "_frames",
+        "_offset",
+        "_skip",
+        "_stage",
+        "content_size",
+        "head",
+    )
 
     def __init__(self) -> None:
         self._stage = _ST_MAGIC
@@ -244,6 +253,7 @@ class _FrameScanner:
         self._offset = 0  # input bytes scanned so far
         self._frame_start = 0  # input offset of the current frame
         self.content_size = -1  # Frame_Content_Size of the latest zstd frame; -1: not given
+        self._frames = 0  # frames started, zstd and skippable
 
     def scan(self, data: _Buffer) -> None:
         """Advance over ``data``; raise :class:`IntegrityError` on invalid structure."""
@@ -298,6 +308,7 @@ class _FrameScanner:
             if len(unit) < 8:
                 return None
             self._frame_start = start
+            self._frames += 2  # never a single zstd frame
             self._skip = int.from_bytes(unit[4:8], "little")
             return 8
         if magic != _ZSTD_MAGIC:
@@ -337,10 +348,16 @@ class _FrameScanner:
             window_size = window_base + (window_base >> 3) * (descriptor & 7)
         has_checksum = (unit[4] >> 2) & 1
         self._frame_start = start
+        self._frames += 1
         self._stage = _ST_BLOCK
         self._aux = (min(window_size, _BLOCK_SIZE_MAX) << 1) | has_checksum
         self.content_size = content_size
         return header_size
+
+    @property
+    def single_frame(self) -> bool:
+        """True when the input so far is one zstd frame (or part of one)."""
+        return self._frames == 1
 
     def check_end(self) -> None:
         """Raise :class:`IntegrityError` unless the input ended on a frame boundary."""
@@ -423,10 +440,7 @@ class ZstdDecoder:
         self._max_window_size = max_window_size
         self._context: zstandard.ZstdDecompressor | None = _take_context(max_window_size)
         self._input = _Input()
-        # The stubs want an IO[bytes]; the reader only ever calls read(size).
-        self._reader: zstandard.ZstdDecompressionReader | None = self._context.stream_reader(
-            cast("IO[bytes]", self._input), read_size=_INPUT_PIECE, read_across_frames=True
-        )
+        self._reader: zstandard.ZstdDecompressionReader | None = None  # made by the first read
         self._scanner = _FrameScanner()
         self._size = min(_FIRST_OUTPUT, self._max_output)
         self._done = False
@@ -520,8 +534,7 @@ class ZstdDecoder:
         of the payload.
         """
         self._check_usable()
-        reader = self._reader
-        if reader is None:  # finished
+        if self._done:
             return b""
         size = self._size
         hint = self._scanner.content_size
@@ -531,6 +544,15 @@ class ZstdDecoder:
             size = min(max(hint, 1), self._max_output)
         if limit is not None and limit < size:
             size = max(limit, 1)
+        reader = self._reader
+        if reader is None:
+            if self._input.eof and self._scanner.single_frame and 0 <= hint <= size:
+                return self._read_whole()
+            assert self._context is not None
+            # The stubs want an IO[bytes]; the reader only ever calls read(size).
+            reader = self._reader = self._context.stream_reader(
+                cast("IO[bytes]", self._input), read_size=_INPUT_PIECE, read_across_frames=True
+            )
         try:
             out: bytes = reader.read1(size)
         except _Starved:
@@ -547,6 +569,26 @@ class ZstdDecoder:
         self._done = True
         self._release()
         return b""
+
+    def _read_whole(self) -> bytes:
+        """Decode a body that is one complete frame, small enough for one read, at once.
+
+        The common case of a small object: no stream reader, one call into
+        libzstd, a result of exactly the declared size.
+        """
+        chunks = self._input.chunks
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        self._input.queued = 0
+        assert self._context is not None
+        try:
+            out: bytes = self._context.decompress(data)
+        except zstandard.ZstdError as exc:
+            raise self._fail(IntegrityError(f"zstd data is corrupt: {exc}")) from exc
+        self.bytes_out += len(out)
+        self._done = True
+        self._release()
+        return out
 
 
 class IdentityDecoder:

@@ -40,7 +40,7 @@ class Download:
         max_output: int = DEFAULT_CHUNK,
         context: Mapping[str, str | None] | None = None,
     ) -> None:
-        self._context = dict(context or {})
+        self._context = context if context is not None else {}
         self._decoder: ZstdDecoder | IdentityDecoder = (
             ZstdDecoder(max_output=max_output) if decode else IdentityDecoder(max_output=max_output)
         )
@@ -85,6 +85,10 @@ class Download:
                 f"response body is longer than announced: more than {self._expected} bytes"
             )
         self._decoder.feed(raw)
+        if self._received == self._expected:
+            # All announced bytes are here: the decoder may finish without
+            # waiting for the transport to report the end.
+            self._decoder.feed_eof()
 
     def read(self, limit: int | None = None) -> bytes | None:
         """The next piece of payload, at most ``limit`` bytes (one decoded chunk if None).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import weakref
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -26,8 +25,8 @@ class Payload(io.BufferedIOBase):
         super().__init__()
         self._stream = stream
         self._download = download
-        # Released even if the caller drops the payload without closing it.
-        self._finalizer = weakref.finalize(self, stream.close)
+        # A payload dropped without close() is closed when collected (IOBase
+        # finalizes by calling close), which releases the connection.
 
     def readable(self) -> bool:
         return True
@@ -49,9 +48,11 @@ class Payload(io.BufferedIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
-        if size is None or size < 0:
-            return b"".join(iter(lambda: self._pull(None), b""))
         parts = []
+        if size is None or size < 0:
+            while chunk := self._pull(None):
+                parts.append(chunk)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
         while size > 0 and (chunk := self._pull(size)):
             parts.append(chunk)
             size -= len(chunk)
@@ -88,7 +89,7 @@ class Payload(io.BufferedIOBase):
     def close(self) -> None:
         """Stop reading and release the connection (closing it if the body is unfinished)."""
         if not self.closed:
-            self._finalizer()
+            self._stream.close()
         super().close()
 
 

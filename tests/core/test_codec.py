@@ -602,3 +602,45 @@ def test_decompression_contexts_are_reused() -> None:
     for decoder in (first, second):
         decoder.feed(blob)
     assert first.read() == second.read() == b"x" * 5000
+
+
+def test_a_small_whole_frame_is_decoded_in_one_call() -> None:
+    payload = b"small object " * 50
+    decoder = ZstdDecoder()
+    decoder.feed(compress(payload)[:10])
+    decoder.feed(compress(payload)[10:])
+    decoder.feed_eof()
+    assert decoder.read() == payload
+    assert decoder._reader is None  # no stream reader was needed
+    assert decoder.read() == b""
+    assert decoder.finished
+    # Larger than the read asks for, several frames, or no declared size: streamed.
+    for blob, limit in [
+        (compress(payload), 100),
+        (compress(payload) + compress(payload), None),
+        (zstandard.ZstdCompressor(write_content_size=False).compress(payload), None),
+    ]:
+        decoder = ZstdDecoder()
+        decoder.feed(blob)
+        decoder.feed_eof()
+        out = bytearray()
+        while piece := decoder.read(limit):
+            out += piece
+        assert decoder._reader is None and decoder.finished
+        assert out in (payload, payload * 2)
+
+
+def test_download_ends_when_the_announced_length_is_in() -> None:
+    from objectstore_core import Download
+
+    payload = b"announced " * 100
+    stored = compress(payload)
+    download = Download(decode=True, expected_length=len(stored))
+    assert download.read() is None
+    download.feed(stored)
+    # Every byte is in: the payload comes out before the transport reports the end.
+    assert download.read() == payload
+    assert download.read() is None  # the end of the body itself is still to be fed
+    download.feed(b"")
+    assert download.read() == b""
+    assert download.finished
