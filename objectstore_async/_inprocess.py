@@ -17,6 +17,10 @@ class _AsyncBody:
     def __init__(self, body: InProcessBody) -> None:
         self._body = body
 
+    @property
+    def done(self) -> bool:
+        return self._body.done
+
     async def read(self) -> bytes:
         return self._body.read()
 

@@ -39,7 +39,10 @@ class AsyncPayload:
             raise ValueError("I/O operation on a closed payload")
         try:
             while (chunk := self._download.read(limit)) is None:
-                self._download.feed(await self._stream.read())
+                data = await self._stream.read()
+                self._download.feed(data)
+                if data and self._stream.done:
+                    self._download.feed(b"")  # those were the last bytes
         except ObjectstoreError as error:
             await self._stream.aclose()
             raise self._download.annotate(error) from error.__cause__

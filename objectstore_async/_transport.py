@@ -99,6 +99,9 @@ class AsyncRawBody(Protocol):
 
     async def read(self) -> bytes: ...
 
+    @property
+    def done(self) -> bool: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -137,6 +140,9 @@ class AsyncRawStream:
             while True:
                 event = parser.next_event()
                 if isinstance(event, bytes):
+                    if parser.at_end():  # the last bytes: release the connection now
+                        parser.next_event()
+                        await self._finish(reusable=parser.reusable)
                     return event
                 if event is END:
                     await self._finish(reusable=parser.reusable)
@@ -153,6 +159,11 @@ class AsyncRawStream:
                     f"the server sent no body bytes within the read timeout ({self._timeout} s)"
                 ) from exc
             raise _read_error(exc, "while reading the response body") from exc
+
+    @property
+    def done(self) -> bool:
+        """True once the body is complete and the connection released: reads give ``b""``."""
+        return self._done
 
     async def aclose(self) -> None:
         """Release the connection (closed if the body is unfinished); safe when cancelled."""

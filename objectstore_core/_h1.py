@@ -187,6 +187,20 @@ class ResponseParser:
         """True when the whole response was parsed."""
         return self._state == _DONE
 
+    def at_end(self) -> bool:
+        """True when the body is complete: the next event is END, with no more input.
+
+        Lets a transport release the connection together with the last body
+        bytes (a small chunked body arrives whole, terminator included).
+        """
+        state = self._state
+        if state == _DONE:
+            return True
+        if state != _CHUNK_CRLF or self._buffered() != len(_LAST_CRLF_AND_CHUNK):
+            return False
+        self._spill()
+        return self._buffer == _LAST_CRLF_AND_CHUNK
+
     @property
     def reusable(self) -> bool:
         """True when the connection can carry another request after this response."""

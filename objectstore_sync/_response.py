@@ -37,7 +37,10 @@ class Payload(io.BufferedIOBase):
             raise ValueError("I/O operation on a closed payload")
         try:
             while (chunk := self._download.read(limit)) is None:
-                self._download.feed(self._stream.read())
+                data = self._stream.read()
+                self._download.feed(data)
+                if data and self._stream.done:
+                    self._download.feed(b"")  # those were the last bytes
         except ObjectstoreError as error:
             self._stream.close()
             raise self._download.annotate(error) from error.__cause__

@@ -75,6 +75,9 @@ class RawBody(Protocol):
 
     def read(self, amount: int = ...) -> bytes: ...
 
+    @property
+    def done(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -280,6 +283,9 @@ class RawStream:
             while True:
                 event = self._parser.next_event()
                 if isinstance(event, bytes):
+                    if self._parser.at_end():  # the last bytes: release the connection now
+                        self._parser.next_event()
+                        self._finish(reusable=self._parser.reusable)
                     return event
                 if event is END:
                     self._finish(reusable=self._parser.reusable)
@@ -292,6 +298,11 @@ class RawStream:
         except BaseException as exc:
             self._finish(reusable=False)
             raise _translate_read(exc) from exc
+
+    @property
+    def done(self) -> bool:
+        """True once the body is complete and the connection released: reads give ``b""``."""
+        return self._done
 
     def close(self) -> None:
         """Release the connection; an unfinished body makes it unusable, so it is closed."""

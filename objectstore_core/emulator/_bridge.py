@@ -72,6 +72,11 @@ class InProcessBody:
             self.close()
         return chunk
 
+    @property
+    def done(self) -> bool:
+        """True once the end was read (or the body closed): the next read is ``b""``."""
+        return self._closed
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
