@@ -546,7 +546,10 @@ class ZstdDecoder:
             size = max(limit, 1)
         reader = self._reader
         if reader is None:
-            if self._input.eof and self._scanner.single_frame and 0 <= hint <= size:
+            if not self._input.eof:
+                if not self._input.chunks:
+                    return b""  # nothing to decode yet
+            elif self._scanner.single_frame and 0 <= hint <= size:
                 return self._read_whole()
             assert self._context is not None
             # The stubs want an IO[bytes]; the reader only ever calls read(size).
