@@ -27,6 +27,8 @@ import anyio
 import anyio.abc
 import httpcore
 
+from objectstore_core._download import PIECE_SIZE
+
 # Errors of the network layer (httpcore wraps most of anyio's, trio's and the OS's).
 _RAW_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
@@ -102,7 +104,7 @@ _READ_HIGH = 1024 * 1024  # unread bytes at which an _AsyncioStream stops readin
 # An _AsyncioStream receives into one buffer of its own: small at first (from the
 # heap), replaced by a large one once a read fills it (a large body is coming).
 _RECEIVE_SMALL = 64 * 1024
-_RECEIVE_LARGE = 256 * 1024
+_RECEIVE_LARGE = PIECE_SIZE  # each piece is copied out: keep it heap-sized (see PIECE_SIZE)
 
 
 class _AsyncioStream(asyncio.BufferedProtocol, httpcore.AsyncNetworkStream):

@@ -62,6 +62,7 @@ from objectstore_core import (
     WriteError,
     WriteTimeout,
 )
+from objectstore_core._download import PIECE_SIZE
 from objectstore_core._h1 import (
     END,
     LAST_CHUNK,
@@ -79,7 +80,7 @@ _ERROR_BODY_LIMIT = 1024 * 1024
 # Body reads ask for at most this much. asyncio never returns more than 256 KiB
 # per read, trio returns what is asked: a bigger read would let one compressed
 # read decode into many MiB between two awaits, stalling the event loop.
-_READ_CHUNK = 256 * 1024
+_READ_CHUNK = PIECE_SIZE  # heap-sized reads (see PIECE_SIZE)
 _HEAD_CHUNK = 64 * 1024
 _SMALL_BODY = 64 * 1024  # bodies up to this size go out in one write with the head
 _WRITE_SLICE = 1024 * 1024  # larger bytes bodies are written in slices of this size

@@ -17,10 +17,20 @@ from collections.abc import Mapping
 from objectstore_core._codec import IdentityDecoder, ZstdDecoder
 from objectstore_core._errors import IntegrityError, ObjectstoreError
 
-__all__ = ["DEFAULT_CHUNK", "Download", "check_chunk_size"]
+__all__ = ["DEFAULT_CHUNK", "PIECE_SIZE", "Download", "check_chunk_size"]
 
-DEFAULT_CHUNK = 1024 * 1024
-"""Largest piece of payload handed out per read, and the raw read size."""
+PIECE_SIZE = 124 * 1024
+"""Size of the pieces a body moves in: each socket read and each decoded chunk.
+
+Just under 128 KiB, glibc's threshold for serving an allocation with its own
+mapping. Larger buffers are mapped and unmapped for every piece, so each of
+their pages is faulted in afresh: measured on a 1 GiB download, 230-360 page
+faults per MiB against 2-3 with pieces below the threshold, which come from
+the heap and are reused. The faults cost more than decompressing the data.
+"""
+
+DEFAULT_CHUNK = PIECE_SIZE
+"""Largest piece of payload handed out per read."""
 
 
 class Download:

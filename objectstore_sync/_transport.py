@@ -50,6 +50,7 @@ from objectstore_core import (
     WriteError,
     WriteTimeout,
 )
+from objectstore_core._download import PIECE_SIZE
 from objectstore_core._h1 import (
     END,
     LAST_CHUNK,
@@ -65,7 +66,7 @@ from objectstore_sync._sources import iter_upload
 __all__ = ["RawBody", "RawStream", "SyncTransport", "Urllib3Transport"]
 
 _ERROR_BODY_LIMIT = 1024 * 1024
-_READ_CHUNK = 1024 * 1024
+_READ_CHUNK = PIECE_SIZE  # heap-sized socket reads (see PIECE_SIZE)
 _HEAD_CHUNK = 64 * 1024
 _FIRST_READ = 64 * 1024
 
