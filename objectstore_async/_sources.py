@@ -8,6 +8,7 @@ async files are awaited. Works under asyncio and trio.
 from __future__ import annotations
 
 import inspect
+import io
 import os
 from collections.abc import AsyncIterator
 
@@ -110,9 +111,30 @@ async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     milliseconds and the event loop is never starved for long.
     """
     encoder = new_encoder() if upload.compress else None
+    if encoder is not None and upload.kind is PayloadKind.FILE and _plain_reader(upload.source):
+        # A blocking file: each piece is read and compressed in one worker-thread
+        # call (both release the GIL), so the event loop neither waits on the
+        # disk nor spends milliseconds compressing.
+        await _rewind(upload)
+        read = upload.source.read
+
+        def step() -> bytes | None:
+            chunk = _check_chunk(read(CHUNK_SIZE))
+            return encoder.encode(chunk) if chunk else None
+
+        while (out := await anyio.to_thread.run_sync(step)) is not None:
+            if out:
+                yield out
+        yield encoder.finish()
+        return
     async for chunk in aiter_source(upload):
         out = encoder.encode(chunk) if encoder else chunk
         if out:
             yield out
     if encoder:
         yield encoder.finish()
+
+
+def _plain_reader(source: object) -> bool:
+    """True for a blocking file object (``open()``, ``BytesIO``, ...), not an async one."""
+    return isinstance(source, io.IOBase)

@@ -150,3 +150,55 @@ def test_async_file_and_path_sources(server: LocalServer, tmp_path: object) -> N
             assert response is not None and await response.aread() == data
 
     _run(main)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_blocking_file_read_and_compressed_in_a_worker_thread(
+    server: LocalServer, tmp_path: object, backend: str
+) -> None:
+    import io
+    import pathlib
+    import threading
+
+    path = pathlib.Path(str(tmp_path)) / "big.bin"
+    data = b"".join(b"line %d of a compressible payload\n" % i for i in range(100_000))
+    path.write_bytes(data)  # about 3.4 MiB: several pieces
+    loop_thread = threading.get_ident()
+    readers: set[int] = set()
+
+    class Watched(io.FileIO):
+        def read(self, size: int = -1) -> bytes:
+            readers.add(threading.get_ident())
+            return super().read(size)
+
+    async def main() -> None:
+        async with AsyncClient(server.url) as client:
+            session = client.session(Usecase("sources"), org=1)
+            with Watched(path, "rb") as file:
+                key = await session.put(file, key="big-file")
+            response = await session.get(key)
+            assert response is not None and await response.aread() == data
+
+    _run(main, backend=backend)
+    assert readers and loop_thread not in readers  # the event loop never read the disk
+
+
+def test_async_put_file_error_reaches_caller_unchanged(server: LocalServer) -> None:
+    import io
+
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            raise OSError("disk on fire")
+
+    async def main() -> None:
+        async with AsyncClient(server.url) as client:
+            session = client.session(Usecase("sources"), org=1)
+            with pytest.raises(OSError, match="disk on fire"):
+                await session.put(Broken(), key="broken")
+            assert await session.head("broken") is None
+            assert await session.put(b"still usable", key="after") == "after"
+
+    _run(main)
