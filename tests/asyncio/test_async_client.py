@@ -167,7 +167,7 @@ def test_blocking_file_read_and_compressed_in_a_worker_thread(
     readers: set[int] = set()
 
     class Watched(io.FileIO):
-        def read(self, size: int = -1) -> bytes:
+        def read(self, size: int | None = -1) -> bytes:
             readers.add(threading.get_ident())
             return super().read(size)
 
