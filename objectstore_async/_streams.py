@@ -101,13 +101,9 @@ class _FastStream(httpcore.AsyncNetworkStream):
 
 
 _READ_HIGH = 1024 * 1024  # unread bytes at which an _AsyncioStream stops reading the socket
-# An _AsyncioStream receives into one buffer of its own: small at first (from the
-# heap), replaced by a large one once a read fills it (a large body is coming).
-_RECEIVE_SMALL = 64 * 1024
-_RECEIVE_LARGE = PIECE_SIZE  # each piece is copied out: keep it heap-sized (see PIECE_SIZE)
 
 
-class _AsyncioStream(asyncio.BufferedProtocol, httpcore.AsyncNetworkStream):
+class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     """A plain TCP connection under asyncio, driven by the transport's callbacks directly.
 
     httpcore and anyio make the connection. Then this protocol takes over
@@ -121,10 +117,11 @@ class _AsyncioStream(asyncio.BufferedProtocol, httpcore.AsyncNetworkStream):
     bytes (the write buffer limit stays at 0, as anyio sets it), so the
     write timeout bounds each wait for progress.
 
-    It is a buffered protocol: the socket is read into a buffer the stream
-    keeps, and only the bytes received are copied out. asyncio's default
-    allocates 256 KiB for every read, which glibc serves with mmap, mremap
-    and munmap: three system calls and page faults for every small response.
+    The transport receives at most PIECE_SIZE bytes per system call (its
+    ``max_size``, 256 KiB by default): each read is then a heap allocation the
+    kernel fills directly, with no copy after it. A 256 KiB read is served
+    by glibc with mmap, mremap and munmap, three system calls and page
+    faults for every response (see PIECE_SIZE).
 
     Errors and timeouts are raised as httpcore's, like any network stream
     the transport reads. The callbacks also tell the pool whether an idle
@@ -136,7 +133,6 @@ class _AsyncioStream(asyncio.BufferedProtocol, httpcore.AsyncNetworkStream):
         self._origin = origin  # httpcore's stream: extra info (socket, addresses)
         self._transport = transport
         self._loop = asyncio.get_running_loop()
-        self._receive = memoryview(bytearray(_RECEIVE_SMALL))
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._read_paused = False
@@ -168,20 +164,15 @@ class _AsyncioStream(asyncio.BufferedProtocol, httpcore.AsyncNetworkStream):
         ):
             return _FastStream(stream)
         ours = cls(stream, transport)
+        if isinstance(getattr(transport, "max_size", None), int):  # asyncio's selector transports
+            transport.max_size = PIECE_SIZE  # type: ignore[attr-defined]
         transport.set_protocol(ours)
         transport.resume_reading()  # anyio reads only while receiving
         return ours
 
-    # -- asyncio.BufferedProtocol --------------------------------------------------
+    # -- asyncio.Protocol ----------------------------------------------------------
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._receive
-
-    def buffer_updated(self, nbytes: int) -> None:
-        receive = self._receive
-        data = bytes(receive[:nbytes])
-        if nbytes == len(receive) and nbytes < _RECEIVE_LARGE:
-            self._receive = memoryview(bytearray(_RECEIVE_LARGE))  # a large body is coming
+    def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered >= _READ_HIGH and not self._read_paused:
