@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import anyio
 import anyio.to_thread
 
-from objectstore_core import PayloadKind, Upload, new_encoder
+from objectstore_core import PayloadKind, Upload, compressible, new_encoder
 
 __all__ = ["CHUNK_SIZE", "aiter_source", "aiter_upload"]
 
@@ -107,32 +107,77 @@ async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
 async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5).
 
-    Each chunk is at most 1 MiB, so one encoding step stays in the low
+    Blocking files and bytes are read and compressed in a worker thread (see
+    :func:`_encoded_in_thread`); other sources are compressed on the loop in
+    pieces of at most 1 MiB, so one encoding step stays in the low
     milliseconds and the event loop is never starved for long.
     """
-    encoder = new_encoder() if upload.compress else None
-    if encoder is not None and upload.kind is PayloadKind.FILE and _plain_reader(upload.source):
-        # A blocking file: each piece is read and compressed in one worker-thread
-        # call (both release the GIL), so the event loop neither waits on the
-        # disk nor spends milliseconds compressing.
-        await _rewind(upload)
-        read = upload.source.read
-
-        def step() -> bytes | None:
-            chunk = _check_chunk(read(CHUNK_SIZE))
-            return encoder.encode(chunk) if chunk else None
-
-        while (out := await anyio.to_thread.run_sync(step)) is not None:
-            if out:
-                yield out
-        yield encoder.finish()
+    if upload.compress and (
+        upload.kind is PayloadKind.BYTES
+        or (upload.kind is PayloadKind.FILE and _plain_reader(upload.source))
+    ):
+        async for out in _encoded_in_thread(upload):
+            yield out
         return
+    encoder = new_encoder() if upload.compress else None  # size unknown: one thread
     async for chunk in aiter_source(upload):
         out = encoder.encode(chunk) if encoder else chunk
         if out:
             yield out
     if encoder:
         yield encoder.finish()
+
+
+async def _encoded_in_thread(upload: Upload) -> AsyncIterator[bytes]:
+    """Read and compress a blocking file or bytes, in worker-thread calls when it pays.
+
+    Reading and zstd both release the GIL. Compressible data costs
+    milliseconds per piece, so each piece is read and compressed in one
+    worker-thread call and the event loop stays free. Incompressible data is
+    stored by zstd nearly as is, in well under a millisecond per piece,
+    faster than a thread round trip: it is encoded on the loop. The encoder
+    and the choice are made with the first piece in hand (see
+    :func:`objectstore_core.new_encoder`).
+    """
+    if upload.kind is PayloadKind.FILE:
+        await _rewind(upload)
+        read = upload.source.read
+
+        def next_piece() -> bytes | memoryview:
+            return _check_chunk(read(CHUNK_SIZE))
+
+        first = await anyio.to_thread.run_sync(next_piece)
+    else:
+        view = memoryview(upload.source).cast("B")
+        offsets = iter(range(0, len(view), CHUNK_SIZE))
+
+        def next_piece() -> bytes | memoryview:
+            start = next(offsets, len(view))
+            return view[start : start + CHUNK_SIZE]  # no copy: the encoder takes buffers
+
+        first = next_piece()
+    encoder = new_encoder(upload, first)
+    threaded = compressible(first)
+
+    def step(piece: bytes | memoryview | None = None) -> tuple[bytes, bool]:
+        piece = next_piece() if piece is None else piece
+        if not piece:
+            return encoder.finish(), True
+        return encoder.encode(piece), False
+
+    out, done = await anyio.to_thread.run_sync(step, first) if threaded else step(first)
+    while True:
+        if out:
+            yield out
+        if done:
+            return
+        if threaded:
+            out, done = await anyio.to_thread.run_sync(step)
+        elif upload.kind is PayloadKind.FILE:
+            piece = await anyio.to_thread.run_sync(next_piece)
+            out, done = step(piece)
+        else:
+            out, done = step()
 
 
 def _plain_reader(source: object) -> bool:

@@ -7,6 +7,7 @@ back a :class:`Response`, None, or the time. Nothing here refers to an HTTP libr
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import AsyncIterable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -99,6 +100,25 @@ class Upload:
     kind: PayloadKind
     compress: bool
     replay: UploadReplay = field(default_factory=UploadReplay, compare=False, repr=False)
+
+
+def upload_size(upload: Upload) -> int | None:
+    """The bytes an upload will read, when known without reading any (else None).
+
+    Bytes by their length; a path or a blocking file by its metadata (stat,
+    fstat: no data is read), less the file's current position.
+    """
+    source = upload.source
+    try:
+        if upload.kind is PayloadKind.BYTES:
+            return memoryview(source).nbytes
+        if upload.kind is PayloadKind.PATH:
+            return os.stat(source).st_size
+        if upload.kind is PayloadKind.FILE and isinstance(source, io.IOBase):
+            return os.fstat(source.fileno()).st_size - source.tell()
+    except (OSError, ValueError, TypeError, AttributeError):
+        pass  # not a plain file (pipes, sockets, closed or wrapped objects): unknown
+    return None
 
 
 @dataclass(frozen=True, slots=True)

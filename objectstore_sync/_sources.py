@@ -85,8 +85,12 @@ def iter_upload(upload: Upload) -> Iterator[bytes | bytearray | memoryview]:
     if not upload.compress:
         yield from iter_source(upload)
         return
-    encoder = new_encoder()
-    for chunk in iter_source(upload):
+    chunks = iter_source(upload)
+    first = next(chunks, b"")
+    encoder = new_encoder(upload, first)  # sized by the payload and its first piece
+    if out := encoder.encode(first):
+        yield out
+    for chunk in chunks:
         if out := encoder.encode(chunk):
             yield out
     yield encoder.finish()
