@@ -219,10 +219,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             if not (self._eof or self._lost):
                 self._reader = waiter = self._loop.create_future()
                 try:
-                    if timeout is None:
-                        await waiter
-                    else:
-                        await _wait(waiter, timeout, httpcore.ReadTimeout)
+                    await _wait(waiter, timeout, httpcore.ReadTimeout)
                 finally:
                     self._reader = None
             if not chunks:
@@ -250,10 +247,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         if self._write_paused and not self._lost:
             self._writer = waiter = self._loop.create_future()
             try:
-                if timeout is None:
-                    await waiter
-                else:
-                    await _wait(waiter, timeout, httpcore.WriteTimeout)
+                await _wait(waiter, timeout, httpcore.WriteTimeout)
             finally:
                 self._writer = None
             if self._closed:
@@ -276,9 +270,12 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
 
 
 async def _wait(
-    waiter: asyncio.Future[None], timeout: float, error: type[httpcore.TimeoutException]
+    waiter: asyncio.Future[None], timeout: float | None, error: type[httpcore.TimeoutException]
 ) -> None:
-    """Wait for a callback to set ``waiter``; ``error`` after ``timeout`` seconds."""
+    """Wait for a callback to set ``waiter``; ``error`` after ``timeout`` seconds (if any)."""
+    if timeout is None:
+        await waiter
+        return
     expiry = asyncio.get_running_loop().call_later(timeout, _expire, waiter, error)
     try:
         await waiter

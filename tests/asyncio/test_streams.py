@@ -11,7 +11,6 @@ loops is covered by test_transport_h1.py.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 from objectstore_async._streams import _AsyncioStream, _FastStream
 from objectstore_async._transport import AsyncH1Transport
 from objectstore_core import ReadError, Request, client_config
-from tests.reliability.conftest import RawServer, read_head
+from tests.reliability.conftest import RawServer, answer, numbered, read_head
 
 BIG = 3 * 1024 * 1024  # more than the stream buffers before it stops reading the socket
 
@@ -35,34 +34,11 @@ def _idle_streams(transport: AsyncH1Transport) -> list[Any]:
     return [stream for stream, _ in transport._pool._idle]
 
 
-def _answer(body: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
-
-
-def _numbered(after_answer: Callable[[socket.socket], None] | None = None) -> Any:
-    """Each connection answers every request with its own number; ``after_answer``
-    runs once after the first answer (to misbehave while the connection is idle)."""
-    count = iter(range(1, 100))
-    lock = threading.Lock()
-
-    def handle(sock: socket.socket) -> None:
-        with lock:
-            number = str(next(count)).encode()
-        first = True
-        while read_head(sock):
-            sock.sendall(_answer(number))
-            if first and after_answer is not None:
-                after_answer(sock)
-            first = False
-
-    return handle
-
-
 @pytest.mark.parametrize(
     ("backend", "expected"), [("asyncio", _AsyncioStream), ("trio", _FastStream)]
 )
 def test_plain_tcp_under_asyncio_is_taken_over(backend: str, expected: type) -> None:
-    with RawServer(_numbered()) as raw:
+    with RawServer(numbered()) as raw:
         transport = _transport(raw.url)
 
         async def main() -> None:
@@ -84,7 +60,7 @@ def test_a_large_streamed_body_arrives_whole_and_in_order() -> None:
 
     def handle(sock: socket.socket) -> None:
         while read_head(sock):
-            sock.sendall(_answer(body))
+            sock.sendall(answer(body))
 
     with RawServer(handle) as raw:
         transport = _transport(raw.url)
@@ -104,14 +80,23 @@ def test_a_large_streamed_body_arrives_whole_and_in_order() -> None:
         anyio.run(main, backend="asyncio")
 
 
-def test_an_idle_connection_that_receives_bytes_is_not_reused() -> None:
-    """Bytes nobody asked for (say, a stray 408 before a close) make it stale."""
+def _stray_answer(sock: socket.socket) -> None:
+    time.sleep(0.05)  # after the client took its response and pooled the connection
+    sock.sendall(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
 
-    def stray_answer(sock: socket.socket) -> None:
-        time.sleep(0.05)  # after the client took its response and pooled the connection
-        sock.sendall(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
 
-    with RawServer(_numbered(stray_answer)) as raw:
+def _close_idle(sock: socket.socket) -> None:
+    sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.mark.parametrize("misbehave", [_stray_answer, _close_idle], ids=["stray-bytes", "closed"])
+def test_a_stale_idle_connection_is_noticed_and_replaced(
+    misbehave: Callable[[socket.socket], None],
+) -> None:
+    """Bytes nobody asked for (say, a stray 408 before a close) or the server
+    closing make an idle connection stale; a keyless POST is never resent, so
+    the stale connection must not even be tried."""
+    with RawServer(numbered(misbehave)) as raw:
         transport = _transport(raw.url)
 
         async def main() -> None:
@@ -122,24 +107,6 @@ def test_an_idle_connection_that_receives_bytes_is_not_reused() -> None:
             assert isinstance(stream, _AsyncioStream) and stream.stale
             response, _ = await transport.send(Request("POST", "/b", body=b"x"))
             assert response.status == 200 and response.body == b"2"
-            await transport.aclose()
-
-        anyio.run(main, backend="asyncio")
-
-
-def test_an_idle_connection_closed_by_the_server_is_replaced() -> None:
-    """A keyless POST is never resent, so the closed connection must not be tried."""
-    with RawServer(_numbered(lambda sock: sock.shutdown(socket.SHUT_RDWR))) as raw:
-        transport = _transport(raw.url)
-
-        async def main() -> None:
-            response, _ = await transport.send(Request("GET", "/a"))
-            assert response.body == b"1"
-            await anyio.sleep(0.1)
-            (stream,) = _idle_streams(transport)
-            assert isinstance(stream, _AsyncioStream) and stream.stale
-            response, _ = await transport.send(Request("POST", "/b", body=b"x"))
-            assert response.body == b"2"
             await transport.aclose()
 
         anyio.run(main, backend="asyncio")
@@ -163,7 +130,7 @@ def test_a_connection_reset_while_waiting_is_a_read_error() -> None:
 
 
 def test_reads_after_close_fail_and_writes_after_close_fail() -> None:
-    with RawServer(_numbered()) as raw:
+    with RawServer(numbered()) as raw:
         transport = _transport(raw.url)
 
         async def main() -> None:

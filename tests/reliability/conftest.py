@@ -177,6 +177,36 @@ def read_head(sock: socket.socket) -> bytes:
     return data
 
 
+def answer(body: bytes) -> bytes:
+    """A 200 response carrying ``body`` with a content-length."""
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def numbered(
+    after_first: Callable[[socket.socket], None] | None = None,
+) -> Callable[[socket.socket], None]:
+    """A handler: each connection answers every request with its own number
+    (1, 2, ... in order of arrival); ``after_first(sock)`` runs once after its
+    first answer (to misbehave while the connection is idle); a ``GET /slow``
+    is answered after half a second."""
+    count = iter(range(1, 100))
+    lock = threading.Lock()
+
+    def handle(sock: socket.socket) -> None:
+        with lock:
+            number = str(next(count)).encode()
+        first = True
+        while head := read_head(sock):
+            if head.startswith(b"GET /slow"):
+                time.sleep(0.5)
+            sock.sendall(answer(number))
+            if first and after_first is not None:
+                after_first(sock)
+            first = False
+
+    return handle
+
+
 def pausing_reader(pause: float, after: int) -> Callable[[socket.socket], None]:
     """A handler reading a request body that stops reading for ``pause`` s after ``after`` bytes,
     then answers ``{"key": "k"}`` like a PUT."""

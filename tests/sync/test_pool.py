@@ -16,40 +16,15 @@ import pytest
 
 from objectstore_core import PoolTimeout, ReadTimeout, Request, Timeout, client_config
 from objectstore_sync._transport import Urllib3Transport
-from tests.reliability.conftest import RawServer, read_head
+from tests.reliability.conftest import RawServer, numbered
 
 
 def _transport(url: str, **kwargs: Any) -> Urllib3Transport:
     return Urllib3Transport(client_config(url, **kwargs))
 
 
-def _answer(body: bytes) -> bytes:
-    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
-
-
-def _numbered(after_first: Any = None) -> Any:
-    """Each connection answers every request with its number; ``after_first(sock)``
-    runs once after its first answer."""
-    count = iter(range(1, 100))
-    lock = threading.Lock()
-
-    def handle(sock: socket.socket) -> None:
-        with lock:
-            number = str(next(count)).encode()
-        first = True
-        while head := read_head(sock):
-            if head.startswith(b"GET /slow"):
-                time.sleep(0.5)
-            sock.sendall(_answer(number))
-            if first and after_first is not None:
-                after_first(sock)
-            first = False
-
-    return handle
-
-
 def test_a_full_pool_times_out_then_hands_the_freed_slot_to_a_waiter() -> None:
-    with RawServer(_numbered()) as raw:
+    with RawServer(numbered()) as raw:
         transport = _transport(raw.url, max_connections=1)
         _, held = transport.send(Request("GET", "/a", stream=True))
         assert held is not None
@@ -70,7 +45,7 @@ def test_a_full_pool_times_out_then_hands_the_freed_slot_to_a_waiter() -> None:
 
 
 def test_slots_are_never_exceeded_under_threads() -> None:
-    with RawServer(_numbered()) as raw:
+    with RawServer(numbered()) as raw:
         transport = _transport(raw.url, max_connections=3)
         seen: list[int] = []
         in_use: list[int] = []
@@ -106,7 +81,7 @@ def _stray_answer(sock: socket.socket) -> None:
 @pytest.mark.parametrize("misbehave", [_close_idle, _stray_answer], ids=["closed", "stray-bytes"])
 def test_an_idle_connection_that_went_stale_is_not_reused(misbehave: Any) -> None:
     """A keyless POST is never resent, so a stale connection must not be tried."""
-    with RawServer(_numbered(misbehave)) as raw:
+    with RawServer(numbered(misbehave)) as raw:
         transport = _transport(raw.url)
         assert transport.send(Request("GET", "/a"))[0].body == b"1"
         time.sleep(0.2)
@@ -116,7 +91,7 @@ def test_an_idle_connection_that_went_stale_is_not_reused(misbehave: Any) -> Non
 
 
 def test_a_per_request_read_timeout_does_not_stick_to_the_connection() -> None:
-    with RawServer(_numbered()) as raw:
+    with RawServer(numbered()) as raw:
         transport = _transport(raw.url)
         assert transport.send(Request("GET", "/a"))[0].body == b"1"
         with pytest.raises(ReadTimeout):
