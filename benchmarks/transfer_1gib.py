@@ -13,18 +13,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _harness import free_port, peak_rss_kib, wait_until_up
+from _harness import Emulator, peak_rss_kib
 
 from objectstore_sync import Client, Usecase
 
-# Re-exported: other benchmark scripts import these from here.
-__all__ = ["free_port", "main", "make_source", "peak_rss_mib", "wait_until_up"]
+__all__ = ["main", "make_source", "peak_rss_mib"]
 
 CHUNK = 1024 * 1024
 
@@ -66,44 +64,25 @@ def main() -> int:
         expected = make_source(source, size, args.compressible)
         rss_before = peak_rss_mib()
 
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "objectstore_sync",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(Path(work) / "data"),
-            ],
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_until_up(url, server)
-            with Client(url, timeout=60) as client:
-                session = client.session(Usecase("benchmark"), org=1)
-                start = time.perf_counter()
-                key = session.put(source, key="one-gib")
-                upload = time.perf_counter() - start
+        with (
+            Emulator(data_dir=Path(work) / "data") as emulator,
+            Client(emulator.url, timeout=60) as client,
+        ):
+            session = client.session(Usecase("benchmark"), org=1)
+            start = time.perf_counter()
+            key = session.put(source, key="one-gib")
+            upload = time.perf_counter() - start
 
-                digest = hashlib.sha256()
-                received = 0
-                start = time.perf_counter()
-                response = session.get(key)
-                assert response is not None
-                with response:
-                    for chunk in response.iter_bytes():
-                        digest.update(chunk)
-                        received += len(chunk)
-                download = time.perf_counter() - start
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            digest = hashlib.sha256()
+            received = 0
+            start = time.perf_counter()
+            response = session.get(key)
+            assert response is not None
+            with response:
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+                    received += len(chunk)
+            download = time.perf_counter() - start
 
     ok = digest.hexdigest() == expected and received == size
     mib = size / CHUNK
