@@ -12,13 +12,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio.from_thread
 import pytest
 
-from objectstore_async import AsyncClient
 from objectstore_async.testing import AsyncInProcessTransport
 from objectstore_core.emulator import Authenticator, AuthKey, Emulator, MemoryStorage
-from objectstore_sync import Client, Permission
+from objectstore_sync import Permission
 from objectstore_sync._inprocess import InProcessTransport
 from objectstore_sync._keys import AuthKeySpec
 from objectstore_sync.testing import LocalServer
@@ -47,15 +45,7 @@ class TokenTwin(Twin):
     """A :class:`Twin` whose client carries ``token``."""
 
     def __init__(self, kind: str, url: str, transport: Any, token: Any) -> None:
-        self.kind = kind
-        self._portal_cm: Any = None
-        if kind == "sync":
-            self.client: Any = Client(url, transport=transport, timeout=10, token=token)
-            self.portal = None
-        else:
-            self._portal_cm = anyio.from_thread.start_blocking_portal(backend=kind)
-            self.portal = self._portal_cm.__enter__()
-            self.client = AsyncClient(url, transport=transport, timeout=10, token=token)
+        super().__init__(kind, url, transport, timeout=10, token=token)
 
 
 @pytest.fixture(scope="module")

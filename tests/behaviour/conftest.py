@@ -40,13 +40,13 @@ def twin(request: pytest.FixtureRequest) -> Iterator[Twin]:
     kind, where = request.param
     if where == "loopback":
         server: LocalServer = request.getfixturevalue("loopback_server")
-        made = Twin(kind, server.url, None)
+        made = Twin(kind, server.url, None, timeout=10)
     else:
         emulator: Emulator = request.getfixturevalue("emulator")
         transport = (
             InProcessTransport(emulator) if kind == "sync" else AsyncInProcessTransport(emulator)
         )
-        made = Twin(kind, "http://objectstore.test", transport)
+        made = Twin(kind, "http://objectstore.test", transport, timeout=10)
     yield made
     made.close()
 

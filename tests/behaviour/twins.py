@@ -104,18 +104,18 @@ class AsyncSessionView:
 
 
 class Twin:
-    """A client of either twin, with a blocking ``session()``."""
+    """A client of either twin, with a blocking ``session()``; extra kwargs go to the client."""
 
-    def __init__(self, kind: str, url: str, transport: Any) -> None:
+    def __init__(self, kind: str, url: str, transport: Any = None, **client_kwargs: Any) -> None:
         self.kind = kind
         self._portal_cm: Any = None
+        self.portal: anyio.from_thread.BlockingPortal | None = None
         if kind == "sync":
-            self.client: Any = Client(url, transport=transport, timeout=10)
-            self.portal = None
+            self.client: Any = Client(url, transport=transport, **client_kwargs)
         else:
             self._portal_cm = anyio.from_thread.start_blocking_portal(backend=kind)
             self.portal = self._portal_cm.__enter__()
-            self.client = AsyncClient(url, transport=transport, timeout=10)
+            self.client = AsyncClient(url, transport=transport, **client_kwargs)
 
     def session(self, usecase: Usecase | Any, **scopes: Any) -> Any:
         made = self.client.session(usecase, **scopes)

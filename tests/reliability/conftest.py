@@ -14,44 +14,23 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import anyio.from_thread
 import h11
 import pytest
 
-from objectstore_async import AsyncClient
-from objectstore_sync import Client, Usecase
+from objectstore_sync import Usecase
 from objectstore_sync.testing import LocalServer
-from tests.behaviour.twins import AsyncSessionView
+from tests.behaviour.twins import Twin as BaseTwin
 
 KINDS = ["sync", "asyncio"]
 _scopes = itertools.count()
 
 
-class Twin:
-    """A client of either twin with a blocking ``session()``; extra kwargs go to the client."""
+class Twin(BaseTwin):
+    """A client of either twin whose sessions default to a fresh scope per test."""
 
-    def __init__(self, kind: str, url: str, transport: Any = None, **kwargs: Any) -> None:
-        self.kind = kind
-        self._portal_cm: Any = None
-        self.portal: anyio.from_thread.BlockingPortal | None = None
-        if kind == "sync":
-            self.client: Any = Client(url, transport=transport, **kwargs)
-        else:
-            self._portal_cm = anyio.from_thread.start_blocking_portal(backend=kind)
-            self.portal = self._portal_cm.__enter__()
-            self.client = AsyncClient(url, transport=transport, **kwargs)
-
-    def session(self, usecase: str = "reliability", **scopes: Any) -> Any:
+    def session(self, usecase: str = "reliability", **scopes: Any) -> Any:  # type: ignore[override]
         scopes = scopes or {"org": 1, "test": next(_scopes)}
-        made = self.client.session(Usecase(usecase), **scopes)
-        return made if self.portal is None else AsyncSessionView(made, self.portal)
-
-    def close(self) -> None:
-        if self.portal is None:
-            self.client.close()
-        else:
-            self.portal.call(self.client.aclose)
-            self._portal_cm.__exit__(None, None, None)
+        return super().session(Usecase(usecase), **scopes)
 
 
 @pytest.fixture(scope="module")
