@@ -112,6 +112,12 @@ class Tally:
                 detail = "".join(traceback.format_exception(error)[-3:])
                 self.bugs.append(f"{op}: foreign exception {error!r}\n{detail}")
 
+    def keep(self, state: WorkerState, session: Any) -> None:
+        """Note a worker's keys whose content is certain, for the read-back at the end."""
+        with self.lock:
+            for key, payload in state.certain.items():
+                self.keyed[key] = (session, payload)
+
     def bug(self, message: str) -> None:
         with self.lock:
             self.bugs.append(message)
@@ -234,16 +240,21 @@ def sync_worker(
                 state.uncertain.discard(key)
             else:
                 keyed.extend_expiry(key, from_now=timedelta(days=2))
-        except ObjectstoreError as exc:
-            error = exc
-            if op == "extend" and type(exc).__name__ in ("ObjectNotFound",):
-                error = None  # the key was deleted: a correct answer
         except Exception as exc:
-            error = exc
+            error = _failure(op, exc)
         tally.record(op, error)
-    with tally.lock:
-        for key, payload in state.certain.items():
-            tally.keyed[key] = (keyed, payload)
+    tally.keep(state, keyed)
+
+
+def _failure(op: str, exc: Exception) -> Exception | None:
+    """What an operation's exception counts as: None when it is a correct answer."""
+    if (
+        op == "extend"
+        and isinstance(exc, ObjectstoreError)
+        and type(exc).__name__ == "ObjectNotFound"
+    ):
+        return None  # the key was deleted meanwhile
+    return exc
 
 
 # --------------------------------------------------------------------- async workers
@@ -299,14 +310,10 @@ async def async_worker(
                 state.uncertain.discard(key)
             else:
                 await keyed.extend_expiry(key, from_now=timedelta(days=2))
-        except ObjectstoreError as exc:
-            error = None if type(exc).__name__ == "ObjectNotFound" and op == "extend" else exc
         except Exception as exc:
-            error = exc
+            error = _failure(op, exc)
         tally.record(op, error)
-    with tally.lock:
-        for key, payload in state.certain.items():
-            tally.keyed[key] = (keyed, payload)
+    tally.keep(state, keyed)
 
 
 async def async_main(
