@@ -387,35 +387,28 @@ def zstd_speed(spec: Spec) -> Spec:
     Compression: the payload (in memory, or read from the file in 1 MiB
     pieces for ``mode="file"``) through one streaming compressor, 1 MiB per
     call. Decompression: the resulting stream read back 1 MiB at a time
-    through a stream reader. Speeds count payload bytes.
+    through a stream reader; also for frames with a content checksum, as
+    this client writes them. Speeds count payload bytes.
     """
-    import zstandard
-
     path, size, mode = Path(spec["path"]), spec["size"], spec["mode"]
     payload = path.read_bytes() if mode == "bytes" else None
     compress, decompress = [], []
     compressed = b""
     for _ in range(spec["repeats"]):
-        compressor = zstandard.ZstdCompressor(level=3, threads=0).compressobj()
-        parts = []
         started = time.perf_counter()
-        if payload is not None:
-            view = memoryview(payload)
-            for start in range(0, len(view), CHUNK):
-                parts.append(compressor.compress(view[start : start + CHUNK]))
-        else:
-            with path.open("rb") as source:
-                while block := source.read(CHUNK):
-                    parts.append(compressor.compress(block))
-        parts.append(compressor.flush())
+        parts = _compress(path, payload, checksum=False)
         compress.append(size / (time.perf_counter() - started))
         compressed = b"".join(parts)
         del parts
-
         decompress.append(_decode_speed(io.BytesIO(compressed), size))
+    # The same data as this client uploads it, with a content checksum to verify.
+    checked = b"".join(_compress(path, payload, checksum=True))
+    decompress_checked = [_decode_speed(io.BytesIO(checked), size) for _ in range(spec["repeats"])]
+    del checked
     return {
         "compress_bytes_per_s": compress,
         "decompress_bytes_per_s": decompress,
+        "decompress_checksum_bytes_per_s": decompress_checked,
         "received_bytes_per_s": _received_and_decompressed(
             compressed, size, spec["repeats"], path.parent
         ),
@@ -441,6 +434,25 @@ def _decode_speed(source: IO[bytes], size: int) -> float:
     if produced != size:
         raise SystemExit(f"zstd decoded {produced} of {size} bytes")
     return size / elapsed
+
+
+def _compress(path: Path, payload: bytes | None, *, checksum: bool) -> list[bytes]:
+    """The payload (in memory, or read from ``path`` in 1 MiB pieces) through one
+    streaming level-3 compressor, 1 MiB per call: the compressed parts."""
+    import zstandard
+
+    compressor = zstandard.ZstdCompressor(level=3, write_checksum=checksum).compressobj()
+    parts = []
+    if payload is not None:
+        view = memoryview(payload)
+        for start in range(0, len(view), CHUNK):
+            parts.append(compressor.compress(view[start : start + CHUNK]))
+    else:
+        with path.open("rb") as source:
+            while block := source.read(CHUNK):
+                parts.append(compressor.compress(block))
+    parts.append(compressor.flush())
+    return parts
 
 
 class _SocketSource:
