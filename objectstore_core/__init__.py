@@ -8,17 +8,18 @@ large jobs libzstd may spread over two native worker threads.)
 these flows and re-export the shared models.
 """
 
-import os
-
 from objectstore_core._auth import KeyCredentials, SecretKey, TokenGenerator, TokenProvider
 from objectstore_core._client_base import BaseClient
 from objectstore_core._codec import (
+    MULTITHREAD_MIN,
     IdentityDecoder,
     ZstdDecoder,
     ZstdEncoder,
     compress,
     compress_bound,
+    compressible,
     decompress,
+    zstd_workers,
 )
 from objectstore_core._config import (
     DEFAULT_USER_AGENT,
@@ -108,41 +109,18 @@ from objectstore_core._presign import MAX_PRESIGN_DURATION, SUPPORTED_METHODS, b
 from objectstore_core._retry import RetryPolicy
 from objectstore_core._session import BaseSession, SessionFlows, with_return_annotation
 
-MULTITHREAD_MIN = 16 * 1024 * 1024
-"""Compressible uploads known to be at least this large get two zstd workers."""
-
-_SAMPLE = 64 * 1024  # bytes of the first piece tried for compressibility
-
 
 def new_encoder(
     upload: Upload | None = None, first: bytes | bytearray | memoryview | None = None
 ) -> ZstdEncoder:
-    """The encoder every upload uses: zstd level 3 with content checksums.
+    """The encoder every streamed upload uses: zstd level 3 with content checksums.
 
-    A payload known to hold at least :data:`MULTITHREAD_MIN` bytes whose
-    ``first`` piece compresses, on a machine with two cores or more, is
-    compressed by two libzstd worker threads: the output is still one
-    standard frame, produced up to twice as fast as one core allows.
-    Incompressible data (zstd stores it nearly as is, faster alone),
-    smaller or unknown sizes use the calling thread (starting workers costs
-    about 0.2 ms).
+    Compressed by two libzstd workers when :func:`zstd_workers` says so for the
+    payload's size (known without reading, see :func:`upload_size`) and its
+    ``first`` piece; else in the calling thread.
     """
-    workers = 0
-    if upload is not None and first is not None and (os.cpu_count() or 1) > 1:
-        size = upload_size(upload)
-        if size is not None and size >= MULTITHREAD_MIN and compressible(first):
-            workers = 2
-    return ZstdEncoder(level=3, checksum=True, threads=workers)
-
-
-def compressible(piece: bytes | bytearray | memoryview) -> bool:
-    """Whether zstd gains on ``piece`` (judged on its first 64 KiB at level 1).
-
-    Incompressible data is stored nearly as is, several times faster than
-    text is compressed, so it is not worth worker threads.
-    """
-    sample = memoryview(piece)[:_SAMPLE]
-    return len(sample) > 0 and len(compress(sample, level=1, checksum=False)) < 0.9 * len(sample)
+    size = upload_size(upload) if upload is not None else None
+    return ZstdEncoder(level=3, checksum=True, threads=zstd_workers(size, first), size=size)
 
 
 __all__ = [
@@ -240,4 +218,5 @@ __all__ = [
     "token_from_env",
     "upload_size",
     "with_return_annotation",
+    "zstd_workers",
 ]

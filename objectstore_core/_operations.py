@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from objectstore_core._codec import compress as zstd_compress
+from objectstore_core._codec import zstd_workers
 from objectstore_core._config import ClientConfig, ClientTarget, Timeout
 from objectstore_core._download import Download
 from objectstore_core._durations import format_duration
@@ -242,7 +243,7 @@ def _body(contents: Payload, compress: bool) -> bytes | Upload:
     if kind is PayloadKind.BYTES:
         size = memoryview(contents).nbytes
         if compress and size <= ONE_SHOT_LIMIT:
-            return zstd_compress(contents)
+            return zstd_compress(contents, threads=zstd_workers(size, contents))
         if not compress and isinstance(contents, bytes):
             return contents
     return Upload(source=contents, kind=kind, compress=compress)
