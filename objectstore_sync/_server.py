@@ -522,7 +522,7 @@ class _Connection:
         faulted.acknowledge()
         self._send(pending)
         if kind is FaultKind.STALL:
-            time.sleep(faulted.fault.seconds)
+            self._stall(faulted.fault.seconds)
             return
         with contextlib.suppress(OSError):
             if kind is FaultKind.RESET:
@@ -531,6 +531,27 @@ class _Connection:
                 self.sock.shutdown(socket.SHUT_RDWR)
             self.sock.close()
         raise _ClientGone
+
+    def _stall(self, seconds: float) -> None:
+        """Send nothing for ``seconds``; end the connection early if the client hangs up.
+
+        A client that gave up (a read timeout) closes its end: waiting out the
+        stall would only hold a handler thread. Bytes the client sends
+        meanwhile (a pipelined request) are left unread for later.
+        """
+        deadline = time.monotonic() + seconds
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.sock, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if not selector.select(left):
+                    continue
+                try:
+                    gone = not self.sock.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    gone = True
+                if gone:
+                    raise _ClientGone
+                time.sleep(max(0.0, deadline - time.monotonic()))  # data waits unread
 
     def _send_error(self, status: int) -> None:
         text = f"{status} {HTTPStatus(status).phrase}".encode()

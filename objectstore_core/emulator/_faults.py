@@ -105,7 +105,11 @@ class Fault:
 
     @classmethod
     def stall(cls, seconds: float, after: int | None = None) -> Fault:
-        """Send nothing for ``seconds``, before the response (None) or after ``after`` bytes."""
+        """Send nothing for ``seconds``, before the response (None) or after ``after`` bytes.
+
+        The socket server ends a stall, and the connection, as soon as the
+        client closes its end (as a client does after a read timeout).
+        """
         return cls(FaultKind.STALL, seconds=seconds, after=after)
 
     @classmethod

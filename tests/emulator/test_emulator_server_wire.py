@@ -15,6 +15,7 @@ import pytest
 
 from objectstore_core.emulator import (
     Emulator,
+    Fault,
     MemoryStorage,
     ObjectId,
     ServerRequest,
@@ -260,3 +261,31 @@ def test_an_aborted_in_place_upload_leaves_nothing() -> None:
     assert storage.lookup(OID) is None
     with pytest.raises(RuntimeError):
         exchange.buffer(1)
+
+
+def test_a_stall_ends_when_the_client_hangs_up() -> None:
+    """A client that gave up on a stalled response does not hold a handler thread."""
+    with LocalServer() as server:
+        server.faults.inject(Fault.stall(60), method="HEAD")
+        with _connect(server) as sock:
+            sock.sendall(f"HEAD {OBJ}/k HTTP/1.1\r\nhost: t\r\n\r\n".encode())
+            sock.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)  # stalled
+        started = time.monotonic()
+    # Shutdown found no busy handler: a stall still sleeping would take the
+    # server's grace period (5 s) and then a cut.
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_stall_keeps_a_pipelined_request_for_later() -> None:
+    with LocalServer() as server:
+        server.faults.inject(Fault.stall(0.3), method="HEAD")
+        head = f"HEAD {OBJ}/k HTTP/1.1\r\nhost: t\r\n\r\n".encode()
+        with _connect(server) as sock:
+            sock.sendall(head + head)  # the second arrives during the stall
+            replies = b""
+            while replies.count(b"HTTP/1.1 404") < 2:
+                chunk = sock.recv(65536)
+                assert chunk, replies
+                replies += chunk
