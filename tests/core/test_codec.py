@@ -646,3 +646,33 @@ def test_download_ends_when_the_announced_length_is_in() -> None:
     download.feed(b"")
     assert download.read() == b""
     assert download.finished
+
+
+@pytest.mark.parametrize("content_size", [True, False])
+def test_download_chunks_are_whole_zstd_blocks(content_size: bool) -> None:
+    """Natural download chunks are one zstd block each, however the input arrives.
+
+    A read of less than a block would leave the block's tail to come out as a
+    chunk of a few KiB of its own.
+    """
+    from objectstore_core._download import DEFAULT_CHUNK, PIECE_SIZE, Download
+
+    rng = random.Random(7)
+    payload = b"".join(b"%d,%s\n" % (i, rng.randbytes(12).hex().encode()) for i in range(100_000))
+    if content_size:
+        frame = zstandard.ZstdCompressor(level=3).compress(payload)
+    else:
+        cobj = zstandard.ZstdCompressor(level=3).compressobj()
+        frame = cobj.compress(payload) + cobj.flush()
+    assert len(frame) > 5 * PIECE_SIZE  # arrives in many pieces, cut mid-block
+    download = Download(decode=True, expected_length=len(frame))
+    sizes: list[int] = []
+    for start in range(0, len(frame), PIECE_SIZE):
+        download.feed(frame[start : start + PIECE_SIZE])
+        while chunk := download.read():
+            sizes.append(len(chunk))
+    assert sum(sizes) == len(payload)
+    if not content_size:  # reads start at 64 KiB and double
+        assert sizes[:2] == [64 * 1024, 64 * 1024]
+        sizes = sizes[2:]
+    assert set(sizes[:-1]) == {DEFAULT_CHUNK} == {128 * 1024}  # zstd's largest block
