@@ -18,6 +18,7 @@ Both raise httpcore's exceptions, which the transport translates.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import sys
 from collections import deque
@@ -101,6 +102,9 @@ class _FastStream(httpcore.AsyncNetworkStream):
 
 
 _READ_HIGH = 1024 * 1024  # unread bytes at which an _AsyncioStream stops reading the socket
+# How long after a trip through the event loop reads may still receive from the
+# socket directly: other tasks never wait much longer than this for their turn.
+_EAGER_SECONDS = 0.0005
 
 
 class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
@@ -123,6 +127,15 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     by glibc with mmap, mremap and munmap, three system calls and page
     faults for every response (see PIECE_SIZE).
 
+    A large body arrives faster than one transport read per event-loop
+    iteration: after a read that filled a whole piece, the next read that
+    finds nothing buffered first receives from the socket directly (one
+    non-blocking ``recv``), and waits for the event loop only if the socket
+    has nothing either, or when 0.5 ms passed since its last wait (so other
+    tasks still get their turn). Data stays in order: the transport reads
+    only from the loop's own callbacks, and all of this runs on the loop's
+    thread.
+
     Errors and timeouts are raised as httpcore's, like any network stream
     the transport reads. The callbacks also tell the pool whether an idle
     connection went stale (closed by the server, or unexpected bytes),
@@ -143,6 +156,12 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._reader: asyncio.Future[None] | None = None
         self._write_paused = False
         self._writer: asyncio.Future[None] | None = None
+        # The transport's socket, received from directly while a body streams in
+        # (asyncio's selector transports keep it as ``_sock``; others: None).
+        sock = getattr(transport, "_sock", None)
+        self._sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
+        self._streaming = False  # the last read filled a whole piece: more is likely waiting
+        self._eager_until = 0.0  # loop time until which reads may receive directly
 
     @classmethod
     def take_over(cls, stream: httpcore.AsyncNetworkStream) -> httpcore.AsyncNetworkStream:
@@ -216,12 +235,19 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         if not chunks:
             if self._closed:
                 raise httpcore.ReadError("the connection is closed")
-            if not (self._eof or self._lost):
+            if (
+                self._streaming
+                and not (self._eof or self._lost)
+                and self._loop.time() < self._eager_until
+            ):
+                self._recv_now()
+            if not (chunks or self._eof or self._lost):
                 self._reader = waiter = self._loop.create_future()
                 try:
                     await _wait(waiter, timeout, httpcore.ReadTimeout)
                 finally:
                     self._reader = None
+                self._eager_until = self._loop.time() + _EAGER_SECONDS
             if not chunks:
                 if self._error is not None:
                     raise httpcore.ReadError(_describe(self._error)) from self._error
@@ -231,10 +257,32 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             chunks.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
         self._buffered -= len(chunk)
+        self._streaming = len(chunk) == PIECE_SIZE
         if self._read_paused and self._buffered < _READ_HIGH // 2 and not self._lost:
             self._read_paused = False
             self._transport.resume_reading()
         return chunk
+
+    def _recv_now(self) -> None:
+        """Buffer what the socket holds now, with one non-blocking receive.
+
+        An error ends the stream here, as the transport's callbacks would; the
+        end of the stream is left to the transport, which finds it too.
+        """
+        if self._sock is None:
+            return
+        try:
+            data = self._sock.recv(PIECE_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return  # nothing there yet: wait for the event loop
+        except OSError as exc:
+            self._lost = True
+            if self._error is None:
+                self._error = exc
+            return
+        if data:
+            self._chunks.append(data)
+            self._buffered += len(data)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:

@@ -10,12 +10,14 @@ loops is covered by test_transport_h1.py.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
+import httpcore
 import pytest
 
 from objectstore_async._streams import _AsyncioStream, _FastStream
@@ -147,3 +149,138 @@ def test_reads_after_close_fail_and_writes_after_close_fail() -> None:
             await transport.aclose()
 
         anyio.run(main, backend="asyncio")
+
+
+def _big_body_server(body: bytes, reset_after: int | None = None) -> RawServer:
+    def handle(sock: socket.socket) -> None:
+        while read_head(sock):
+            if reset_after is None:
+                sock.sendall(answer(body))
+                continue
+            sock.sendall(answer(body)[:reset_after])
+            time.sleep(0.1)  # the client is reading the body by now
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" + bytes(4))
+            return
+
+    return RawServer(handle)
+
+
+def test_a_fast_body_is_received_directly_yet_other_tasks_still_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reads that find the buffer empty receive from the socket themselves,
+    but only for a short while after each trip through the event loop."""
+    body = bytes(range(256)) * (4 * BIG // 256)
+    direct = 0
+    original = _AsyncioStream._recv_now
+
+    def counted(self: _AsyncioStream) -> None:
+        nonlocal direct
+        before = len(self._chunks)
+        original(self)
+        direct += len(self._chunks) > before
+
+    monkeypatch.setattr(_AsyncioStream, "_recv_now", counted)
+    with _big_body_server(body) as raw:
+        transport = _transport(raw.url)
+
+        async def main() -> None:
+            ticks = 0
+            longest = 0.0  # the longest wait of the other task for its turn
+            done = False
+
+            async def ticker() -> None:
+                nonlocal ticks, longest
+                while not done:
+                    ticks += 1
+                    started = time.perf_counter()
+                    await anyio.sleep(0)
+                    longest = max(longest, time.perf_counter() - started)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(ticker)
+                for _ in range(2):
+                    _, stream = await transport.send(Request("GET", "/big", stream=True))
+                    assert stream is not None
+                    received = bytearray()
+                    pieces = 0
+                    while chunk := await stream.read():
+                        received += chunk
+                        pieces += 1
+                    assert received == body  # whole and in order
+                done = True
+            assert direct > 0
+            assert ticks > 0
+            assert longest < 0.05
+            assert transport.pool_stats() == {"idle": 1, "in_use": 0}
+            await transport.aclose()
+
+        anyio.run(main, backend="asyncio")
+
+
+def test_a_reset_while_receiving_directly_is_a_read_error() -> None:
+    body = bytes(range(256)) * (4 * BIG // 256)
+    with _big_body_server(body, reset_after=len(body) // 2) as raw:
+        transport = _transport(raw.url)
+
+        async def main() -> None:
+            _, stream = await transport.send(Request("GET", "/big", stream=True))
+            assert stream is not None
+            received = 0
+            with pytest.raises(ReadError):
+                while chunk := await stream.read():
+                    received += len(chunk)
+            assert 0 < received < len(body)
+            assert transport.pool_stats() == {"idle": 0, "in_use": 0}
+            await transport.aclose()
+
+        anyio.run(main, backend="asyncio")
+
+
+async def _stream_on_a_tcp_pair() -> tuple[_AsyncioStream, socket.socket]:
+    """An _AsyncioStream over one end of a loopback TCP connection, and the other end."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        ours = socket.create_connection(listener.getsockname())
+        peer, _ = listener.accept()
+    ours.setblocking(False)
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, sock=ours)
+    stream = _AsyncioStream(cast(Any, None), transport)
+    transport.set_protocol(stream)
+    return stream, peer
+
+
+def test_a_direct_receive_takes_what_the_socket_holds_in_order() -> None:
+    async def main() -> None:
+        stream, peer = await _stream_on_a_tcp_pair()
+        with peer:
+            stream._streaming = True  # as after a read of a whole piece, just after a wait
+            stream._eager_until = asyncio.get_running_loop().time() + 60
+            peer.sendall(b"abc")
+            await asyncio.sleep(0.05)  # in the socket; the loop did not run the transport
+            assert await stream.read(10) == b"abc"
+            peer.sendall(b"def")
+            peer.shutdown(socket.SHUT_WR)
+            await asyncio.sleep(0.05)
+            assert await stream.read(10) == b"def"
+            assert await stream.read(10) == b""  # the end, found by the transport
+        await stream.aclose()
+
+    asyncio.run(main())
+
+
+def test_a_reset_found_by_a_direct_receive_is_a_read_error() -> None:
+    async def main() -> None:
+        stream, peer = await _stream_on_a_tcp_pair()
+        stream._streaming = True
+        stream._eager_until = asyncio.get_running_loop().time() + 60
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" + bytes(4))
+        peer.close()  # an RST, which the transport has not read: no loop trip in between
+        with pytest.raises(httpcore.ReadError):
+            await stream.read(10)
+        assert stream.stale
+        await stream.aclose()
+
+    asyncio.run(main())
