@@ -152,7 +152,7 @@ def small(spec: Spec) -> Spec:
                 _timed(samples, op, n, wall, cpu)
     return {
         op: {metric: median(values) for metric, values in by_metric.items()}
-        | {"runs": len(by_metric["cpu_us"])}
+        | {"runs": len(by_metric["cpu_us"]), "samples": by_metric}
         for op, by_metric in samples.items()
     }
 

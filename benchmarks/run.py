@@ -80,7 +80,8 @@ class SizeCase:
 class Plan:
     name: str
     small_ops: int
-    small_repeats: int
+    small_repeats: int  # timed runs per round of small operations
+    small_rounds: int  # small operations run this many times, interleaving the clients
     sizes: tuple[SizeCase, ...]
     rounds: int  # the transfer matrix is run this many times, interleaving the clients
     levels: tuple[int, ...]
@@ -93,7 +94,8 @@ class Plan:
 FULL = Plan(
     name="full",
     small_ops=1000,
-    small_repeats=5,
+    small_repeats=2,
+    small_rounds=3,
     sizes=(
         SizeCase(MIB, 9, 3, "bytes"),
         SizeCase(64 * MIB, 2, 1, "bytes"),
@@ -110,6 +112,7 @@ QUICK = Plan(
     name="quick",
     small_ops=200,
     small_repeats=3,
+    small_rounds=1,
     sizes=(
         SizeCase(MIB, 7, 2, "bytes"),
         SizeCase(64 * MIB, 3, 0, "bytes"),
@@ -222,22 +225,30 @@ def run_all(plan: Plan) -> Results:
         print("small operations (1 KiB)", flush=True)
         for auth in ("none", "auth"):
             results.small[auth] = {}
-            for client in CLIENTS:
-                result = run_worker(
-                    {
-                        "case": "small",
-                        "client": client,
-                        "url": emulator.url,
-                        "n": plan.small_ops,
-                        "repeats": plan.small_repeats,
-                        "auth": AUTH if auth == "auth" else None,
-                    }
-                )
-                results.small[auth][client] = result
-                summary = results.note(auth, client) or ", ".join(
-                    f"{op} {result[op]['cpu_us']:.0f} µs" for op in OPS
-                )
-                progress(f"{LABEL[client]}{' with auth' if auth == 'auth' else ''}: {summary}")
+            # Rounds interleave the clients, as for transfers, so that a busy
+            # spell of the machine weighs on all of them alike.
+            for round_ in range(plan.small_rounds):
+                for client in CLIENTS:
+                    result = run_worker(
+                        {
+                            "case": "small",
+                            "client": client,
+                            "url": emulator.url,
+                            "n": plan.small_ops,
+                            "repeats": plan.small_repeats,
+                            "auth": AUTH if auth == "auth" else None,
+                        }
+                    )
+                    pooled = _merge_small(results.small[auth].get(client), result)
+                    results.small[auth][client] = pooled
+                    summary = results.note(auth, client) or ", ".join(
+                        f"{op} {pooled[op]['cpu_us']:.0f} µs" for op in OPS
+                    )
+                    progress(
+                        f"[{round_ + 1}/{plan.small_rounds}] {LABEL[client]}"
+                        f"{' with auth' if auth == 'auth' else ''}: {summary}"
+                        + (" (so far)" if round_ + 1 < plan.small_rounds else "")
+                    )
 
         phase("small operations")
 
@@ -349,6 +360,26 @@ def _merge(per_client: dict[str, Json], client: str, result: Json) -> Json:
         }
         per_client[client] = merged
     return merged
+
+
+def _merge_small(previous: Json | None, result: Json) -> Json:
+    """Fold one round of small operations into the previous ones: runs pooled, medians redone.
+
+    A failed or unavailable round keeps the good rounds before it.
+    """
+    if previous is None or not all(op in previous for op in OPS):
+        return result
+    if not all(op in result for op in OPS):
+        return previous
+    pooled: Json = {}
+    for op in OPS:
+        samples = {
+            metric: previous[op]["samples"][metric] + result[op]["samples"][metric]
+            for metric in previous[op]["samples"]
+        }
+        pooled[op] = {metric: _median(values) for metric, values in samples.items()}
+        pooled[op] |= {"runs": len(samples["cpu_us"]), "samples": samples}
+    return pooled
 
 
 def _merge_zstd(pooled: Json, result: Json) -> None:
@@ -767,9 +798,11 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
         "own process on 127.0.0.1; every case runs in a fresh client process, so CPU "
         "(`time.process_time`) and peak RSS (`VmHWM`, i.e. `ru_maxrss` without the "
         "parent's peak that Linux folds in at exec) are the client's alone.",
-        f"- Each figure is a median: small ops {plan.small_repeats} runs of {plan.small_ops} "
-        f"ops; transfers {sizes} runs ({plan.rounds} fresh process(es) per client and case, "
-        f"after untimed warm-up runs); concurrency {plan.level_repeats} runs. "
+        f"- Each figure is a median: small ops {plan.small_repeats * plan.small_rounds} runs of "
+        f"{plan.small_ops} ops ({plan.small_rounds} fresh process(es) per client); transfers "
+        f"{sizes} runs ({plan.rounds} fresh process(es) per client and case, after untimed "
+        f"warm-up runs); the clients take turns, round by round; concurrency "
+        f"{plan.level_repeats} runs. "
         "`(1.23×)` is the ratio to the official client (higher is better for ops/s and MB/s, "
         "lower for CPU). MB = 10^6 bytes of payload (uncompressed).",
         "- Uploads use each client's default (zstd level 3); payloads up to 64 MiB are passed "
