@@ -102,15 +102,31 @@ def _unlink_quietly(path: Path) -> None:
 
 
 class _FileStream:
-    """A :class:`BodyStream` over ``length`` bytes of an open body file."""
+    """A :class:`BodyStream` over ``length`` bytes of an open body file.
 
-    __slots__ = ("_file", "_remaining")
+    Besides ``read`` it offers ``file_region``: the socket server then hands
+    the bytes to the kernel (``sendfile``) instead of copying them through
+    Python.
+    """
+
+    __slots__ = ("_file", "_remaining", "_start")
 
     def __init__(self, file: IO[bytes], start: int, length: int) -> None:
         self._file = file
+        self._start = start
         self._remaining = length
         if start:
             file.seek(start)
+
+    def file_region(self) -> tuple[IO[bytes], int, int]:
+        """The whole body as (file, offset, length), for ``socket.sendfile``; consumes it.
+
+        Only before any ``read``. The file may turn out shorter than recorded:
+        the sender must check how many bytes went out.
+        """
+        region = (self._file, self._start, self._remaining)
+        self._remaining = 0
+        return region
 
     def read(self, n: int) -> bytes:
         if self._remaining <= 0:

@@ -56,6 +56,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from http import HTTPStatus
 from types import TracebackType
+from typing import IO
 
 import h11
 
@@ -481,6 +482,10 @@ class _Connection:
                 pending = [b"".join(pending)]
             self._send(pending)
             return
+        file_region = getattr(stream, "file_region", None)
+        if faulted is None and file_region is not None:
+            self._send_file(pending, file_region(), chunked)
+            return
         read_view = getattr(stream, "read_view", None)
         if faulted is not None or read_view is None:
             read_view = None
@@ -508,6 +513,30 @@ class _Connection:
         if chunked:
             pending.append(_LAST_CHUNK)
         self._send(pending)
+
+    def _send_file(
+        self, pending: list[bytes | memoryview], region: tuple[IO[bytes], int, int], chunked: bool
+    ) -> None:
+        """Send the head in ``pending``, then a stored file's bytes by ``sendfile`` (no copies).
+
+        A chunked body goes out as one chunk. A file shorter than its record
+        ends the connection: the framing already promised the recorded length.
+        """
+        file, offset, count = region
+        if chunked and count:
+            pending.append(b"%x\r\n" % count)
+        self._send(pending)
+        if count:
+            try:
+                sent = self.sock.sendfile(file, offset, count)
+            except (ConnectionError, TimeoutError) as exc:
+                raise _ClientGone from exc
+            if sent < count:
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                raise _ClientGone
+        if chunked:
+            self._send([_CRLF + _LAST_CHUNK if count else _LAST_CHUNK])
 
     def _inject(self, faulted: FaultedBody, pending: list[bytes | memoryview]) -> None:
         """Perform the due action of an injected fault on the wire (see ``_faults``).

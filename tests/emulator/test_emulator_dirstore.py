@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,3 +210,83 @@ def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
     assert _read(store, oid) in bodies
     assert len([name for name in _files(tmp_path) if name.endswith(".body")]) == 1
     assert not [name for name in _files(tmp_path) if name.startswith(".tmp-")]
+
+
+def _fetch(session: Any, key: str, **options: Any) -> Any:
+    response = session.get(key, **options)
+    assert response is not None
+    return response
+
+
+def _body_file(root: Path) -> Path:
+    (body,) = [p for p in root.rglob("*") if p.is_file() and p.stat().st_size > 1000]
+    return body
+
+
+def test_the_socket_server_sends_stored_files_with_sendfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import objectstore_sync
+    from objectstore_sync.testing import LocalServer
+
+    sent: list[int] = []
+    original = socket.socket.sendfile
+
+    def counted(self: socket.socket, file: Any, offset: int = 0, count: int | None = None) -> int:
+        result = original(self, file, offset, count)
+        sent.append(result)
+        return result
+
+    monkeypatch.setattr(socket.socket, "sendfile", counted)
+    payload = bytes(range(256)) * (3 * 4096 + 7)  # about 3 MiB
+    with LocalServer(data_dir=tmp_path) as server, objectstore_sync.Client(server.url) as client:
+        session = client.session(objectstore_sync.Usecase("test"), org=1)
+        session.put(payload, key="big", compress="none")
+        with _fetch(session, "big") as whole:
+            assert whole.read() == payload
+        with _fetch(session, "big", byte_range=(1000, 2_000_999)) as response:
+            assert response.read() == payload[1000:2_001_000]
+        stored = session.put(b"", key="empty", compress="none")
+        with _fetch(session, stored) as empty:
+            assert empty.read() == b""
+    assert sent[:2] == [len(payload), 2_000_000]
+
+
+def test_a_stored_file_shorter_than_its_record_is_an_error_not_short_data(
+    tmp_path: Path,
+) -> None:
+    import objectstore_sync
+    from objectstore_core import ObjectstoreError
+    from objectstore_sync.testing import LocalServer
+
+    payload = b"x" * 100_000
+    with LocalServer(data_dir=tmp_path) as server, objectstore_sync.Client(server.url) as client:
+        session = client.session(objectstore_sync.Usecase("test"), org=1)
+        session.put(payload, key="k", compress="none")
+        body = _body_file(tmp_path)
+        with body.open("r+b") as file:
+            file.truncate(50_000)
+        with pytest.raises(ObjectstoreError), _fetch(session, "k") as response:
+            response.read()
+        ranged = _fetch(session, "k", byte_range=(0, 99_999))
+        with pytest.raises(ObjectstoreError), ranged:
+            ranged.read()
+
+
+def test_faults_still_apply_to_stored_files(tmp_path: Path) -> None:
+    import objectstore_sync
+    from objectstore_core import ObjectstoreError
+    from objectstore_core.emulator import Fault
+    from objectstore_sync.testing import LocalServer
+
+    payload = bytes(range(256)) * 1000
+    with LocalServer(data_dir=tmp_path) as server, objectstore_sync.Client(server.url) as client:
+        session = client.session(objectstore_sync.Usecase("test"), org=1)
+        session.put(payload, key="k", compress="none")
+        server.faults.inject(Fault.truncate(after=1000), method="GET")
+        with pytest.raises(ObjectstoreError), _fetch(session, "k") as response:
+            response.read()
+        with _fetch(session, "k") as again:
+            assert again.read() == payload
