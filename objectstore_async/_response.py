@@ -64,7 +64,7 @@ class AsyncPayload:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        """Iterate over decoded chunks of up to 128 KiB."""
+        """Iterate over chunks of up to 64 KiB decoded or 124 KiB as received."""
         return self.aiter_bytes()
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:

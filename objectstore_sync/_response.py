@@ -74,7 +74,7 @@ class Payload(io.BufferedIOBase):
         return len(data)
 
     def __iter__(self) -> Iterator[bytes]:
-        """Iterate over decoded chunks of up to 128 KiB (not lines: payloads are binary)."""
+        """Iterate over chunks of up to 64 KiB decoded or 124 KiB received (not lines)."""
         return self.iter_bytes()
 
     def __next__(self) -> bytes:

@@ -649,11 +649,11 @@ def test_download_ends_when_the_announced_length_is_in() -> None:
 
 
 @pytest.mark.parametrize("content_size", [True, False])
-def test_download_chunks_are_whole_zstd_blocks(content_size: bool) -> None:
-    """Natural download chunks are one zstd block each, however the input arrives.
+def test_download_chunks_divide_zstd_blocks_evenly(content_size: bool) -> None:
+    """Natural download chunks are half a zstd block each, however the input arrives.
 
-    A read of less than a block would leave the block's tail to come out as a
-    chunk of a few KiB of its own.
+    A read that does not divide the block size leaves a remainder of each
+    block to come out as a chunk of a few KiB of its own.
     """
     from objectstore_core._download import DEFAULT_CHUNK, PIECE_SIZE, Download
 
@@ -672,7 +672,14 @@ def test_download_chunks_are_whole_zstd_blocks(content_size: bool) -> None:
         while chunk := download.read():
             sizes.append(len(chunk))
     assert sum(sizes) == len(payload)
-    if not content_size:  # reads start at 64 KiB and double
-        assert sizes[:2] == [64 * 1024, 64 * 1024]
-        sizes = sizes[2:]
-    assert set(sizes[:-1]) == {DEFAULT_CHUNK} == {128 * 1024}  # zstd's largest block
+    assert set(sizes[:-1]) == {DEFAULT_CHUNK} == {64 * 1024}  # half of zstd's largest block
+
+
+def test_uncompressed_chunks_are_the_pieces_received() -> None:
+    from objectstore_core._download import PIECE_SIZE, Download
+
+    pieces = [os.urandom(PIECE_SIZE), os.urandom(1000), os.urandom(PIECE_SIZE)]
+    download = Download(decode=False, expected_length=sum(map(len, pieces)))
+    for piece in pieces:
+        download.feed(piece)
+        assert download.read() is piece  # handed on, not copied or cut
