@@ -130,6 +130,16 @@ QUICK = Plan(
 # --------------------------------------------------------------------- running
 
 
+def _turns(round_: int) -> tuple[str, ...]:
+    """The clients in the order they run in round ``round_``: each round starts with the next.
+
+    Whoever runs first after a phase change (say, the first download after the
+    uploads, while the server still frees memory) would otherwise always be the same.
+    """
+    shift = round_ % len(CLIENTS)
+    return CLIENTS[shift:] + CLIENTS[:shift]
+
+
 def run_worker(spec: Json, timeout: float = 1800) -> Json:
     """Run one case in a fresh process; its result, or ``{"error": ...}``."""
     try:
@@ -228,7 +238,7 @@ def run_all(plan: Plan) -> Results:
             # Rounds interleave the clients, as for transfers, so that a busy
             # spell of the machine weighs on all of them alike.
             for round_ in range(plan.small_rounds):
-                for client in CLIENTS:
+                for client in _turns(round_):
                     result = run_worker(
                         {
                             "case": "small",
@@ -283,7 +293,7 @@ def run_all(plan: Plan) -> Results:
                     # download: see the machine limits; the zstd limits use none either).
                     keys = {client: f"xfer-{client}-{kind}-{case.size}" for client in CLIENTS}
                     for direction in DIRECTIONS:
-                        for client in CLIENTS:
+                        for client in _turns(round_):
                             result = run_worker(
                                 {
                                     "case": "transfer",
@@ -801,7 +811,7 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
         f"- Each figure is a median: small ops {plan.small_repeats * plan.small_rounds} runs of "
         f"{plan.small_ops} ops ({plan.small_rounds} fresh process(es) per client); transfers "
         f"{sizes} runs ({plan.rounds} fresh process(es) per client and case, after untimed "
-        f"warm-up runs); the clients take turns, round by round; concurrency "
+        f"warm-up runs); the clients take turns, each round starting with the next; concurrency "
         f"{plan.level_repeats} runs. "
         "`(1.23×)` is the ratio to the official client (higher is better for ops/s and MB/s, "
         "lower for CPU). MB = 10^6 bytes of payload (uncompressed).",
