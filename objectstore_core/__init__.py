@@ -2,8 +2,9 @@
 
 Pure functions, frozen values, codecs and flows; no sockets, no reading or
 writing of files, no Python threads or event loops. (Its one look outside:
-:func:`upload_size` stats an upload's file or path to size the encoder, whose
-large jobs libzstd may spread over two native worker threads.)
+to size the encoder, :func:`upload_size` stats an upload's file or path and
+:func:`zstd_workers` asks for the number of CPUs; libzstd may then spread
+the compression over two native worker threads.)
 ``objectstore_sync`` (urllib3) and ``objectstore_async`` (httpcore) drive
 these flows and re-export the shared models.
 """
