@@ -156,10 +156,16 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         self._reader: asyncio.Future[None] | None = None
         self._write_paused = False
         self._writer: asyncio.Future[None] | None = None
-        # The transport's socket, received from directly while a body streams in
-        # (asyncio's selector transports keep it as ``_sock``; others: None).
+        # The transport's socket, received from directly while a body streams in.
+        # Only under a selector loop, whose transports read only when the socket
+        # is ready (a proactor keeps a receive pending, which a direct one would
+        # overtake); asyncio's selector transports keep the socket as ``_sock``.
         sock = getattr(transport, "_sock", None)
-        self._sock: socket.socket | None = sock if isinstance(sock, socket.socket) else None
+        self._sock: socket.socket | None = (
+            sock
+            if isinstance(sock, socket.socket) and isinstance(self._loop, asyncio.SelectorEventLoop)
+            else None
+        )
         self._streaming = False  # the last read filled a whole piece: more is likely waiting
         self._eager_until = 0.0  # loop time until which reads may receive directly
 

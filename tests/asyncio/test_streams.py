@@ -284,3 +284,22 @@ def test_a_reset_found_by_a_direct_receive_is_a_read_error() -> None:
         await stream.aclose()
 
     asyncio.run(main())
+
+
+def test_direct_receives_only_under_a_selector_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proactor loop keeps a receive pending; a direct one would overtake it."""
+
+    async def main() -> tuple[bool, bool]:
+        stream, peer = await _stream_on_a_tcp_pair()
+        with peer:
+            usable = stream._sock is not None
+        await stream.aclose()
+        return usable, isinstance(asyncio.get_running_loop(), asyncio.SelectorEventLoop)
+
+    assert asyncio.run(main()) == (True, True)
+
+    class OtherLoop:  # stands in for any loop that is not a selector loop
+        pass
+
+    monkeypatch.setattr(asyncio, "SelectorEventLoop", OtherLoop)
+    assert asyncio.run(main())[0] is False
