@@ -181,24 +181,3 @@ def test_blocking_file_read_and_compressed_in_a_worker_thread(
 
     _run(main, backend=backend)
     assert readers and loop_thread not in readers  # the event loop never read the disk
-
-
-def test_async_put_file_error_reaches_caller_unchanged(server: LocalServer) -> None:
-    import io
-
-    class Broken(io.RawIOBase):
-        def readable(self) -> bool:
-            return True
-
-        def read(self, size: int = -1) -> bytes:
-            raise OSError("disk on fire")
-
-    async def main() -> None:
-        async with AsyncClient(server.url) as client:
-            session = client.session(Usecase("sources"), org=1)
-            with pytest.raises(OSError, match="disk on fire"):
-                await session.put(Broken(), key="broken")
-            assert await session.head("broken") is None
-            assert await session.put(b"still usable", key="after") == "after"
-
-    _run(main)

@@ -59,6 +59,21 @@ def test_put_binary_file(session: Any) -> None:
     assert _read(session, key) == PAYLOAD
 
 
+def test_put_file_error_reaches_caller_unchanged(session: Any) -> None:
+    class Broken(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            raise OSError("disk on fire")
+
+    with pytest.raises(OSError, match="disk on fire"):
+        session.put(Broken(), key="broken")
+    assert session.head("broken") is None
+    # The client is still usable afterwards.
+    assert _read(session, session.put(b"x")) == b"x"
+
+
 def test_put_iterable_of_chunks(session: Any) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(10):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import gc
-import io
 import os
-
-import pytest
 
 from objectstore_sync import (
     Client,
@@ -27,21 +24,6 @@ def _read(session: Session, key: str, **kwargs: object) -> bytes:
 
 
 # ------------------------------------------------------------------ payloads
-
-
-def test_put_file_error_reaches_caller_unchanged(session: Session) -> None:
-    class Broken(io.RawIOBase):
-        def readable(self) -> bool:
-            return True
-
-        def read(self, size: int = -1) -> bytes:
-            raise OSError("disk on fire")
-
-    with pytest.raises(OSError, match="disk on fire"):
-        session.put(Broken(), key="broken")
-    assert session.head("broken") is None
-    # The client is still usable afterwards.
-    assert _read(session, session.put(b"x")) == b"x"
 
 
 def test_get_response_is_a_tuple_and_a_context_manager(session: Session) -> None:
