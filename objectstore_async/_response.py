@@ -40,9 +40,7 @@ class AsyncPayload:
         try:
             while (chunk := self._download.read(limit)) is None:
                 data = await self._stream.read()
-                self._download.feed(data)
-                if data and self._stream.done:
-                    self._download.feed(b"")  # those were the last bytes
+                self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
             await self._stream.aclose()
             raise self._download.annotate(error) from error.__cause__

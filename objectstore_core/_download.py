@@ -3,7 +3,8 @@
 A twin's payload object runs one small loop over it::
 
     while (chunk := download.read(limit)) is None:   # None: needs raw bytes
-        download.feed(raw_stream.read())             # b"" declares the end
+        data = raw_stream.read()                     # b"" declares the end
+        download.feed(data, last=raw_stream.done)    # or the stream knows it was the last
     return chunk                                     # b"" at the end of the payload
 
 A body shorter or longer than the server announced, or a truncated or
@@ -92,8 +93,15 @@ class Download:
         """True once the end was declared and every payload byte was read."""
         return self._eof and self._decoder.finished
 
-    def feed(self, raw: bytes | bytearray | memoryview) -> None:
-        """Push raw body bytes (any chunking); ``b""`` declares the end of the body."""
+    def feed(self, raw: bytes | bytearray | memoryview, *, last: bool = False) -> None:
+        """Push raw body bytes (any chunking); ``b""`` declares the end of the body.
+
+        ``last``: the transport knows these are the body's last bytes (it has
+        already released the connection), so the end is declared with them.
+        """
+        if raw and last:
+            self.feed(raw)
+            raw = b""
         if self._eof:
             raise RuntimeError("feed() after the end of the body was declared")
         if not raw:

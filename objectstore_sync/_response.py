@@ -38,9 +38,7 @@ class Payload(io.BufferedIOBase):
         try:
             while (chunk := self._download.read(limit)) is None:
                 data = self._stream.read()
-                self._download.feed(data)
-                if data and self._stream.done:
-                    self._download.feed(b"")  # those were the last bytes
+                self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
             self._stream.close()
             raise self._download.annotate(error) from error.__cause__

@@ -648,6 +648,28 @@ def test_download_ends_when_the_announced_length_is_in() -> None:
     assert download.finished
 
 
+@pytest.mark.parametrize("decode", [True, False])
+def test_download_fed_its_last_bytes_ends_with_them(decode: bool) -> None:
+    from objectstore_core import Download
+
+    payload = b"last bytes " * 100
+    stored = compress(payload) if decode else payload
+    download = Download(decode=decode, expected_length=None)  # chunked: no length to go by
+    download.feed(stored[:10])
+    download.feed(stored[10:], last=True)
+    received = b""
+    while chunk := download.read():
+        received += chunk
+    assert received == payload
+    assert download.finished
+    with pytest.raises(RuntimeError, match="after the end"):
+        download.feed(b"more")
+    # Bytes known to be the last that end a frame early: truncated, at once.
+    cut = Download(decode=True, expected_length=None)
+    with pytest.raises(IntegrityError, match="truncated"):
+        cut.feed(compress(payload)[:-5], last=True)
+
+
 @pytest.mark.parametrize("content_size", [True, False])
 def test_download_chunks_divide_zstd_blocks_evenly(content_size: bool) -> None:
     """Natural download chunks are half a zstd block each, however the input arrives.
