@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -89,3 +90,17 @@ class Client:
 
 def _headers(headers: dict[str, str]) -> list[tuple[str, str]]:
     return [(name.replace("_", "-"), value) for name, value in headers.items()]
+
+
+def connect(url: str) -> socket.socket:
+    """A raw TCP connection to the socket server at ``url`` (``http://host:port``)."""
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def recv_all(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -17,6 +17,7 @@ from objectstore_core.emulator import MemoryStorage, ObjectId
 from objectstore_sync._dirstore import DirectoryStorage
 from objectstore_sync._server import EmulatorServer
 from objectstore_sync.testing import LocalServer
+from tests.emulator.emulator_helpers import connect, recv_all
 
 OBJ = "/v1/objects/test/org=1"
 MiB = 1 << 20
@@ -41,8 +42,7 @@ class Opener:
         return conn
 
     def raw(self, server: LocalServer) -> socket.socket:
-        host, port = server.url.removeprefix("http://").split(":")
-        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock = connect(server.url)
         self.closers.append(sock.close)
         return sock
 
@@ -53,13 +53,6 @@ def opener() -> Iterator[Opener]:
     yield made
     for close in made.closers:
         close()
-
-
-def _recv_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -230,7 +223,7 @@ def test_expect_100_continue_with_an_early_error_answers_and_closes(
             "content-encoding: gzip\r\nexpect: 100-continue\r\n\r\n"
         ).encode()
     )
-    reply = _recv_all(sock)
+    reply = recv_all(sock)
     assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"\r\nconnection: close\r\n" in reply
     assert b"invalid compression value" in reply
@@ -254,7 +247,7 @@ def test_early_error_drains_the_body_and_keeps_the_connection(
 def test_protocol_errors_get_400_and_close(server: LocalServer, opener: Opener) -> None:
     sock = opener.raw(server)
     sock.sendall(b"THIS IS NOT HTTP\r\n\r\n")
-    reply = _recv_all(sock)
+    reply = recv_all(sock)
     assert reply.startswith(b"HTTP/1.1 400 ")
     sock.close()
 
@@ -265,7 +258,7 @@ def test_bad_chunked_framing_aborts_the_upload(server: LocalServer, opener: Open
         f"PUT {OBJ}/k HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".encode()
         + b"3\r\nabc\r\nZZZ\r\n"
     )
-    assert _recv_all(sock).startswith(b"HTTP/1.1 400 ")
+    assert recv_all(sock).startswith(b"HTTP/1.1 400 ")
     sock.close()
     assert server.storage.lookup(ObjectId("test", "org=1", "k")) is None
 
@@ -276,7 +269,7 @@ def test_http_10_client(server: LocalServer, opener: Opener) -> None:
     conn.getresponse().read()
     sock = opener.raw(server)
     sock.sendall(f"GET {OBJ}/k HTTP/1.0\r\n\r\n".encode())
-    reply = _recv_all(sock)
+    reply = recv_all(sock)
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
     assert reply.endswith(b"\r\n\r\nold school")
     assert b"transfer-encoding" not in reply.lower()
@@ -287,7 +280,7 @@ def test_pipelined_requests(server: LocalServer, opener: Opener) -> None:
     put = f"PUT {OBJ}/p HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\nhi"
     get = f"GET {OBJ}/p HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
     sock.sendall((put + get).encode())
-    reply = _recv_all(sock)
+    reply = recv_all(sock)
     assert reply.count(b"HTTP/1.1 200 OK") == 2
     assert reply.endswith(b"2\r\nhi\r\n0\r\n\r\n")
 

@@ -23,6 +23,7 @@ from objectstore_core.emulator import (
 )
 from objectstore_core.emulator._storage import _PIECE
 from objectstore_sync.testing import LocalServer
+from tests.emulator.emulator_helpers import connect, recv_all
 
 OBJ = "/v1/objects/test/org=1"
 OID = ObjectId("test", "org=1", "k")
@@ -34,26 +35,14 @@ def server() -> Iterator[LocalServer]:
         yield running
 
 
-def _connect(server: LocalServer) -> socket.socket:
-    host, port = server.url.removeprefix("http://").split(":")
-    return socket.create_connection((host, int(port)), timeout=10)
-
-
-def _recv_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _exchange(server: LocalServer, data: bytes | list[bytes]) -> bytes:
     """Send ``data`` (pieces with short pauses in between), half-close, read everything."""
-    with _connect(server) as sock:
+    with connect(server.url) as sock:
         for piece in [data] if isinstance(data, bytes) else data:
             sock.sendall(piece)
             time.sleep(0.002)
         sock.shutdown(socket.SHUT_WR)
-        return _recv_all(sock)
+        return recv_all(sock)
 
 
 def _pattern(size: int) -> bytes:
@@ -122,7 +111,7 @@ def test_pipelined_chunked_put_sized_put_and_get(server: LocalServer) -> None:
 def test_large_sized_upload_round_trips_and_ranges_cross_pieces(server: LocalServer) -> None:
     payload = _pattern(3 * _PIECE + 12345)
     head = f"PUT {OBJ}/k HTTP/1.1\r\nhost: x\r\ncontent-length: {len(payload)}\r\n\r\n"
-    with _connect(server) as sock:
+    with connect(server.url) as sock:
         sock.sendall(head.encode() + payload[:1000])
         time.sleep(0.01)
         sock.sendall(payload[1000:])
@@ -267,7 +256,7 @@ def test_a_stall_ends_when_the_client_hangs_up() -> None:
     """A client that gave up on a stalled response does not hold a handler thread."""
     with LocalServer() as server:
         server.faults.inject(Fault.stall(60), method="HEAD")
-        with _connect(server) as sock:
+        with connect(server.url) as sock:
             sock.sendall(f"HEAD {OBJ}/k HTTP/1.1\r\nhost: t\r\n\r\n".encode())
             sock.settimeout(0.3)
             with pytest.raises(TimeoutError):
@@ -282,7 +271,7 @@ def test_a_stall_keeps_a_pipelined_request_for_later() -> None:
     with LocalServer() as server:
         server.faults.inject(Fault.stall(0.3), method="HEAD")
         head = f"HEAD {OBJ}/k HTTP/1.1\r\nhost: t\r\n\r\n".encode()
-        with _connect(server) as sock:
+        with connect(server.url) as sock:
             sock.sendall(head + head)  # the second arrives during the stall
             replies = b""
             while replies.count(b"HTTP/1.1 404") < 2:
