@@ -322,6 +322,11 @@ class _FrameScanner:
                 pos += take
                 continue
             head = self.head
+            if self._stage == _ST_BLOCK and not head and end - pos >= 3:
+                # The common case, a whole block header in this piece: read in place.
+                self._block(data[pos] | (data[pos + 1] << 8) | (data[pos + 2] << 16), pos)
+                pos += 3
+                continue
             unit = head + bytes(data[pos : pos + _HEADER_MAX])
             used = self._parse(unit, self._offset + pos - len(head))
             if used is None:  # header incomplete: keep it for the next piece
@@ -331,27 +336,30 @@ class _FrameScanner:
             pos += used - len(head)
         self._offset += end
 
+    def _block(self, header: int, pos: int) -> None:
+        """Take a block header (3 bytes, little-endian) found at ``pos`` of the current piece."""
+        block_type = (header >> 1) & 3
+        block_size = header >> 3
+        block_max = self._aux >> 1
+        if block_type == _BLOCK_RESERVED:
+            raise IntegrityError(
+                f"zstd block at input offset {self._offset + pos} has the reserved block type"
+            )
+        if block_size > block_max:
+            raise IntegrityError(
+                f"zstd block at input offset {self._offset + pos} is {block_size} bytes, "
+                f"larger than the frame's maximum block size {block_max}"
+            )
+        self._skip = 1 if block_type == _BLOCK_RLE else block_size
+        if header & 1:  # Last_Block
+            self._stage = _ST_CHECKSUM if self._aux & 1 else _ST_MAGIC
+
     def _parse(self, unit: bytes, start: int) -> int | None:
         """Take the header at the front of ``unit``; its length, or None if incomplete."""
         if self._stage == _ST_BLOCK:
             if len(unit) < 3:
                 return None
-            header = unit[0] | (unit[1] << 8) | (unit[2] << 16)
-            block_type = (header >> 1) & 3
-            block_size = header >> 3
-            block_max = self._aux >> 1
-            if block_type == _BLOCK_RESERVED:
-                raise IntegrityError(
-                    f"zstd block at input offset {start} has the reserved block type"
-                )
-            if block_size > block_max:
-                raise IntegrityError(
-                    f"zstd block at input offset {start} is {block_size} bytes, "
-                    f"larger than the frame's maximum block size {block_max}"
-                )
-            self._skip = 1 if block_type == _BLOCK_RLE else block_size
-            if header & 1:  # Last_Block
-                self._stage = _ST_CHECKSUM if self._aux & 1 else _ST_MAGIC
+            self._block(unit[0] | (unit[1] << 8) | (unit[2] << 16), start - self._offset)
             return 3
         if self._stage == _ST_CHECKSUM:
             if len(unit) < 4:
