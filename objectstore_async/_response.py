@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 
 import anyio
+import anyio.lowlevel
 
 from objectstore_async._transport import AsyncRawBody
 from objectstore_core import Download, GetOutcome, Metadata, ObjectstoreError, check_chunk_size
 
 __all__ = ["AsyncGetResponse", "AsyncPayload"]
+
+_TURN_SECONDS = 0.002
+"""Longest a download decodes buffered input before other tasks get a turn.
+
+Reading what is already buffered never waits, and one received piece of
+highly compressible data can decode to tens of MiB: without a turn in
+between, the event loop would stall for as long.
+"""
 
 
 class AsyncPayload:
@@ -22,12 +32,13 @@ class AsyncPayload:
     corrupt body raises IntegrityError.
     """
 
-    __slots__ = ("_closed", "_download", "_stream")
+    __slots__ = ("_closed", "_download", "_stream", "_turn_due")
 
     def __init__(self, stream: AsyncRawBody, download: Download) -> None:
         self._stream = stream
         self._download = download
         self._closed = False
+        self._turn_due = time.perf_counter() + _TURN_SECONDS
 
     @property
     def closed(self) -> bool:
@@ -38,6 +49,9 @@ class AsyncPayload:
         if self._closed:
             raise ValueError("I/O operation on a closed payload")
         try:
+            if time.perf_counter() >= self._turn_due:
+                await anyio.lowlevel.checkpoint()
+                self._turn_due = time.perf_counter() + _TURN_SECONDS
             while (chunk := self._download.read(limit)) is None:
                 data = await self._stream.read()
                 self._download.feed(data, last=self._stream.done)
@@ -62,7 +76,7 @@ class AsyncPayload:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        """Iterate over chunks of up to 64 KiB decoded or 124 KiB as received."""
+        """Iterate over chunks of up to 1 MiB, decoded or as received."""
         return self.aiter_bytes()
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:

@@ -122,10 +122,10 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     write timeout bounds each wait for progress.
 
     The transport receives at most PIECE_SIZE bytes per system call (its
-    ``max_size``, 256 KiB by default): each read is then a heap allocation the
-    kernel fills directly, with no copy after it. A 256 KiB read is served
-    by glibc with mmap, mremap and munmap, three system calls and page
-    faults for every response (see PIECE_SIZE).
+    ``max_size``, 256 KiB by default): each read is then an allocation the
+    kernel fills directly, with no copy after it. The transport primes the
+    heap first (see ``prime_heap``): otherwise glibc serves every such read with mmap,
+    mremap and munmap, three system calls and page faults per response.
 
     A large body arrives faster than one transport read per event-loop
     iteration: after a read that filled a whole piece, the next read that

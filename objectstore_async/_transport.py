@@ -62,7 +62,7 @@ from objectstore_core import (
     WriteError,
     WriteTimeout,
 )
-from objectstore_core._download import PIECE_SIZE
+from objectstore_core._download import PIECE_SIZE, prime_heap
 from objectstore_core._h1 import (
     END,
     LAST_CHUNK,
@@ -262,6 +262,7 @@ class AsyncH1Transport:
     """
 
     def __init__(self, config: ClientConfig) -> None:
+        prime_heap()  # socket reads of up to PIECE_SIZE come from the heap
         options = dict(config.connection_kwargs)
         unknown = set(options) - _CONNECTION_KWARGS
         if unknown:

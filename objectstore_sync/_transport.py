@@ -50,7 +50,7 @@ from objectstore_core import (
     WriteError,
     WriteTimeout,
 )
-from objectstore_core._download import PIECE_SIZE
+from objectstore_core._download import PIECE_SIZE, prime_heap
 from objectstore_core._h1 import (
     END,
     LAST_CHUNK,
@@ -66,7 +66,7 @@ from objectstore_sync._sources import iter_upload
 __all__ = ["RawBody", "RawStream", "SyncTransport", "Urllib3Transport"]
 
 _ERROR_BODY_LIMIT = 1024 * 1024
-_READ_CHUNK = PIECE_SIZE  # heap-sized socket reads (see PIECE_SIZE)
+_READ_CHUNK = PIECE_SIZE  # largest socket read (the heap is primed: see PIECE_SIZE)
 _HEAD_CHUNK = 64 * 1024
 _FIRST_READ = 64 * 1024
 
@@ -367,6 +367,7 @@ class Urllib3Transport:
     """
 
     def __init__(self, config: ClientConfig) -> None:
+        prime_heap()  # socket reads of up to PIECE_SIZE come from the heap
         self._config = config
         self._pool = _Pool(config)
         self._host_header = host_header(config.scheme, config.host, config.port)

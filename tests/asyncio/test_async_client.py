@@ -7,9 +7,11 @@ what only an async client can do wrong.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from objectstore_async import AsyncClient, AsyncSession, Usecase
@@ -181,3 +183,43 @@ def test_blocking_file_read_and_compressed_in_a_worker_thread(
 
     _run(main, backend=backend)
     assert readers and loop_thread not in readers  # the event loop never read the disk
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_decoding_buffered_input_lets_other_tasks_run(server: LocalServer, backend: str) -> None:
+    """A body that compresses 100-fold arrives in one or two socket reads, so
+    reading it never waits; other tasks still get turns while it is decoded."""
+    lines = b"".join(b'{"id": %d, "status": "ok"}\n' % (i % 1000) for i in range(1_000_000))
+
+    async def main() -> None:
+        async with AsyncClient(server.url, timeout=30) as client:
+            session = client.session(Usecase("turns"), org=1)
+            key = await session.put(lines)
+            turns = 0
+            downloading = True
+
+            async def other() -> None:
+                nonlocal turns
+                while downloading:
+                    turns += 1
+                    await anyio.lowlevel.checkpoint()
+
+            async with anyio.create_task_group() as group:
+                response = await session.get(key)
+                assert response is not None
+                group.start_soon(other)
+                await anyio.lowlevel.checkpoint()
+                turns_before = turns
+                received = bytearray()
+                started = time.perf_counter()
+                async with response:
+                    async for chunk in response.aiter_bytes():
+                        received += chunk
+                decoding = time.perf_counter() - started
+                downloading = False
+            assert received == lines
+            # A turn every 2 ms of decoding, give or take a chunk (decoding takes
+            # tens of ms; without turns the other task would get none).
+            assert turns - turns_before >= max(2, int(decoding / 0.008))
+
+    _run(main, backend=backend)

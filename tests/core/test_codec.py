@@ -671,30 +671,34 @@ def test_download_fed_its_last_bytes_ends_with_them(decode: bool) -> None:
 
 
 @pytest.mark.parametrize("content_size", [True, False])
-def test_download_chunks_divide_zstd_blocks_evenly(content_size: bool) -> None:
-    """Natural download chunks are half a zstd block each, however the input arrives.
+def test_download_chunks_grow_to_the_default_size(content_size: bool) -> None:
+    """Decoded chunks are DEFAULT_CHUNK (1 MiB) each while the input at hand lasts.
 
-    A read that does not divide the block size leaves a remainder of each
-    block to come out as a chunk of a few KiB of its own.
+    Without a declared content size, reads start at 64 KiB and double while
+    they come back full; a frame that declares its size gets full reads at once.
+    (A read returns early when the piece of input it works on runs out.)
     """
-    from objectstore_core._download import DEFAULT_CHUNK, PIECE_SIZE, Download
+    from objectstore_core._codec import _INPUT_PIECE
+    from objectstore_core._download import DEFAULT_CHUNK, Download
 
     rng = random.Random(7)
-    payload = b"".join(b"%d,%s\n" % (i, rng.randbytes(12).hex().encode()) for i in range(100_000))
+    payload = b"".join(b"%d,%s\n" % (i, rng.randbytes(12).hex().encode()) for i in range(150_000))
     if content_size:
         frame = zstandard.ZstdCompressor(level=3).compress(payload)
     else:
         cobj = zstandard.ZstdCompressor(level=3).compressobj()
         frame = cobj.compress(payload) + cobj.flush()
-    assert len(frame) > 5 * PIECE_SIZE  # arrives in many pieces, cut mid-block
     download = Download(decode=True, expected_length=len(frame))
+    assert len(frame) < _INPUT_PIECE  # one piece of input to libzstd
+    download.feed(frame)
     sizes: list[int] = []
-    for start in range(0, len(frame), PIECE_SIZE):
-        download.feed(frame[start : start + PIECE_SIZE])
-        while chunk := download.read():
-            sizes.append(len(chunk))
+    while chunk := download.read():
+        sizes.append(len(chunk))
     assert sum(sizes) == len(payload)
-    assert set(sizes[:-1]) == {DEFAULT_CHUNK} == {64 * 1024}  # half of zstd's largest block
+    growing = [] if content_size else [64 * 1024, 128 * 1024, 256 * 1024, 512 * 1024]
+    assert sizes[: len(growing)] == growing
+    assert set(sizes[len(growing) : -1]) == {DEFAULT_CHUNK} == {1024 * 1024}
+    assert 0 < sizes[-1] <= DEFAULT_CHUNK
 
 
 def test_uncompressed_chunks_are_the_pieces_received() -> None:
