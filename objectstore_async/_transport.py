@@ -98,7 +98,7 @@ _NETWORK_ERRORS = (
 class AsyncRawBody(Protocol):
     """A response body left open for the caller: raw bytes, then ``b""`` at the end."""
 
-    async def read(self) -> bytes: ...
+    async def read(self) -> bytes | memoryview: ...
 
     @property
     def done(self) -> bool: ...
@@ -132,7 +132,7 @@ class AsyncRawStream:
         self._timeout = timeout
         self._done = False
 
-    async def read(self) -> bytes:
+    async def read(self) -> bytes | memoryview:
         """The next raw body bytes; ``b""`` at the end (the connection is then released)."""
         if self._done:
             return b""
@@ -140,7 +140,7 @@ class AsyncRawStream:
         try:
             while True:
                 event = parser.next_event()
-                if isinstance(event, bytes):
+                if isinstance(event, bytes | memoryview):
                     if parser.at_end():  # the last bytes: release the connection now
                         parser.next_event()
                         await self._finish(reusable=parser.reusable)
@@ -181,7 +181,7 @@ class AsyncRawStream:
 
 
 async def _read_limited(stream: AsyncRawStream) -> bytes:
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     size = 0
     while data := await stream.read():
         size += len(data)
@@ -190,7 +190,7 @@ async def _read_limited(stream: AsyncRawStream) -> bytes:
                 f"response body exceeds {_ERROR_BODY_LIMIT} bytes where a small one was expected"
             )
         chunks.append(data)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 # ---------------------------------------------------------------------- uploads

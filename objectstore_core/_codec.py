@@ -227,6 +227,20 @@ def _check_max_output(max_output: int) -> int:
     return max_output
 
 
+def _immutable(data: _Buffer) -> bytes | memoryview:
+    """``data`` itself when nobody can change it (bytes, or a view of bytes); else a copy."""
+    if isinstance(data, bytes):
+        return data
+    if (
+        isinstance(data, memoryview)
+        and isinstance(data.obj, bytes)
+        and data.format == "B"
+        and data.c_contiguous
+    ):
+        return data  # a byte view of immutable bytes (an HTTP chunk inside a received piece)
+    return bytes(data)
+
+
 class _Starved(Exception):
     """Raised by :class:`_Input` when decoding needs bytes that were not fed yet."""
 
@@ -545,13 +559,13 @@ class ZstdDecoder:
     def feed(self, data: _Buffer) -> None:
         """Append compressed input. Chunk boundaries are arbitrary.
 
-        ``bytes`` are kept by reference; other buffers are copied, since the
-        caller may reuse them.
+        ``bytes``, and memoryviews of ``bytes``, are kept by reference; other
+        buffers are copied, since the caller may reuse them.
         """
         self._check_usable()
         if self._input.eof:
             raise RuntimeError("ZstdDecoder.feed() called after feed_eof()")
-        chunk = data if isinstance(data, bytes) else bytes(data)
+        chunk = _immutable(data)
         if not chunk:
             return
         self.bytes_in += len(chunk)

@@ -151,6 +151,13 @@ _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS, _UNTIL_CLOSE, 
 )
 
 
+# States in which received bytes can be held as they are (everything after the head):
+# body data is handed out from them and chunk framing is read in place.
+_DIRECT_STATES = frozenset(
+    (_LENGTH, _UNTIL_CLOSE, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS)
+)
+
+
 class ResponseParser:
     """Parses one response to a request of ``method`` (HEAD responses have no body)."""
 
@@ -222,7 +229,7 @@ class ResponseParser:
             isinstance(data, bytes)
             and self._direct is None
             and not self._buffer
-            and self._state in (_LENGTH, _CHUNK_DATA, _UNTIL_CLOSE)
+            and self._state in _DIRECT_STATES
         ):
             self._direct, self._direct_at = data, 0
         else:
@@ -239,8 +246,12 @@ class ResponseParser:
         direct = len(self._direct) - self._direct_at if self._direct is not None else 0
         return direct + len(self._buffer)
 
-    def next_event(self) -> ResponseHead | bytes | _Sentinel:
-        """The next event: a :class:`ResponseHead`, body bytes, NEED_DATA or END."""
+    def next_event(self) -> ResponseHead | bytes | memoryview | _Sentinel:
+        """The next event: a :class:`ResponseHead`, body bytes, NEED_DATA or END.
+
+        Body bytes are ``bytes``, or a ``memoryview`` of received ``bytes``
+        (read-only, safe to keep) where a chunk ends inside a received piece.
+        """
         try:
             state = self._state
             if state == _HEAD:
@@ -308,7 +319,7 @@ class ResponseParser:
 
     # -- bodies -------------------------------------------------------------------
 
-    def _take_length(self) -> bytes | _Sentinel:
+    def _take_length(self) -> bytes | memoryview | _Sentinel:
         if not self._buffered():
             if self._eof:
                 raise IntegrityError(
@@ -321,8 +332,13 @@ class ResponseParser:
             self._state = _DONE
         return data
 
-    def _take(self, limit: int) -> bytes:
-        """Up to ``limit`` buffered bytes, copied at most once."""
+    def _take(self, limit: int) -> bytes | memoryview:
+        """Up to ``limit`` buffered bytes.
+
+        Bytes held as received are handed out as they are, or as a view of
+        the part wanted (chunk boundaries fall inside received pieces): no
+        copy. Bytes from the buffer are copied once.
+        """
         if self._direct is not None:
             direct, start = self._direct, self._direct_at
             end = min(len(direct), start + limit)
@@ -332,7 +348,7 @@ class ResponseParser:
             self._direct_at = end
             if end == len(direct):
                 self._direct = None
-            return direct[start:end]
+            return memoryview(direct)[start:end]
         if limit >= len(self._buffer):
             data = bytes(self._buffer)
             self._buffer.clear()
@@ -342,7 +358,7 @@ class ResponseParser:
         del self._buffer[:limit]
         return data
 
-    def _chunked(self) -> bytes | _Sentinel:
+    def _chunked(self) -> bytes | memoryview | _Sentinel:
         while True:
             state = self._state
             if state == _CHUNK_SIZE:
@@ -370,6 +386,18 @@ class ResponseParser:
             elif state == _CHUNK_DATA:
                 return self._take_length_chunk()
             elif state == _CHUNK_CRLF:
+                if (direct := self._direct) is not None:
+                    at = self._direct_at
+                    if len(direct) - at == len(_LAST_CRLF_AND_CHUNK) and direct.endswith(
+                        _LAST_CRLF_AND_CHUNK
+                    ):
+                        self._direct = None
+                        self._state = _DONE
+                        return END
+                    if direct.startswith(b"\r\n", at):
+                        self._advance_direct(at + 2)
+                        self._state = _CHUNK_SIZE
+                        continue
                 self._spill()
                 if self._buffer == _LAST_CRLF_AND_CHUNK:
                     # The usual end of a body, all received: skip three state steps.
@@ -392,7 +420,7 @@ class ResponseParser:
                     self._state = _DONE
                     return END
 
-    def _take_length_chunk(self) -> bytes | _Sentinel:
+    def _take_length_chunk(self) -> bytes | memoryview | _Sentinel:
         if not self._buffered():
             if self._eof:
                 raise IntegrityError("response body was truncated inside a chunk")
@@ -403,7 +431,22 @@ class ResponseParser:
             self._state = _CHUNK_CRLF
         return data
 
+    def _advance_direct(self, at: int) -> None:
+        """Consume the directly held bytes up to ``at``."""
+        assert self._direct is not None
+        if at == len(self._direct):
+            self._direct = None
+        else:
+            self._direct_at = at
+
     def _line(self) -> bytes | None:
+        if (direct := self._direct) is not None:
+            # A framing line inside a received piece: read in place, no spill.
+            at = self._direct_at
+            end = direct.find(b"\r\n", at, at + _MAX_CHUNK_LINE + 2)
+            if end >= 0:
+                self._advance_direct(end + 2)
+                return direct[at:end]
         self._spill()
         end = self._buffer.find(b"\r\n")
         if end < 0:

@@ -74,7 +74,7 @@ _FIRST_READ = 64 * 1024
 class RawBody(Protocol):
     """A response body left open for the caller: raw bytes, then ``b""`` at the end."""
 
-    def read(self, amount: int = ...) -> bytes: ...
+    def read(self, amount: int = ...) -> bytes | memoryview: ...
 
     @property
     def done(self) -> bool: ...
@@ -271,7 +271,7 @@ class RawStream:
         self._done = False
         self._size = _FIRST_READ
 
-    def read(self, amount: int = _READ_CHUNK) -> bytes:
+    def read(self, amount: int = _READ_CHUNK) -> bytes | memoryview:
         """Raw body bytes; ``b""`` at the end (the connection is then released).
 
         ``amount`` caps each socket read. Reads start small and double while
@@ -283,7 +283,7 @@ class RawStream:
         try:
             while True:
                 event = self._parser.next_event()
-                if isinstance(event, bytes):
+                if isinstance(event, bytes | memoryview):
                     if self._parser.at_end():  # the last bytes: release the connection now
                         self._parser.next_event()
                         self._finish(reusable=self._parser.reusable)
@@ -505,7 +505,7 @@ class _Retry(Exception):
 
 
 def _read_limited(stream: RawStream) -> bytes:
-    chunks: list[bytes] = []
+    chunks: list[bytes | memoryview] = []
     size = 0
     while True:
         data = stream.read(_READ_CHUNK)

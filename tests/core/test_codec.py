@@ -709,3 +709,25 @@ def test_uncompressed_chunks_are_the_pieces_received() -> None:
     for piece in pieces:
         download.feed(piece)
         assert download.read() is piece  # handed on, not copied or cut
+
+
+def test_input_views_of_bytes_are_kept_and_other_buffers_copied() -> None:
+    """A view of immutable bytes (an HTTP chunk inside a received piece) is
+    queued as it is; a view of a mutable buffer is copied, since its owner
+    may reuse the buffer before the input is decoded."""
+    payload = b"0123456789abcdef" * 10_000
+    frame = compress(payload)
+    kept = ZstdDecoder()
+    view = memoryview(frame)[: len(frame) - 10]
+    kept.feed(view)
+    assert any(isinstance(c, memoryview) and c.obj is frame for c in kept._input.chunks)
+    kept.feed(frame[len(frame) - 10 :])
+    kept.feed_eof()
+    assert b"".join(iter(kept.read, b"")) == payload
+
+    owned = bytearray(frame)
+    copied = ZstdDecoder()
+    copied.feed(memoryview(owned))
+    owned[:] = bytes(len(owned))  # the owner reuses its buffer
+    copied.feed_eof()
+    assert b"".join(iter(copied.read, b"")) == payload

@@ -43,8 +43,25 @@ def test_the_same_body_split_anywhere_gives_the_same_bytes(cut: int) -> None:
     wire = b"5\r\nhello\r\n0\r\n\r\n"
     parser = ResponseParser("GET")
     events = _events(parser, HEAD, wire[:cut], wire[cut:])
-    assert b"".join(e for e in events if isinstance(e, bytes)) == b"hello"
+    assert b"".join(e for e in events if isinstance(e, bytes | memoryview)) == b"hello"
     assert events[-1] is END and parser.reusable
+
+
+def test_chunks_inside_a_received_piece_are_views_of_it_not_copies() -> None:
+    """Chunk framing found inside received bytes is read in place; the data
+    comes out as views of those bytes, and the same bytes arrive."""
+    parser = ResponseParser("GET")
+    assert isinstance(_events(parser, HEAD)[0], ResponseHead)
+    first, second = b"a" * 70_000, b"b" * 50_000
+    piece = b"%x\r\n%s\r\n%x\r\n%s" % (len(first), first, len(second), second[:20_000])
+    events = _events(parser, piece)
+    assert [bytes(event) for event in events] == [first, second[:20_000]]  # type: ignore[call-overload]
+    for event in events:
+        assert isinstance(event, memoryview) and event.obj is piece
+    rest = second[20_000:] + b"\r\n0\r\n\r\n"
+    data, end = _events(parser, rest)
+    assert isinstance(data, memoryview) and data.obj is rest and data == second[20_000:]
+    assert end is END and parser.reusable
 
 
 def test_a_single_chunk_with_trailers_or_more_bytes_takes_the_long_way() -> None:

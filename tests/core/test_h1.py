@@ -41,7 +41,7 @@ def _parse(
             if isinstance(event, ResponseHead):
                 head = event
             else:
-                assert isinstance(event, bytes)
+                assert isinstance(event, bytes | memoryview)
                 body += event
 
     for cut in cuts:
