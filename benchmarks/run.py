@@ -67,7 +67,8 @@ Json = dict[str, Any]
 @dataclass(frozen=True)
 class SizeCase:
     size: int
-    repeats: int  # timed runs per round
+    repeats: int  # timed uploads per round
+    download_repeats: int  # timed downloads per round (cheaper than uploads: more of them)
     warmup: int  # untimed runs per round, before the timed ones
     mode: str  # "bytes": payload held in memory; "file": an open file, streamed
 
@@ -97,9 +98,9 @@ FULL = Plan(
     small_repeats=2,
     small_rounds=3,
     sizes=(
-        SizeCase(MIB, 9, 3, "bytes"),
-        SizeCase(64 * MIB, 2, 1, "bytes"),
-        SizeCase(GIB, 1, 0, "file"),
+        SizeCase(MIB, 9, 18, 3, "bytes"),
+        SizeCase(64 * MIB, 2, 6, 1, "bytes"),
+        SizeCase(GIB, 1, 2, 0, "file"),
     ),
     rounds=3,
     levels=(1, 10, 100, 1000),
@@ -114,9 +115,9 @@ QUICK = Plan(
     small_repeats=3,
     small_rounds=1,
     sizes=(
-        SizeCase(MIB, 7, 2, "bytes"),
-        SizeCase(64 * MIB, 3, 0, "bytes"),
-        SizeCase(256 * MIB, 1, 0, "file"),
+        SizeCase(MIB, 7, 14, 2, "bytes"),
+        SizeCase(64 * MIB, 3, 6, 0, "bytes"),
+        SizeCase(256 * MIB, 1, 2, 0, "file"),
     ),
     rounds=1,
     levels=(1, 10, 100, 1000),
@@ -304,7 +305,9 @@ def run_all(plan: Plan) -> Results:
                                     "path": str(path),
                                     "size": case.size,
                                     "mode": case.mode,
-                                    "repeats": case.repeats,
+                                    "repeats": case.repeats
+                                    if direction == "upload"
+                                    else case.download_repeats,
                                     "warmup": case.warmup,
                                     "verify": round_ == 0 and case.size <= 64 * MIB,
                                     "sha256": digest,
@@ -787,7 +790,10 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
 
     today = datetime.date.today().isoformat()
     quick = " --quick" if plan.name == "quick" else ""
-    sizes = ", ".join(f"{c.label} ×{c.repeats * plan.rounds}" for c in plan.sizes)
+    sizes = ", ".join(
+        f"{c.label} ×{c.repeats * plan.rounds} up and ×{c.download_repeats * plan.rounds} down"
+        for c in plan.sizes
+    )
     head = [
         "# Benchmark results",
         "",
