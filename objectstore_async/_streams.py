@@ -103,8 +103,12 @@ class _FastStream(httpcore.AsyncNetworkStream):
 
 _READ_HIGH = 1024 * 1024  # unread bytes at which an _AsyncioStream stops reading the socket
 # How long after a trip through the event loop reads may still receive from the
-# socket directly: other tasks never wait much longer than this for their turn.
-_EAGER_SECONDS = 0.0005
+# socket directly. Other tasks still get a turn at least every 2 ms while a body
+# is read (the payload's own turns); measured on 64 MiB of random data, 2 ms
+# rather than 0.5 ms, with the rule below, made async downloads 9% faster.
+_EAGER_SECONDS = 0.002
+# A read at least this large means a body is streaming in: more is likely waiting.
+_STREAMING_READ = 64 * 1024
 
 
 class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
@@ -128,13 +132,12 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     mremap and munmap, three system calls and page faults per response.
 
     A large body arrives faster than one transport read per event-loop
-    iteration: after a read that filled a whole piece, the next read that
-    finds nothing buffered first receives from the socket directly (one
+    iteration: after a read of 64 KiB or more, the next read that finds
+    nothing buffered first receives from the socket directly (one
     non-blocking ``recv``), and waits for the event loop only if the socket
-    has nothing either, or when 0.5 ms passed since its last wait (so other
-    tasks still get their turn). Data stays in order: the transport reads
-    only from the loop's own callbacks, and all of this runs on the loop's
-    thread.
+    has nothing either, or when 2 ms passed since its last wait. Data stays
+    in order: the transport reads only from the loop's own callbacks, and
+    all of this runs on the loop's thread.
 
     Errors and timeouts are raised as httpcore's, like any network stream
     the transport reads. The callbacks also tell the pool whether an idle
@@ -166,7 +169,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             if isinstance(sock, socket.socket) and isinstance(self._loop, asyncio.SelectorEventLoop)
             else None
         )
-        self._streaming = False  # the last read filled a whole piece: more is likely waiting
+        self._streaming = False  # the last read was large: more is likely waiting
         self._eager_until = 0.0  # loop time until which reads may receive directly
 
     @classmethod
@@ -263,7 +266,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             chunks.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
         self._buffered -= len(chunk)
-        self._streaming = len(chunk) == PIECE_SIZE
+        self._streaming = len(chunk) >= _STREAMING_READ
         if self._read_paused and self._buffered < _READ_HIGH // 2 and not self._lost:
             self._read_paused = False
             self._transport.resume_reading()
