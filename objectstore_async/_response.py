@@ -76,7 +76,7 @@ class AsyncPayload:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        """Iterate over chunks of up to 1 MiB, decoded or as received."""
+        """Iterate over chunks of up to 256 KiB decoded, or 1 MiB as received."""
         return self.aiter_bytes()
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:

@@ -25,22 +25,26 @@ PIECE_SIZE = 1024 * 1024
 
 Each read is one allocation the kernel fills directly; uncompressed bodies
 are handed on as received, without copies. 1 MiB pieces take 8 times fewer
-trips through the transport and the decoder than 124 KiB ones; together
-with 1 MiB decoded chunks, measured on 64 MiB downloads of random data
-(medians of 6, fresh processes): sync 2,680 -> 3,830 MB/s, async
+trips through the transport and the decoder than 124 KiB ones: measured on
+64 MiB downloads of random data (medians of 6, fresh processes), with
+larger decoded chunks too, sync 2,680 -> 3,830 MB/s and async
 2,380 -> 3,430 MB/s. Buffers this size stay cheap only on a primed heap
 (see :func:`prime_heap`).
 """
 
-DEFAULT_CHUNK = 1024 * 1024
+DEFAULT_CHUNK = 256 * 1024
 """Largest piece of decoded payload handed out per read.
 
 Reads start at 64 KiB and double while they come back full, so a small
 payload gets no large buffer; a frame that declares its size is decoded in
-one read when it fits. With 64 KiB chunks, 64 MiB JSON-like downloads
-(medians of 6, fresh processes) ran at 1,105 MB/s sync and 1,060 MB/s async;
-with 1 MiB chunks, at 1,150 and 1,110 MB/s: the rest of the time is
-libzstd's, and fewer chunks mean less Python around it.
+one read when it fits. Measured on 64 MiB JSON-like downloads (medians of
+6-8, fresh processes), 64 KiB chunks ran at 1,105 MB/s sync and 1,060 MB/s
+async, 256 KiB and 1 MiB chunks within 1% of each other at 1,150-1,190 and
+1,110-1,150 MB/s: the rest of the time is libzstd's, and fewer chunks mean
+less Python around it. 1 MiB chunks cost memory instead: with a consumer
+slower than the network (hashing each chunk), random-data downloads left the
+heap 43 MiB larger, against 19 MiB with 256 KiB chunks (glibc cannot reuse
+the freed pieces, of assorted sizes near 1 MiB, for the next ones).
 """
 
 _HEAP_PRIMER = 4 * 1024 * 1024

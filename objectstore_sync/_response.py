@@ -72,7 +72,7 @@ class Payload(io.BufferedIOBase):
         return len(data)
 
     def __iter__(self) -> Iterator[bytes]:
-        """Iterate over chunks of up to 1 MiB, decoded or as received (not lines)."""
+        """Iterate over chunks of up to 256 KiB decoded, or 1 MiB as received (not lines)."""
         return self.iter_bytes()
 
     def __next__(self) -> bytes:
