@@ -67,8 +67,9 @@ CHUNKED = (
 LENGTH = b'HTTP/1.1 201 Created\r\ncontent-length: 11\r\n\r\n{"key":"k"}'
 
 
-def test_chunked_response() -> None:
-    head, body, reusable = _parse("GET", CHUNKED)
+@pytest.mark.parametrize("body_apart", [False, True])
+def test_chunked_response(body_apart: bool) -> None:
+    head, body, reusable = _parse("GET", CHUNKED, _after_head(CHUNKED) if body_apart else None)
     assert head.status == 200 and head.reason == "OK"
     assert head.headers["content-type"] == "text/plain"
     assert head.headers["x-twice"] == "a, b"
@@ -128,14 +129,17 @@ def test_connection_close_is_not_reusable() -> None:
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello",
     ],
 )
-def test_truncated_bodies_raise_integrity_error(wire: bytes) -> None:
+@pytest.mark.parametrize("body_apart", [False, True])
+def test_truncated_bodies_raise_integrity_error(wire: bytes, body_apart: bool) -> None:
     with pytest.raises(IntegrityError):
-        _parse("GET", wire)
+        _parse("GET", wire, _after_head(wire) if body_apart else None)
 
 
 @pytest.mark.parametrize(
     "wire",
     [
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nabXY0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n1x\r\nc\r\n0\r\n\r\n",
         b"garbage\r\n\r\n",
         b"HTTP/1.1 2000 OK\r\n\r\n",
         b"HTTP/2 200 OK\r\n\r\n",
@@ -149,9 +153,17 @@ def test_truncated_bodies_raise_integrity_error(wire: bytes) -> None:
         b"",
     ],
 )
-def test_malformed_responses_raise_protocol_error(wire: bytes) -> None:
+@pytest.mark.parametrize("body_apart", [False, True])
+def test_malformed_responses_raise_protocol_error(wire: bytes, body_apart: bool) -> None:
     with pytest.raises(ProtocolError):
-        _parse("GET", wire)
+        _parse("GET", wire, _after_head(wire) if body_apart else None)
+
+
+def _after_head(wire: bytes) -> list[int]:
+    """A cut right after the head: the body then arrives in a piece of its own,
+    which the parser holds as received and reads its framing in place."""
+    end = wire.find(b"\r\n\r\n")
+    return [end + 4] if end >= 0 else []
 
 
 def test_parser_refuses_reuse_after_an_error() -> None:
