@@ -61,10 +61,11 @@ def prime_heap() -> None:
     mallopt(3)). Before that, each 1 MiB piece of a download is mapped,
     faulted in page by page and unmapped again: measured on 64 MiB downloads
     in a fresh process, 2,900 page faults per download with 1 MiB chunks and
-    a quarter less throughput on random data. Allocating and freeing 4 MiB once moves the
-    process to the state any process that ever freed a large buffer is in
-    (heap buffers up to 4 MiB, up to 8 MiB kept free); after it, downloads
-    fault no pages. Under other allocators it is one short-lived allocation.
+    a quarter less throughput on random data. Allocating and freeing 4 MiB
+    once moves the process to the state any process that ever freed a large
+    buffer is in (heap buffers up to 4 MiB, up to 8 MiB kept free); after
+    it, downloads fault no pages. Under other allocators it is one
+    short-lived allocation.
     """
     global _heap_primed
     if not _heap_primed:
