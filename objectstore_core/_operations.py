@@ -9,7 +9,6 @@ ValueError before any I/O.
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,7 +37,7 @@ from objectstore_core._http import (
     Upload,
     classify_payload,
 )
-from objectstore_core._metadata import Metadata, metadata_headers, read_metadata
+from objectstore_core._metadata import _DIGITS_RE, Metadata, metadata_headers, read_metadata
 from objectstore_core._models import (
     Compression,
     ExpirationPolicy,
@@ -62,8 +61,6 @@ __all__ = [
 # Payloads up to this size are compressed in one call and sent with a
 # content-length; larger ones are streamed through the encoder in chunks.
 ONE_SHOT_LIMIT = 4 * 1024 * 1024
-
-_DIGITS_RE = re.compile(r"[0-9]+")
 
 
 def _send(target: Target, request: Request, operation: str, key: str | None) -> Flow[Response]:
@@ -444,10 +441,10 @@ def _get_steps(
         _raise_for(response, target, "get", key)
     # Decoded when stored as zstd (the metadata read below accepts nothing else).
     decode = want_decode and response.headers.get("content-encoding") == "zstd"
-    metadata = _read_metadata(response, target, "get", key, decoded=decode)
     expected = _announced_length(response, target, key)
-    if status == 200 and metadata.size is None and expected is not None:
-        metadata = replace(metadata, size=expected)  # rare: servers send x-sn-size
+    # A full read's length stands in for a missing size (servers send x-sn-size).
+    size = expected if status == 200 else None
+    metadata = _read_metadata(response, target, "get", key, decoded=decode, default_size=size)
     return GetOutcome(metadata, decode, expected, status, _context(target, "get", key))
 
 
@@ -464,10 +461,16 @@ def _announced_length(response: Response, target: Target, key: str) -> int | Non
 
 
 def _read_metadata(
-    response: Response, target: Target, operation: str, key: str, *, decoded: bool = False
+    response: Response,
+    target: Target,
+    operation: str,
+    key: str,
+    *,
+    decoded: bool = False,
+    default_size: int | None = None,
 ) -> Metadata:
     try:
-        return read_metadata(response.headers, decoded=decoded)
+        return read_metadata(response.headers, decoded=decoded, default_size=default_size)
     except ValueError as exc:
         raise _protocol_error(
             f"malformed metadata in response: {exc}", target, operation, key
