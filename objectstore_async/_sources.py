@@ -11,6 +11,7 @@ import inspect
 import io
 import os
 from collections.abc import AsyncIterator
+from typing import IO
 
 import anyio
 import anyio.to_thread
@@ -107,11 +108,19 @@ async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
 async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5).
 
-    Blocking files and bytes are read and compressed in a worker thread (see
-    :func:`_encoded_in_thread`); other sources are compressed on the loop in
-    pieces of at most 1 MiB, so one encoding step stays in the low
-    milliseconds and the event loop is never starved for long.
+    Paths, blocking files and bytes are read and compressed in a worker
+    thread (see :func:`_encoded_in_thread`); other sources are compressed on
+    the loop in pieces of at most 1 MiB, so one encoding step stays in the
+    low milliseconds and the event loop is never starved for long.
     """
+    if upload.compress and upload.kind is PayloadKind.PATH:
+        file = await anyio.to_thread.run_sync(open, os.fspath(upload.source), "rb")
+        try:
+            async for out in _encoded_in_thread(upload, file):
+                yield out
+        finally:
+            file.close()
+        return
     if upload.compress and (
         upload.kind is PayloadKind.BYTES
         or (upload.kind is PayloadKind.FILE and _plain_reader(upload.source))
@@ -128,8 +137,11 @@ async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
         yield encoder.finish()
 
 
-async def _encoded_in_thread(upload: Upload) -> AsyncIterator[bytes]:
-    """Read and compress a blocking file or bytes, in worker-thread calls when it pays.
+async def _encoded_in_thread(
+    upload: Upload, opened: IO[bytes] | None = None
+) -> AsyncIterator[bytes]:
+    """Read and compress a blocking file, bytes, or a path's ``opened`` file, in
+    worker-thread calls when it pays.
 
     Reading and zstd both release the GIL. Compressible data costs
     milliseconds per piece, so each piece is read and compressed in one
@@ -139,9 +151,11 @@ async def _encoded_in_thread(upload: Upload) -> AsyncIterator[bytes]:
     and the choice are made with the first piece in hand (see
     :func:`objectstore_core.new_encoder`).
     """
-    if upload.kind is PayloadKind.FILE:
-        await _rewind(upload)
-        read = upload.source.read
+    from_file = opened is not None or upload.kind is PayloadKind.FILE
+    if from_file:
+        if opened is None:
+            await _rewind(upload)
+        read = upload.source.read if opened is None else opened.read
 
         def next_piece() -> bytes | memoryview:
             return _check_chunk(read(CHUNK_SIZE))
@@ -173,7 +187,7 @@ async def _encoded_in_thread(upload: Upload) -> AsyncIterator[bytes]:
             return
         if threaded:
             out, done = await anyio.to_thread.run_sync(step)
-        elif upload.kind is PayloadKind.FILE:
+        elif from_file:
             piece = await anyio.to_thread.run_sync(next_piece)
             out, done = step(piece)
         else:

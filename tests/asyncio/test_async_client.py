@@ -185,6 +185,51 @@ def test_blocking_file_read_and_compressed_in_a_worker_thread(
     assert readers and loop_thread not in readers  # the event loop never read the disk
 
 
+def test_a_path_is_read_and_compressed_off_the_loop_by_two_workers(
+    server: LocalServer, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the sync twin does: a compressible path of 1 MiB or more, its size
+    known from the file system, gets two zstd workers; and, as for files,
+    the event loop neither reads nor compresses it."""
+    import pathlib
+    import threading
+
+    from objectstore_async import _sources
+    from objectstore_core import ZstdEncoder, new_encoder
+
+    path = pathlib.Path(str(tmp_path)) / "big.txt"
+    data = b"".join(b"line %d of a compressible payload\n" % i for i in range(100_000))
+    path.write_bytes(data)
+    loop_thread = threading.get_ident()
+    encoders: list[ZstdEncoder] = []
+    encoding_threads: set[int] = set()
+
+    def watched(*args: object, **kwargs: object) -> ZstdEncoder:
+        encoder = new_encoder(*args, **kwargs)  # type: ignore[arg-type]
+        encode = encoder.encode
+
+        def recorded(chunk: bytes | bytearray | memoryview) -> bytes:
+            encoding_threads.add(threading.get_ident())
+            return encode(chunk)
+
+        encoder.encode = recorded  # type: ignore[method-assign,assignment]
+        encoders.append(encoder)
+        return encoder
+
+    monkeypatch.setattr(_sources, "new_encoder", watched)
+
+    async def main() -> None:
+        async with AsyncClient(server.url) as client:
+            session = client.session(Usecase("sources"), org=1)
+            key = await session.put(path, key="big-path")
+            response = await session.get(key)
+            assert response is not None and await response.aread() == data
+
+    _run(main)
+    assert [encoder.threads for encoder in encoders] == [2 if (os.cpu_count() or 1) > 1 else 0]
+    assert encoding_threads and loop_thread not in encoding_threads
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_decoding_buffered_input_lets_other_tasks_run(server: LocalServer, backend: str) -> None:
     """A body that compresses 100-fold arrives in one or two socket reads, so
