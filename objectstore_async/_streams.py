@@ -128,8 +128,9 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     The transport receives at most PIECE_SIZE bytes per system call (its
     ``max_size``, 256 KiB by default): each read is then an allocation the
     kernel fills directly, with no copy after it. The transport primes the
-    heap first (see ``prime_heap``): otherwise glibc serves every such read with mmap,
-    mremap and munmap, three system calls and page faults per response.
+    heap first (see ``prime_heap``): otherwise glibc serves every such read
+    with mmap, mremap and munmap, three system calls and page faults per
+    response.
 
     A large body arrives faster than one transport read per event-loop
     iteration: after a read of 64 KiB or more, the next read that finds

@@ -77,10 +77,10 @@ from objectstore_core._retry import IDEMPOTENT_METHODS
 __all__ = ["AsyncH1Transport", "AsyncRawBody", "AsyncRawStream", "AsyncTransport"]
 
 _ERROR_BODY_LIMIT = 1024 * 1024
-# Body reads ask for at most this much. asyncio never returns more than 256 KiB
-# per read, trio returns what is asked: a bigger read would let one compressed
-# read decode into many MiB between two awaits, stalling the event loop.
-_READ_CHUNK = PIECE_SIZE  # heap-sized reads (see PIECE_SIZE)
+# Body reads ask for at most this much (the transport primes the heap: see
+# PIECE_SIZE). One read of compressed data can decode into many MiB; the
+# payload gives other tasks a turn meanwhile (see _response._TURN_SECONDS).
+_READ_CHUNK = PIECE_SIZE
 _HEAD_CHUNK = 64 * 1024
 _SMALL_BODY = 64 * 1024  # bodies up to this size go out in one write with the head
 _WRITE_SLICE = 1024 * 1024  # larger bytes bodies are written in slices of this size
