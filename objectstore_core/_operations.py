@@ -139,6 +139,7 @@ def _clipped(limits: Timeout, left: float) -> Timeout:
         read=cut(limits.read),
         write=cut(limits.write),
         pool=cut(limits.pool),
+        total=left,  # the attempt's own deadline: the exchange bounds every wait by it
     )
 
 
