@@ -16,7 +16,6 @@ import select
 import socket
 import ssl
 import sys
-from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,116 +23,41 @@ import anyio
 import httpcore
 
 from objectstore_async._streams import _AsyncioStream
-from objectstore_core import ClientConfig, ConnectError, PoolTimeout
+from objectstore_core import ClientConfig
+from objectstore_core._pool import Lease, PoolPolicy, Return
 
 _CLOSE_GRACE = 1.0  # seconds a (TLS) close may take before the socket is dropped
 _SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
-class _Slots:
-    """A counting semaphore that works under asyncio and trio (anyio events).
-
-    Taking a free slot does not yield to the event loop: the request's first
-    socket operation does. A released slot is handed straight to the oldest
-    waiter, so waiting requests are served in order.
-    """
-
-    __slots__ = ("_free", "_waiters")
-
-    def __init__(self, count: int) -> None:
-        self._free = count
-        self._waiters: deque[anyio.Event] = deque()
-
-    def acquire_nowait(self) -> bool:
-        """Take a free slot if there is one (and nobody waits for it); never waits."""
-        if self._free and not self._waiters:
-            self._free -= 1
-            return True
-        return False
-
-    async def acquire(self, wait: float | None) -> bool:
-        """Take a slot; False when none came free within ``wait`` seconds (None: no limit)."""
-        if self.acquire_nowait():
-            return True
-        event = anyio.Event()
-        self._waiters.append(event)
-        try:
-            with anyio.move_on_after(wait):
-                await event.wait()
-        except BaseException:
-            self._abandon(event)
-            raise
-        if event.is_set():
-            return True
-        self._abandon(event)
-        return False
-
-    def _abandon(self, event: anyio.Event) -> None:
-        if event.is_set():
-            self.release()  # handed a slot while giving up: pass it on
-        else:
-            self._waiters.remove(event)
-
-    def release(self) -> None:
-        if self._waiters:
-            self._waiters.popleft().set()
-        else:
-            self._free += 1
-
-
 # An idle connection: the stream, and its socket (for the liveness check).
 _Idle = tuple[httpcore.AsyncNetworkStream, Any]
-
-
-class _Lease:
-    """One slot of the pool and the connection on it (None until connected)."""
-
-    __slots__ = ("broken", "generation", "reused", "sock", "stream")
-
-    def __init__(self, idle: _Idle | None, generation: object) -> None:
-        self.stream: httpcore.AsyncNetworkStream | None = None
-        self.sock: Any = None
-        if idle is not None:
-            self.stream, self.sock = idle
-        self.reused = idle is not None
-        self.generation = generation
-        self.broken = False  # the request was not fully sent: never reuse the connection
-
 
 # Sockets inherited over fork() that were detached from this process (see _forget).
 _forgotten: list[httpcore.AsyncNetworkStream] = []
 
 
 class _Pool:
-    """A bounded set of keep-alive connections to one origin, for one event loop.
+    """The core's pool policy over httpcore streams, for one event loop.
 
-    Fork safety (API §6): the pool remembers the process that filled it. The
-    first use in a forked child rebuilds it (new slots, no idle connections)
-    so the child never shares a socket with its parent; the inherited sockets
-    are detached without a word to the peer. Every lease carries the pool
-    generation it came from; a connection released to a newer generation
-    (leased before the fork) is detached too, and frees no slot it did not take.
+    One event loop means no lock; a waiter is an anyio event (asyncio and
+    trio). Closes are shielded from cancellation and bounded, so a cancelled
+    task never leaks its slot or its socket. Inherited sockets are detached
+    in a forked child without a word to the peer.
     """
 
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
-        self._idle: list[_Idle] = []
-        self._reset()
-
-    def _reset(self) -> None:
-        inherited, self._idle = self._idle, []
         self._pid = os.getpid()
-        self._generation = object()
-        self._slots = _Slots(self._config.max_connections)
-        self._in_use = 0
-        self._closed = False
+        self._policy: PoolPolicy[_Idle] = PoolPolicy(config.max_connections, self._pid)
         self._backend: httpcore.AsyncNetworkBackend | None = None
-        for stream, _ in inherited:
-            _forget(stream)
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
-            self._reset()
+            self._pid = os.getpid()
+            self._backend = None
+            for stream, _ in self._policy.check_process(self._pid):
+                _forget(stream)
 
     @property
     def backend(self) -> httpcore.AsyncNetworkBackend:
@@ -142,83 +66,67 @@ class _Pool:
             self._backend = _network_backend()
         return self._backend
 
-    async def acquire(self, wait: float | None, *, fresh: bool = False) -> _Lease:
-        """A slot with an idle connection on it, or with none to be connected.
+    async def acquire(self, wait: float | None, *, fresh: bool) -> Lease[_Idle]:
+        """A lease with a live idle connection, or with none (to be connected).
 
-        ``wait`` is Timeout.pool: None waits until a slot is free;
-        PoolTimeout when none frees up in time (nothing was sent). ``fresh``:
-        never an idle connection (one is closed instead, so that at most
-        ``max_connections`` stay open).
+        ``wait`` is Timeout.pool (None: until a slot frees up; then
+        PoolTimeout, nothing sent); ``fresh``: never an idle connection.
         """
         self._check_fork()
-        if self._closed:
-            raise ConnectError("the client is closed")
-        generation = self._generation
-        if not self._slots.acquire_nowait() and not await self._slots.acquire(wait):
-            raise PoolTimeout(
-                f"no connection became free within {wait} s "
-                f"(max_connections={self._config.max_connections})"
-            )
-        self._in_use += 1
-        if fresh and self._idle:
-            await _close(self._idle.pop(0)[0])
-            return _Lease(None, generation)
-        while self._idle:
-            idle = self._idle.pop()
-            if not _stale(idle):
-                return _Lease(idle, generation)
-            await _close(idle[0])
-        return _Lease(None, generation)
+        policy = self._policy
+        if not policy.take_slot():
+            event = anyio.Event()
+            policy.wait_for_slot(event)
+            try:
+                with anyio.move_on_after(wait):
+                    await event.wait()
+            except BaseException:
+                if policy.stop_waiting(event, woken=event.is_set()):
+                    _wake(policy.free_slot())  # handed a slot while cancelled: pass it on
+                raise
+            if not policy.stop_waiting(event, woken=event.is_set()):
+                raise policy.timeout_error(wait)
+        lease, closing = policy.lease(fresh=fresh)
+        while lease.connection is not None and _stale(lease.connection):
+            closing.append(lease.connection)
+            policy.next_idle(lease)
+        for stream, _ in closing:
+            await _close(stream)
+        return lease
 
-    def release_nowait(self, lease: _Lease, reusable: bool) -> bool:
-        """Give a lease back if that needs no I/O; False when its connection must be
-        closed first (then call :meth:`release`, which does).
-
-        A reusable connection is pooled and its slot freed; a lease without a
-        connection frees its slot; one leased before a fork is detached.
-        """
+    def give_back(self, lease: Lease[_Idle], reusable: bool) -> httpcore.AsyncNetworkStream | None:
+        """End a lease without I/O; returns the stream the caller must close, if any."""
         self._check_fork()
-        stream = lease.stream
-        if lease.generation is not self._generation:
-            lease.stream = None
-            if stream is not None:
-                _forget(stream)  # leased before a fork: never pooled here, no slot to free
-            return True
-        if stream is None:
-            self._in_use -= 1
-            self._slots.release()
-            return True
-        if reusable and not self._closed and not lease.broken:
-            lease.stream = None
-            self._in_use -= 1
-            self._idle.append((stream, lease.sock))
-            self._slots.release()
-            return True
-        return False
+        connection = lease.connection
+        verdict, waiter = self._policy.give_back(lease, reusable)
+        _wake(waiter)
+        if connection is None or verdict is Return.POOLED:
+            return None
+        if verdict is Return.DETACH:
+            _forget(connection[0])  # leased before a fork: never pooled here
+            return None
+        return connection[0]
 
-    async def release(self, lease: _Lease, reusable: bool) -> None:
-        """Give a lease back: its connection kept only if reusable, its slot freed."""
-        if self.release_nowait(lease, reusable):
-            return
-        stream, lease.stream = lease.stream, None
-        self._in_use -= 1
-        try:
-            if stream is not None:
-                await _close(stream)
-        finally:
-            self._slots.release()
+    async def release(self, lease: Lease[_Idle], reusable: bool) -> None:
+        """End a lease: its connection kept only if reusable, else closed."""
+        stream = self.give_back(lease, reusable)
+        if stream is not None:
+            await _close(stream)
 
     def stats(self) -> dict[str, int]:
         """``{"idle": n, "in_use": m}`` for this process (leak checks, load tests)."""
         self._check_fork()
-        return {"idle": len(self._idle), "in_use": self._in_use}
+        return self._policy.stats()
 
     async def aclose(self) -> None:
         self._check_fork()
-        self._closed = True
-        idle, self._idle = self._idle, []
-        for stream, _ in idle:
+        for stream, _ in self._policy.close():
             await _close(stream)
+
+
+def _wake(waiter: object | None) -> None:
+    if isinstance(waiter, anyio.Event):
+        waiter.set()
 
 
 def _stale(idle: _Idle) -> bool:

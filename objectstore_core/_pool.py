@@ -164,6 +164,10 @@ class PoolPolicy(Generic[C]):
         idle, self._idle = self._idle, []
         return idle
 
+    def idle(self) -> tuple[C, ...]:
+        """The idle connections, oldest first (for inspection; they stay pooled)."""
+        return tuple(self._idle)
+
     def stats(self) -> dict[str, int]:
         """``{"idle": n, "in_use": m}`` (leak checks, load tests)."""
         return {"idle": len(self._idle), "in_use": self._limit - self._free}

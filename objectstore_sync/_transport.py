@@ -97,19 +97,26 @@ class _Pool:
         self._check_fork()
         policy = self._policy
         with self._lock:
-            if not policy.take_slot():
-                waiter = threading.Event()
+            waiter = None if policy.take_slot() else threading.Event()
+            if waiter is not None:
                 policy.wait_for_slot(waiter)
-                self._lock.release()
-                try:
-                    woken = waiter.wait(wait)
-                finally:
-                    self._lock.acquire()
-                    # Also on KeyboardInterrupt: a slot handed over meanwhile is passed on.
-                    holds = policy.stop_waiting(waiter, woken=waiter.is_set())
-                if not holds:
+        if waiter is not None:
+            try:
+                waiter.wait(wait)
+            except BaseException:  # KeyboardInterrupt: a slot handed over meanwhile is passed on
+                with self._lock:
+                    handed = (
+                        policy.free_slot()
+                        if policy.stop_waiting(waiter, woken=waiter.is_set())
+                        else None
+                    )
+                if isinstance(handed, threading.Event):
+                    handed.set()
+                raise
+            with self._lock:
+                if not policy.stop_waiting(waiter, woken=waiter.is_set()):
                     raise policy.timeout_error(wait)
-                del woken
+        with self._lock:
             lease, closing = policy.lease(fresh=fresh)
             while lease.connection is not None and not _alive(lease.connection):
                 closing.append(lease.connection)

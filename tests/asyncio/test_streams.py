@@ -33,7 +33,7 @@ def _transport(url: str, **kwargs: Any) -> AsyncH1Transport:
 
 
 def _idle_streams(transport: AsyncH1Transport) -> list[Any]:
-    return [stream for stream, _ in transport._pool._idle]
+    return [stream for stream, _ in transport._pool._policy.idle()]
 
 
 @pytest.mark.parametrize(
