@@ -173,10 +173,9 @@ class Exchange:
     def start(self, *, reused: bool) -> None:
         """Begin (again) on a connection; ``reused``: it carried a request before."""
         if self._phase != _SENDING or self._sent:
-            if not (self._phase == _FAILED and self._resendable_now()):
+            if not (self._resent and self._resendable):
                 raise RuntimeError("Exchange.start after the exchange went past its sending")
             self._resendable = False  # once only
-            self._resent = True
         self._reused = reused
         self._phase = _SENDING
         self._parser = ResponseParser(self.request.method)
@@ -185,6 +184,10 @@ class Exchange:
         self._silent_close = False
         self._sent = 0
         self._pending = b""
+
+    def _resend(self) -> _Verdict:
+        self._resent = True
+        return RESEND
 
     def _resendable_now(self) -> bool:
         return self._reused and self._resendable and not self._received
@@ -264,7 +267,7 @@ class Exchange:
             raise self._write_timeout() from cause
         if self._resendable_now():
             self._phase = _FAILED
-            return RESEND
+            return self._resend()
         self._early = cause
         self._phase = _AWAITING
         return None
@@ -318,7 +321,7 @@ class Exchange:
             ) from cause
         if not self._received:
             if not timeout and self._resendable_now():
-                return RESEND
+                return self._resend()
             if self._early is not None:
                 raise self._lost_while_sending() from self._early
         if timeout and self._cut:
@@ -395,7 +398,7 @@ class Exchange:
 
     def _closed_without_answer(self) -> object:
         if self._resendable_now():
-            return RESEND
+            return self._resend()
         if self._early is not None:
             raise self._lost_while_sending() from self._early
         raise ReadError("the server closed the connection without a response")
