@@ -275,7 +275,7 @@ class Exchange:
     def _write_timeout(self) -> WriteTimeout:
         if self._cut:
             return WriteTimeout(
-                f"the request was not sent within the total timeout ({self.limits.total} s)"
+                f"the request was not sent within the total timeout ({self.limits.total:.3g} s)"
             )
         wait = self.limits.write
         if not self._sent:
@@ -326,7 +326,7 @@ class Exchange:
                 raise self._lost_while_sending() from self._early
         if timeout and self._cut:
             raise ReadTimeout(
-                f"no response within the total timeout ({self.limits.total} s)"
+                f"no response within the total timeout ({self.limits.total:.3g} s)"
             ) from cause
         if timeout:
             raise ReadTimeout(
@@ -429,7 +429,7 @@ class Exchange:
             error = {"connecting": ConnectTimeout, "sending the request": WriteTimeout}.get(
                 doing, ReadTimeout
             )
-            raise error(f"the total timeout ({self.limits.total} s) ran out while {doing}")
+            raise error(f"the total timeout ({self.limits.total:.3g} s) ran out while {doing}")
         self._cut = limit is None or left < limit
         return left if self._cut else limit
 
