@@ -56,6 +56,7 @@ from objectstore_core._h1 import (
     NEED_DATA,
     ResponseHead,
     ResponseParser,
+    _Sentinel,
     chunk_header,
     encode_request_head,
 )
@@ -91,17 +92,7 @@ class Failure(Enum):
     BROKEN = "broken"  # reset, broken pipe, closed, TLS failure: the connection is gone
 
 
-class _Verdict:
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-RESEND: Final = _Verdict("RESEND")
+RESEND: Final = _Sentinel("RESEND")
 """Nothing of an answer arrived on a reused connection: send the request again
 on a fresh connection (the transport closes this one)."""
 
@@ -185,7 +176,7 @@ class Exchange:
         self._sent = 0
         self._pending = b""
 
-    def _resend(self) -> _Verdict:
+    def _resend(self) -> _Sentinel:
         self._resent = True
         return RESEND
 
@@ -255,7 +246,7 @@ class Exchange:
         """How long the next write may wait for the server to take it."""
         return self._wait(self.limits.write, now, "sending the request")
 
-    def send_failed(self, failure: Failure, cause: BaseException) -> _Verdict | None:
+    def send_failed(self, failure: Failure, cause: BaseException) -> _Sentinel | None:
         """A write failed. :data:`RESEND`, or None: read the answer the server may
         have sent before closing (:meth:`next_event` decides); a timeout raises
         :class:`WriteTimeout`.
@@ -306,7 +297,7 @@ class Exchange:
             self._silent_close = True
         self._parser.feed(data)
 
-    def receive_failed(self, failure: Failure, cause: BaseException) -> _Verdict:
+    def receive_failed(self, failure: Failure, cause: BaseException) -> _Sentinel:
         """A receive failed: :data:`RESEND`, or the error (raised from ``cause``)."""
         phase = self._phase
         self._phase = _FAILED
@@ -372,12 +363,12 @@ class Exchange:
             self._phase = _DONE
         return event
 
-    def next_head(self) -> ResponseHead | _Verdict | None:
+    def next_head(self) -> ResponseHead | _Sentinel | None:
         """The response head, :data:`RESEND`, or None: receive more first."""
         event = self.next_event()
         if event is NEED_DATA:
             return None
-        if isinstance(event, ResponseHead | _Verdict):
+        if isinstance(event, ResponseHead | _Sentinel):
             return event
         raise RuntimeError("Exchange.next_head after the head")  # pragma: no cover
 
