@@ -57,7 +57,8 @@ LAST_CHUNK = b"0\r\n\r\n"
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _MAX_HEAD = 256 * 1024
 _MAX_CHUNK_LINE = 4096
-_LENGTH_RE = re.compile(r"[0-9]{1,19}")
+_LENGTH_RE = re.compile(r"[0-9]{1,19}", re.ASCII)
+_MAX_INFORMATIONAL = 16
 # A chunk size line: hex digits, optional whitespace and extensions (RFC 9112 §7.1).
 _CHUNK_SIZE_RE = re.compile(rb"\s*([0-9A-Fa-f]{1,15})\s*(?:;.*)?", re.DOTALL)
 # The CRLF ending a last data chunk, then the zero-size chunk and no trailers.
@@ -167,6 +168,7 @@ class ResponseParser:
         "_direct_at",
         "_eof",
         "_head",
+        "_informational",
         "_method",
         "_remaining",
         "_state",
@@ -179,6 +181,7 @@ class ResponseParser:
         self._remaining = 0
         self._eof = False
         self._head: ResponseHead | None = None
+        self._informational = 0
         # Body bytes received while nothing else is buffered are kept as the
         # received object and handed out without copying (large downloads).
         self._direct: bytes | None = None
@@ -277,21 +280,41 @@ class ResponseParser:
     # -- head ---------------------------------------------------------------------
 
     def _parse_head(self) -> ResponseHead | _Sentinel:
+        buffer = self._buffer
         while True:
-            end = self._buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._buffer) > _MAX_HEAD:
+            end = buffer.find(b"\r\n\r\n")
+            # RFC 9112 §2.2: a recipient may read a bare LF as a line end. A head
+            # ending in one is read as such, at once, rather than waited on.
+            bare = buffer.find(b"\n\n", 0, end if end >= 0 else len(buffer))
+            raw: bytes | bytearray
+            if bare >= 0:
+                raw = bytes(buffer[:bare]).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+                del buffer[: bare + 2]
+            elif end >= 0:
+                raw = buffer[:end]
+                del buffer[: end + 4]
+            else:
+                if len(buffer) > _MAX_HEAD:
                     raise ProtocolError(f"response head exceeds {_MAX_HEAD} bytes")
                 if self._eof:
-                    if self._buffer:
+                    if buffer:
                         raise ProtocolError("connection closed in the middle of a response head")
                     raise ProtocolError("connection closed before any response")
                 return NEED_DATA
-            raw = self._buffer[:end]
-            del self._buffer[: end + 4]
+            if len(raw) > _MAX_HEAD:
+                raise ProtocolError(f"response head exceeds {_MAX_HEAD} bytes")
             head = _parse_head(raw)
             if 100 <= head.status < 200:
-                continue  # informational (e.g. 100 Continue): the real response follows
+                # Informational (e.g. 100 Continue): the real response follows.
+                # We never ask to switch protocols, and a bounded number only.
+                if head.status == 101:
+                    raise ProtocolError("unexpected 101 Switching Protocols: no upgrade was asked")
+                self._informational += 1
+                if self._informational > _MAX_INFORMATIONAL:
+                    raise ProtocolError(
+                        f"more than {_MAX_INFORMATIONAL} informational responses before the answer"
+                    )
+                continue
             self._head = self._choose_framing(head)
             return self._head
 
@@ -308,9 +331,12 @@ class ResponseParser:
             return head
         length = headers.get("content-length")
         if length is not None:
-            if not _LENGTH_RE.fullmatch(length.strip()):
-                raise ProtocolError(f"invalid content-length {length!r}")
-            self._remaining = int(length)
+            # ASCII digits only: str.strip and int() would also take Unicode
+            # spaces and digits (RFC 9110 §8.6).
+            digits = length.strip(" \t")
+            if not _LENGTH_RE.fullmatch(digits):
+                raise ProtocolError(f"invalid content-length {length[:40]!r}")
+            self._remaining = int(digits)
             self._state = _LENGTH if self._remaining else _DONE
             return head
         # Delimited by the end of the connection, which therefore cannot be reused.

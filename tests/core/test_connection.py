@@ -7,6 +7,7 @@ import pytest
 from objectstore_core import (
     ConnectTimeout,
     PoolTimeout,
+    ProtocolError,
     ReadError,
     ReadTimeout,
     Request,
@@ -176,3 +177,36 @@ def test_a_forked_child_starts_afresh_and_detaches_what_it_inherited() -> None:
     assert policy.check_process(2) == ["a"]
     assert policy.stats() == {"idle": 0, "in_use": 0}
     assert policy.give_back(held, reusable=True) == (Return.DETACH, None)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\ncontent-length:\x1e2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\ncontent-length: ２\r\n\r\nok".encode(),
+        b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 1_0\r\n\r\nok",
+        b"HTTP/1.1 100 Continue\r\n\r\n" * 17 + OK,
+        b"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n" + b"x-a: b\r\n" * 40_000 + b"\r\n",
+    ],
+)
+def test_bad_heads_are_protocol_errors_at_once(head: bytes) -> None:
+    exchange = _exchange(Request("GET", "/x"))
+    exchange.start(reused=False)
+    _written(exchange)
+    exchange.sent()
+    exchange.receive_data(head)
+    with pytest.raises(ProtocolError):
+        exchange.next_head()
+
+
+def test_a_head_with_bare_lf_line_ends_is_read_at_once() -> None:
+    exchange = _exchange(Request("GET", "/x"))
+    exchange.start(reused=False)
+    _written(exchange)
+    exchange.sent()
+    exchange.receive_data(b"HTTP/1.1 200 OK\ncontent-length: 2\n\nok")
+    head = exchange.next_head()
+    assert head is not None and head is not RESEND and head.status == 200
+    assert exchange.next_data() == b"ok"
