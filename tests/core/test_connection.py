@@ -16,7 +16,7 @@ from objectstore_core import (
     WriteError,
     WriteTimeout,
 )
-from objectstore_core._connection import RESEND, WRITE_SLICE, Exchange, Failure
+from objectstore_core._connection import RESEND, WRITE_SLICE, Exchange, Failure, ResponseHead
 from objectstore_core._http import PayloadKind
 from objectstore_core._pool import PoolPolicy, Return
 
@@ -39,7 +39,7 @@ def test_a_get_is_framed_and_its_answer_read() -> None:
     assert exchange.next_head() is None
     exchange.receive_data(OK)
     head = exchange.next_head()
-    assert head is not None and head is not RESEND
+    assert isinstance(head, ResponseHead)
     assert exchange.next_data() == b"ok"
     assert exchange.complete and exchange.reusable
 
@@ -97,7 +97,7 @@ def test_an_early_answer_wins_over_the_failed_write() -> None:
     assert exchange.send_failed(Failure.BROKEN, BrokenPipeError("pipe")) is None
     exchange.receive_data(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
     head = exchange.next_head()
-    assert head is not None and head is not RESEND and head.status == 403
+    assert isinstance(head, ResponseHead) and head.status == 403
     assert not exchange.reusable  # the request was not fully sent
 
 
@@ -208,5 +208,5 @@ def test_a_head_with_bare_lf_line_ends_is_read_at_once() -> None:
     exchange.sent()
     exchange.receive_data(b"HTTP/1.1 200 OK\ncontent-length: 2\n\nok")
     head = exchange.next_head()
-    assert head is not None and head is not RESEND and head.status == 200
+    assert isinstance(head, ResponseHead) and head.status == 200
     assert exchange.next_data() == b"ok"
