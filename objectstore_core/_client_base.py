@@ -17,7 +17,6 @@ from objectstore_core._config import (
     DEFAULT_MAX_CONNECTIONS,
     ClientConfig,
     MetricsBackend,
-    Timeout,
     client_config,
     config_from_env,
     session_target,
@@ -25,6 +24,7 @@ from objectstore_core._config import (
 from objectstore_core._models import Scope, Usecase
 from objectstore_core._paths import Target
 from objectstore_core._retry import RetryPolicy
+from objectstore_core._timeout import Timeout
 
 __all__ = ["BaseClient"]
 

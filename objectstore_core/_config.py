@@ -7,18 +7,16 @@ handling, defaults, deprecations and validation exist once.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from objectstore_core._auth import SecretKey, TokenProvider
 from objectstore_core._models import Scope, Usecase
 from objectstore_core._paths import Target, split_base_url
-
-if TYPE_CHECKING:
-    from objectstore_core._retry import RetryPolicy
+from objectstore_core._retry import RetryPolicy
+from objectstore_core._timeout import Timeout, seconds
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
@@ -67,55 +65,6 @@ class NoOpMetricsBackend:
         self, name: str, value: int | float, tags: Tags | None = None, unit: str | None = None
     ) -> None:
         return None
-
-
-def _seconds(value: object, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what}={value!r} is invalid: use a number of seconds or None")
-    if value <= 0:
-        raise ValueError(f"{what}={value!r} is invalid: it must be greater than 0")
-    return float(value)
-
-
-@dataclass(frozen=True, slots=True)
-class Timeout:
-    """Timeouts in seconds; None waits forever.
-
-    ``connect`` bounds establishing a connection only: it never applies to
-    writing a body, so a slow server cannot break a large upload. ``read``
-    bounds each wait for response bytes, ``write`` each wait to send body
-    bytes, ``pool`` the wait for a free pooled connection (None: until one
-    frees up; then PoolTimeout). A plain number means the same for read and write (connect stays
-    at its default of 0.1 s, as in the official clients).
-
-    ``total`` is a deadline for a whole operation: every attempt, and every
-    wait between retries, must fit in it. Each socket wait of an attempt is
-    cut to the time left, and no retry starts that could not finish its
-    backoff in time (the last error is raised instead). It does not bound
-    reading a streamed payload after ``get`` has returned it.
-    """
-
-    connect: float | None = 0.1
-    read: float | None = None
-    write: float | None = None
-    pool: float | None = None
-    total: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "read", "write", "pool", "total"):
-            object.__setattr__(self, name, _seconds(getattr(self, name), f"Timeout.{name}"))
-
-    @classmethod
-    def coerce(
-        cls, value: Timeout | float | int | None, *, what: str = "timeout"
-    ) -> Timeout | None:
-        """Accept a Timeout, a number of seconds (read and write), or None."""
-        if value is None or isinstance(value, Timeout):
-            return value
-        seconds = _seconds(value, what)
-        return cls(read=seconds, write=seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +130,7 @@ def client_config(
     policy = _retry_policy(retries, retry)
     chosen = Timeout.coerce(timeout)
     if chosen is None:
-        read = _seconds(timeout_ms, "timeout_ms")
+        read = seconds(timeout_ms, "timeout_ms")
         chosen = Timeout(read=read / 1000 if read is not None else None)
     elif timeout_ms is not None:
         raise ValueError("pass either timeout= or timeout_ms=, not both")
@@ -221,8 +170,6 @@ def client_config(
 
 
 def _retry_policy(retries: int | None, retry: RetryPolicy | None) -> RetryPolicy:
-    from objectstore_core._retry import RetryPolicy  # _retry imports _http, which imports us
-
     if retry is not None:
         if retries is not None:
             raise ValueError("pass either retry= or retries=, not both")

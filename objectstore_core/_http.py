@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, TypeAlias, TypeVar
 
-from objectstore_core._config import Timeout
+from objectstore_core._timeout import Timeout
 
 __all__ = [
     "Clock",

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from objectstore_core._codec import compress as zstd_compress
 from objectstore_core._codec import zstd_workers
-from objectstore_core._config import ClientConfig, ClientTarget, Timeout
+from objectstore_core._config import ClientConfig, ClientTarget
 from objectstore_core._download import Download
 from objectstore_core._durations import format_duration
 from objectstore_core._errors import (
@@ -47,6 +47,7 @@ from objectstore_core._models import (
 )
 from objectstore_core._paths import Target, validate_key
 from objectstore_core._retry import retry_delay
+from objectstore_core._timeout import Timeout
 
 __all__ = [
     "GetOutcome",

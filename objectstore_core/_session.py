@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from objectstore_core._auth import SecretKey
-from objectstore_core._config import ClientConfig, Timeout
+from objectstore_core._config import ClientConfig
 from objectstore_core._http import Flow, Payload
 from objectstore_core._metadata import Metadata
 from objectstore_core._models import Compression, ExpirationPolicy, Permission, Scope, Usecase
@@ -30,6 +30,7 @@ from objectstore_core._operations import (
 )
 from objectstore_core._paths import Target
 from objectstore_core._presign import object_url, presigned_url
+from objectstore_core._timeout import Timeout
 
 __all__ = ["BaseSession", "SessionFlows", "with_return_annotation"]
 
