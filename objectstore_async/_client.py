@@ -10,7 +10,9 @@ Same names, parameters and defaults as ``objectstore_sync`` by construction.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Coroutine
+import os
+import time
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -45,10 +47,18 @@ class AsyncClient(BaseClient[AsyncTransport, "AsyncSession"]):
     asyncio and trio; create one client per event loop.
     """
 
+    # The looks outside that the core leaves to the twins (see BaseClient).
+    _wall_clock = staticmethod(time.time)
+
     @staticmethod
     def _read_key_file(path: str) -> str:
         """Read ``$OBJECTSTORE_KEY_FILE`` for :meth:`from_env` (small, read once)."""
         return Path(path).read_text(encoding="utf-8")
+
+    @staticmethod
+    def _environment() -> Mapping[str, str]:
+        """The process environment, for :meth:`from_env`."""
+        return os.environ
 
     def _default_transport(self, config: ClientConfig) -> AsyncTransport:
         return AsyncH1Transport(config)

@@ -200,6 +200,18 @@ def _load_private_key(secret_key: object) -> Ed25519PrivateKey:
     return key
 
 
+def _standalone_clock() -> float:
+    """The signing time of a token asked for without ``now``: the one clock the core reads.
+
+    :class:`SecretKey` is a value shared by both twins (API §0.3), and the
+    official client's ``key.token_for_scope(usecase, scope)`` signs for the
+    current time, so a key used on its own must read the clock. Everything a
+    client does passes the time its twin read instead: drivers give it to
+    :meth:`KeyCredentials.headers`, sessions to ``token_for_scope(now=...)``.
+    """
+    return time.time()
+
+
 class SecretKey:
     """An Ed25519 signing key for Objectstore tokens and pre-signed URLs (API §5).
 
@@ -256,7 +268,8 @@ class SecretKey:
         ``scope`` may also be a mapping, whose values may be ``"*"`` (any
         value). ``permissions`` and ``expiry_seconds`` default to the key's. ``now``
         (seconds since the epoch) is the signing time, the current time when
-        None; the token expires ``expiry_seconds`` after it.
+        None (see :func:`_standalone_clock`); the token expires
+        ``expiry_seconds`` after it.
 
         >>> token = key.token_for_scope("attachments", Scope(org=42))     # doctest: +SKIP
         """
@@ -264,7 +277,7 @@ class SecretKey:
         perms = validate_permissions(chosen)
         expiry = self.expiry_seconds if expiry_seconds is None else expiry_seconds
         _validate_expiry(expiry, "expiry_seconds")
-        issued = time.time() if now is None else now
+        issued = _standalone_clock() if now is None else now
         claims = token_claims(
             _usecase_name(usecase), _scope_items(scope), perms, math.floor(issued) + expiry
         )

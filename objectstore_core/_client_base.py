@@ -2,8 +2,9 @@
 
 ``objectstore_sync.Client`` and ``objectstore_async.AsyncClient`` both derive
 from :class:`BaseClient` (never from each other) and add only their
-transport and their way of closing (``close`` / ``aclose``). The constructor
-is therefore one signature for both twins.
+transport, their way of closing (``close`` / ``aclose``) and the three
+looks outside the core cannot take itself (a key file, the environment, the
+wall clock). The constructor is therefore one signature for both twins.
 """
 
 from __future__ import annotations
@@ -85,9 +86,14 @@ class BaseClient(Generic[TransportT, SessionT]):
     def _new_session(self, target: Target) -> SessionT:
         raise NotImplementedError  # pragma: no cover - each twin provides its session
 
-    # How ``from_env`` reads ``$OBJECTSTORE_KEY_FILE``: the core opens no files, so
-    # each twin sets this to a plain file read (a staticmethod).
+    # What the core cannot do itself, each twin provides as a staticmethod (one
+    # line each, beside its transport): read ``$OBJECTSTORE_KEY_FILE`` for
+    # ``from_env``, hand over the process environment, and read the wall clock
+    # for tokens and URLs made without ``now=``. The core opens no files and
+    # reads neither the environment nor a clock.
     _read_key_file: Callable[[str], str] | None = None
+    _environment: Callable[[], Mapping[str, str]] | None = None
+    _wall_clock: Callable[[], float] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
@@ -99,7 +105,10 @@ class BaseClient(Generic[TransportT, SessionT]):
 
         >>> client = Client.from_env()          # doctest: +SKIP
         """
-        environ = os.environ if environ is None else environ
+        if environ is None:
+            if cls._environment is None:  # pragma: no cover - each twin provides it
+                raise TypeError(f"{cls.__name__} cannot read the environment: pass environ")
+            environ = cls._environment()
         url, token = config_from_env(environ, cls._read_key_file)
         kwargs.setdefault("token", token)
         return cls(url, **kwargs)

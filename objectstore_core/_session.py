@@ -10,7 +10,6 @@ between the twins, and there is exactly one place to change an operation.
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -185,12 +184,22 @@ class BaseSession:
 
     # -- tokens and URLs (API §5, PROTOCOL §10.7, §11): no I/O, identical in both twins --
     #
-    # These read the wall clock once (``now=None``); pass ``now`` (seconds since the
-    # epoch) to sign for another time. Flows never read the clock: drivers pass it.
+    # These sign for the current time (``now=None``), which the client's twin
+    # reads (``BaseClient._wall_clock``); pass ``now`` (seconds since the epoch)
+    # to sign for another time. The core never reads a clock: drivers pass it.
 
     def _config(self) -> ClientConfig:
         config: ClientConfig = self._client.config
         return config
+
+    def _now(self, now: float | None) -> float:
+        """``now``, or the wall clock as the client's twin reads it."""
+        if now is not None:
+            return now
+        clock = self._client._wall_clock
+        if clock is None:  # pragma: no cover - each twin provides it
+            raise TypeError(f"{type(self._client).__name__} has no wall clock: pass now=")
+        return float(clock())
 
     def mint_token(
         self,
@@ -217,7 +226,7 @@ class BaseSession:
             target.scope,
             permissions,
             expiry_seconds,
-            now=time.time() if now is None else now,
+            now=self._now(now),
         )
 
     def object_url(
@@ -243,7 +252,7 @@ class BaseSession:
             key,
             config.token,
             token_validity,
-            time.time() if now is None else now,
+            self._now(now),
         )
 
     def presigned_object_url(
@@ -274,7 +283,7 @@ class BaseSession:
             key,
             config.token,
             duration,
-            time.time() if now is None else now,
+            self._now(now),
         )
 
     def __repr__(self) -> str:

@@ -9,7 +9,9 @@ No protocol decision is made here.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import os
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -45,10 +47,18 @@ class Client(BaseClient[SyncTransport, "Session"]):
     is rebuilt there) and in the parent.
     """
 
+    # The looks outside that the core leaves to the twins (see BaseClient).
+    _wall_clock = staticmethod(time.time)
+
     @staticmethod
     def _read_key_file(path: str) -> str:
         """Read ``$OBJECTSTORE_KEY_FILE`` for :meth:`from_env` (small, read once)."""
         return Path(path).read_text(encoding="utf-8")
+
+    @staticmethod
+    def _environment() -> Mapping[str, str]:
+        """The process environment, for :meth:`from_env`."""
+        return os.environ
 
     def _default_transport(self, config: ClientConfig) -> SyncTransport:
         return Urllib3Transport(config)
