@@ -68,6 +68,7 @@ from objectstore_core._errors import (
 )
 from objectstore_core._http import (
     Clock,
+    Compress,
     Credentials,
     Flow,
     Payload,
@@ -134,6 +135,7 @@ __all__ = [
     "ClientConfig",
     "ClientTarget",
     "Clock",
+    "Compress",
     "Compression",
     "ConnectError",
     "ConnectTimeout",

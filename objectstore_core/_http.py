@@ -1,8 +1,9 @@
 """Plain data that crosses the boundary between the core and the transports.
 
 A flow (see :mod:`objectstore_core._operations`) yields :class:`SendRequest`,
-:class:`Sleep` and :class:`Clock` steps; a driver performs them and sends
-back a :class:`Response`, None, or the time. Nothing here refers to an HTTP library.
+:class:`Sleep`, :class:`Clock` and :class:`Compress` steps; a driver performs
+them and sends back a :class:`Response`, None, the time, or the compressed
+bytes. Nothing here refers to an HTTP library.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, TypeAlias, TypeVar
 
+from objectstore_core._codec import compress, zstd_workers
 from objectstore_core._timeout import Timeout
 
 __all__ = [
     "Clock",
+    "Compress",
     "Credentials",
     "Flow",
     "Payload",
@@ -214,6 +217,26 @@ class Sleep:
 
 
 @dataclass(frozen=True, slots=True)
+class Compress:
+    """Flow step: compress ``data`` (``size`` bytes) into one zstd frame; the driver sends
+    back the frame.
+
+    The flow only describes the work; the driver decides where it runs (the
+    sync twin in the calling thread; the async twin on the event loop when it
+    is small, else in a worker thread). The frame is sent with a
+    content-length and reused on retries.
+    """
+
+    data: bytes | bytearray | memoryview
+    size: int
+
+    def run(self) -> bytes:
+        """The frame (zstd level 3 with a checksum), on two libzstd workers when
+        :func:`objectstore_core.zstd_workers` says so for ``size``."""
+        return compress(self.data, threads=zstd_workers(self.size, self.data))
+
+
+@dataclass(frozen=True, slots=True)
 class Clock:
     """Flow step: the driver sends back a monotonic time in seconds.
 
@@ -222,5 +245,7 @@ class Clock:
     """
 
 
-Flow: TypeAlias = Generator[SendRequest | Sleep | Clock, Response | float | None, T]
+Flow: TypeAlias = Generator[
+    SendRequest | Sleep | Clock | Compress, Response | float | bytes | None, T
+]
 """A multi-step operation written once, driven by the sync and the async driver."""

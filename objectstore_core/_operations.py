@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from objectstore_core._codec import compress as zstd_compress
-from objectstore_core._codec import zstd_workers
 from objectstore_core._config import ClientConfig, ClientTarget
 from objectstore_core._download import Download
 from objectstore_core._durations import format_duration
@@ -27,9 +25,9 @@ from objectstore_core._errors import (
 )
 from objectstore_core._http import (
     Clock,
+    Compress,
     Flow,
     Payload,
-    PayloadKind,
     Request,
     Response,
     SendRequest,
@@ -59,8 +57,9 @@ __all__ = [
     "put_flow",
 ]
 
-# Payloads up to this size are compressed in one call and sent with a
-# content-length; larger ones are streamed through the encoder in chunks.
+# Payloads up to this size are compressed in one call (a Compress step, which
+# the driver performs where its twin decides) and sent with a content-length;
+# larger ones are streamed through the encoder in chunks by the transport.
 ONE_SHOT_LIMIT = 4 * 1024 * 1024
 
 
@@ -234,15 +233,15 @@ def _validate_threshold(value: object) -> None:
         )
 
 
-def _body(contents: Payload, compress: bool) -> bytes | Upload:
-    """Turn a payload into a request body without reading any file or iterator."""
+def _body(contents: Payload, compress: bool) -> bytes | Upload | Compress:
+    """Describe a payload as a request body, without reading, measuring or compressing it."""
     if isinstance(contents, str):
         contents = contents.encode("utf-8")
     kind = classify_payload(contents)
-    if kind is PayloadKind.BYTES:
+    if isinstance(contents, bytes | bytearray | memoryview):
         size = memoryview(contents).nbytes
         if compress and size <= ONE_SHOT_LIMIT:
-            return zstd_compress(contents, threads=zstd_workers(size, contents))
+            return Compress(contents, size)
         if not compress and isinstance(contents, bytes):
             return contents
     return Upload(source=contents, kind=kind, compress=compress)
@@ -268,7 +267,10 @@ def put_flow(
 
     Without a key (None or ``""``, as the official clients do) the server
     generates one: ``POST .../{scope}/`` answered 201. With a key: ``PUT``
-    answered 200. Validation happens here, before the flow starts.
+    answered 200. Validation happens here, before the flow starts. Nothing is
+    compressed here: bytes up to 4 MiB are compressed by the flow's first
+    step (:class:`Compress`, performed by the driver), larger payloads by the
+    transport as it streams them.
     """
     do_compress, encoding = resolve_compression(target, compress, compression, precompressed)
     if key == "":
@@ -288,14 +290,26 @@ def put_flow(
         custom=metadata,
     )
     body = _body(contents, do_compress)
-    if key is None:
-        request = Request("POST", target.collection(), tuple(headers), body, timeout=timeout)
-    else:
-        request = Request("PUT", target.object(key), tuple(headers), body, timeout=timeout)
-    return _put_steps(target, request, key)
+    # Without a key: POST to the collection; with one: PUT to the object (§3.1, §3.2).
+    method, path = ("POST", target.collection()) if key is None else ("PUT", target.object(key))
+    return _put_steps(target, method, path, tuple(headers), body, timeout, key)
 
 
-def _put_steps(target: Target, request: Request, key: str | None) -> Flow[str]:
+def _put_steps(
+    target: Target,
+    method: str,
+    path: str,
+    headers: tuple[tuple[str, str], ...],
+    body: bytes | Upload | Compress,
+    timeout: Timeout | None,
+    key: str | None,
+) -> Flow[str]:
+    if isinstance(body, Compress):
+        frame = yield body  # the driver compresses where its twin decides; the flow never does
+        if not isinstance(frame, bytes):  # pragma: no cover - driver contract
+            raise TypeError(f"driver sent {frame!r} for a Compress step")
+        body = frame
+    request = Request(method, path, headers, body, timeout=timeout)
     response = yield from _send(target, request, "put", key)
     if response.status not in (200, 201):
         _raise_for(response, target, "put", key)

@@ -1,11 +1,11 @@
-"""The sync driver: runs a core flow, doing its I/O and its waits."""
+"""The sync driver: runs a core flow, doing its I/O, its waits and its compression."""
 
 from __future__ import annotations
 
 import time
 from typing import TypeVar
 
-from objectstore_core import Clock, Flow, ObjectstoreError, Response, SendRequest, Sleep
+from objectstore_core import Clock, Compress, Flow, ObjectstoreError, Response, SendRequest, Sleep
 from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
@@ -17,13 +17,14 @@ def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
     """Run ``flow`` to completion; return its value and the body it left open, if any.
 
     Only the response of the last request can stay open (a streaming GET); it
-    is closed if the flow fails or sends another request.
+    is closed if the flow fails or sends another request. A :class:`Compress`
+    step runs in the calling thread (the caller is blocked either way).
     """
     held: RawBody | None = None
     try:
         step = next(flow)
         while True:
-            reply: Response | float | None = None
+            reply: Response | float | bytes | None = None
             if isinstance(step, SendRequest):  # the usual step first
                 if held is not None:
                     held.close()
@@ -33,6 +34,8 @@ def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
                 except ObjectstoreError as error:
                     step = flow.throw(error)  # the flow decides: retry, or fail with context
                     continue
+            elif isinstance(step, Compress):  # the first step of most puts
+                reply = step.run()
             elif isinstance(step, Sleep):
                 time.sleep(step.seconds)
             elif isinstance(step, Clock):

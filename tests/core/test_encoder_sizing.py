@@ -11,6 +11,7 @@ import zstandard
 
 from objectstore_core import (
     MULTITHREAD_MIN,
+    Compress,
     PayloadKind,
     Upload,
     compress,
@@ -95,11 +96,13 @@ def test_threaded_one_shot_frames_are_standard(size: int) -> None:
 
 def test_one_shot_uploads_use_workers_when_they_pay() -> None:
     payload = TEXT[: MULTITHREAD_MIN + 1000]
-    body = _body(payload, compress=True)
-    assert isinstance(body, bytes)
-    assert decompress(body) == payload
+    step = _body(payload, compress=True)
+    assert isinstance(step, Compress) and step.size == len(payload)
+    frame = step.run()
+    assert decompress(frame) == payload
+    assert zstandard.get_frame_parameters(frame).content_size == len(payload)
     # Small and incompressible payloads take the same path, in the calling thread.
     noise = os.urandom(MULTITHREAD_MIN)
-    body = _body(noise, compress=True)
-    assert isinstance(body, bytes)
-    assert decompress(body) == noise
+    step = _body(noise, compress=True)
+    assert isinstance(step, Compress)
+    assert decompress(step.run()) == noise

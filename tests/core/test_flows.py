@@ -19,6 +19,7 @@ import pytest
 import zstandard
 
 from objectstore_core import (
+    Compress,
     Download,
     ExpiryExtensionRejected,
     Forbidden,
@@ -67,9 +68,11 @@ GENERATED = "6b0f4f0e-2f0a-4b8f-a1d3-7f6e1c2d9a10"
 
 
 def start(flow: Flow[T]) -> Request:
-    """Run the flow to its first step, which must be a request."""
+    """Run the flow to its first request, compressing as a driver would on the way."""
     assert inspect.getgeneratorstate(flow) == inspect.GEN_CREATED
     step = next(flow)
+    if isinstance(step, Compress):
+        step = flow.send(step.run())
     assert isinstance(step, SendRequest), step
     return step.request
 
@@ -151,6 +154,24 @@ def test_put_compresses_with_zstd_by_default() -> None:
     assert len(request.body) < len(payload)
     assert unzstd(request.body) == payload
     assert zstandard.get_frame_parameters(request.body).has_checksum
+
+
+def test_put_leaves_compression_to_the_driver() -> None:
+    """Building the flow compresses nothing; its first step hands the work to the driver."""
+    payload = bytearray(b"hello world " * 1000)
+    flow = put_flow(TARGET, payload)
+    step = next(flow)
+    assert isinstance(step, Compress)
+    assert step.data is payload and step.size == len(payload)
+    step = flow.send(b"frame from the driver")
+    assert isinstance(step, SendRequest)
+    assert step.request.body == b"frame from the driver"  # sent as the driver made it
+    assert header(step.request, "content-encoding") == "zstd"
+
+
+def test_put_without_compression_has_no_compress_step() -> None:
+    flow = put_flow(TARGET, b"raw", compress="none")
+    assert isinstance(next(flow), SendRequest)
 
 
 def test_put_compresses_an_empty_payload() -> None:

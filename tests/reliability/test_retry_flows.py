@@ -18,6 +18,7 @@ import pytest
 
 from objectstore_core import (
     Clock,
+    Compress,
     ConnectError,
     ConnectTimeout,
     IntegrityError,
@@ -78,8 +79,10 @@ class Script:
         step = next(flow)
         try:
             while True:
-                reply: Response | float | None = None
-                if isinstance(step, Sleep):
+                reply: Response | float | bytes | None = None
+                if isinstance(step, Compress):
+                    reply = step.run()
+                elif isinstance(step, Sleep):
                     self.sleeps.append(step.seconds)
                     self.now += step.seconds
                 elif isinstance(step, Clock):
