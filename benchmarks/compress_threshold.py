@@ -60,7 +60,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeats", type=int, default=41, help="timed runs per figure")
     args = parser.parse_args()
-    cpus = os.cpu_count() or 1
+    cpus = os.cpu_count() or 1  # as the twins count them
     trips = {}
     for backend in ("asyncio", "trio"):
         try:
@@ -76,7 +76,7 @@ def main() -> None:
     for size in SIZES:
         data = json_like(size)
         step = Compress(data, size)
-        seconds = median_seconds(lambda step=step: step.run(), args.repeats)  # type: ignore[misc]
+        seconds = median_seconds(lambda step=step: step.run(cpus), args.repeats)  # type: ignore[misc]
         ratio = seconds / slowest_trip
         label = f"{size // KIB} KiB" if size < MIB else f"{size // MIB} MiB"
         print(f"  {label:>8} {seconds * 1e6:9.1f} µs   {ratio:6.1f} x the round trip")

@@ -8,6 +8,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
+from objectstore_async._sources import CPUS
 from objectstore_async._transport import AsyncRawBody, AsyncTransport
 from objectstore_core import Clock, Compress, Flow, ObjectstoreError, Response, SendRequest, Sleep
 
@@ -50,9 +51,9 @@ async def adrive(flow: Flow[T], transport: AsyncTransport) -> tuple[T, AsyncRawB
                     continue
             elif isinstance(step, Compress):  # on the loop when small (see THREAD_MIN)
                 if step.size < THREAD_MIN:
-                    reply = step.run()
+                    reply = step.run(CPUS)
                 else:
-                    reply = await anyio.to_thread.run_sync(step.run)
+                    reply = await anyio.to_thread.run_sync(step.run, CPUS)
             elif isinstance(step, Sleep):
                 await anyio.sleep(step.seconds)
             elif isinstance(step, Clock):

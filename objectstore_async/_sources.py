@@ -1,8 +1,10 @@
 """Reading the caller's payload for an upload without blocking the event loop.
 
-The async half of :class:`objectstore_core.Upload`: sync files are read in a
-worker thread, paths are opened lazily through anyio, async iterables and
-async files are awaited. Works under asyncio and trio.
+The async half of :class:`objectstore_core.Upload`: sync files are read (and
+measured) in a worker thread, paths are opened lazily through anyio, async
+iterables and async files are awaited. The core decides what a payload is
+and what its size means (:func:`objectstore_core.upload_size`); this module
+reads and measures. Works under asyncio and trio.
 """
 
 from __future__ import annotations
@@ -10,17 +12,30 @@ from __future__ import annotations
 import inspect
 import io
 import os
-from collections.abc import AsyncIterator
-from typing import IO
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import IO, cast
 
 import anyio
 import anyio.to_thread
 
-from objectstore_core import PayloadKind, Upload, compressible, new_encoder
+from objectstore_core import (
+    PayloadKind,
+    Upload,
+    ZstdEncoder,
+    compressible,
+    new_encoder,
+    upload_size,
+)
 
-__all__ = ["CHUNK_SIZE", "aiter_source", "aiter_upload"]
+__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload"]
 
 CHUNK_SIZE = 1024 * 1024
+
+CPUS = os.cpu_count() or 1
+"""The CPU count zstd's worker threads are sized by (see :func:`objectstore_core.zstd_workers`).
+
+Counted once per process, here: the core counts nothing, it takes the figure as an argument.
+"""
 
 
 def _check_chunk(chunk: object) -> bytes:
@@ -58,7 +73,7 @@ async def _rewind(upload: Upload) -> None:
     """
     replay = upload.replay
     if replay.start is not None:
-        await _maybe_await(upload.source.seek(replay.start))
+        await _maybe_await(upload.source.seek(replay.start))  # type: ignore[union-attr]
     elif not replay.started:
         replay.start = await _start_position(upload.source)
     replay.started = True
@@ -83,11 +98,11 @@ async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
     """The raw chunks of the caller's payload, read lazily (files from their start position)."""
     source = upload.source
     kind = upload.kind
-    if kind is PayloadKind.BYTES:
+    if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
         for start in range(0, len(view), CHUNK_SIZE):
             yield bytes(view[start : start + CHUNK_SIZE])
-    elif kind is PayloadKind.PATH:
+    elif isinstance(source, os.PathLike):
         async with await anyio.open_file(os.fspath(source), "rb") as file:
             while data := await file.read(CHUNK_SIZE):
                 yield data
@@ -97,11 +112,11 @@ async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
             yield chunk
     elif kind is PayloadKind.ASYNC_ITERABLE:
         upload.replay.started = True  # one-shot: never sent twice once touched
-        async for item in source:
+        async for item in cast(AsyncIterable[object], source):
             yield _check_chunk(item)
     else:
         upload.replay.started = True
-        for item in source:
+        for item in cast(Iterable[object], source):
             yield _check_chunk(item)
 
 
@@ -113,7 +128,7 @@ async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     the loop in pieces of at most 1 MiB, so one encoding step stays in the
     low milliseconds and the event loop is never starved for long.
     """
-    if upload.compress and upload.kind is PayloadKind.PATH:
+    if upload.compress and isinstance(upload.source, os.PathLike):
         file = await anyio.to_thread.run_sync(open, os.fspath(upload.source), "rb")
         try:
             async for out in _encoded_in_thread(upload, file):
@@ -148,30 +163,33 @@ async def _encoded_in_thread(
     worker-thread call and the event loop stays free. Incompressible data is
     stored by zstd nearly as is, in well under a millisecond per piece,
     faster than a thread round trip: it is encoded on the loop. The encoder
-    and the choice are made with the first piece in hand (see
-    :func:`objectstore_core.new_encoder`).
+    and the choice are made in a worker thread with the first piece in hand
+    (see :func:`objectstore_core.new_encoder`), the file measured there too.
     """
-    from_file = opened is not None or upload.kind is PayloadKind.FILE
-    if from_file:
-        if opened is None:
-            await _rewind(upload)
-        read = upload.source.read if opened is None else opened.read
+    file = opened
+    if upload.kind is PayloadKind.FILE:
+        await _rewind(upload)
+        file = cast(IO[bytes], upload.source)
+    if file is not None:
+        read = file.read
 
         def next_piece() -> bytes | memoryview:
             return _check_chunk(read(CHUNK_SIZE))
 
-        first = await anyio.to_thread.run_sync(next_piece)
     else:
-        view = memoryview(upload.source).cast("B")
+        view = memoryview(cast(bytes, upload.source)).cast("B")
         offsets = iter(range(0, len(view), CHUNK_SIZE))
 
         def next_piece() -> bytes | memoryview:
             start = next(offsets, len(view))
             return view[start : start + CHUNK_SIZE]  # no copy: the encoder takes buffers
 
+    def begin() -> tuple[bytes | memoryview, ZstdEncoder, bool]:
         first = next_piece()
-    encoder = new_encoder(upload, first)
-    threaded = compressible(first)
+        size = upload_size(upload, None if file is None else _file_size(file))
+        return first, new_encoder(size, first, cpus=CPUS), compressible(first)
+
+    first, encoder, threaded = await anyio.to_thread.run_sync(begin)
 
     def step(piece: bytes | memoryview | None = None) -> tuple[bytes, bool]:
         piece = next_piece() if piece is None else piece
@@ -187,11 +205,25 @@ async def _encoded_in_thread(
             return
         if threaded:
             out, done = await anyio.to_thread.run_sync(step)
-        elif from_file:
+        elif file is not None:
             piece = await anyio.to_thread.run_sync(next_piece)
             out, done = step(piece)
         else:
             out, done = step()
+
+
+def _file_size(file: IO[bytes]) -> int | None:
+    """What ``fstat`` says an open file holds (no data is read); None if it cannot tell.
+
+    Only a measurement, taken in a worker thread beside the first read (as
+    the sync twin takes it in the calling thread):
+    :func:`objectstore_core.upload_size` decides what it means (less the
+    start position; unknown for pipes).
+    """
+    try:
+        return os.fstat(file.fileno()).st_size
+    except (OSError, ValueError, AttributeError, TypeError):  # BytesIO, wrapped, closed
+        return None
 
 
 def _plain_reader(source: object) -> bool:

@@ -1,12 +1,14 @@
 """objectstore_core: the sans-IO protocol layer of the Objectstore client.
 
-Pure functions, frozen values, codecs and flows; no sockets, no reading or
-writing of files, no Python threads or event loops. (Its one look outside:
-to size the encoder, :func:`upload_size` stats an upload's file or path and
-:func:`zstd_workers` asks for the number of CPUs; libzstd may then spread
-the compression over two native worker threads.)
-``objectstore_sync`` (urllib3) and ``objectstore_async`` (httpcore) drive
-these flows and re-export the shared models.
+Pure functions, frozen values, codecs and flows; no sockets, no reading,
+writing or stat of files, no clock, environment or CPU count, no Python
+threads or event loops. What it needs from outside it takes as arguments:
+the twins measure a file's size, the CPU count, the time and the
+environment and pass them in (:func:`upload_size`, :func:`zstd_workers`,
+``now=``, ``environ``), and they perform the steps a flow yields, among
+them :class:`Compress` (libzstd may spread it over two native worker
+threads). ``objectstore_sync`` (urllib3) and ``objectstore_async``
+(httpcore) drive these flows and re-export the shared models.
 """
 
 from objectstore_core._auth import KeyCredentials, SecretKey, TokenGenerator, TokenProvider
@@ -67,6 +69,8 @@ from objectstore_core._errors import (
     error_for_response,
 )
 from objectstore_core._http import (
+    BinaryReader,
+    Buffer,
     Clock,
     Compress,
     Credentials,
@@ -113,16 +117,15 @@ from objectstore_core._session import BaseSession, SessionFlows, with_return_ann
 
 
 def new_encoder(
-    upload: Upload | None = None, first: bytes | bytearray | memoryview | None = None
+    size: int | None = None, first: Buffer | None = None, *, cpus: int = 1
 ) -> ZstdEncoder:
     """The encoder every streamed upload uses: zstd level 3 with content checksums.
 
-    Compressed by two libzstd workers when :func:`zstd_workers` says so for the
-    payload's size (known without reading, see :func:`upload_size`) and its
-    ``first`` piece; else in the calling thread.
+    Compressed by two libzstd workers when :func:`zstd_workers` says so for
+    the payload's ``size`` (see :func:`upload_size`), its ``first`` piece and
+    the ``cpus`` the twin counted; else in the calling thread.
     """
-    size = upload_size(upload) if upload is not None else None
-    return ZstdEncoder(level=3, checksum=True, threads=zstd_workers(size, first), size=size)
+    return ZstdEncoder(level=3, checksum=True, threads=zstd_workers(size, first, cpus), size=size)
 
 
 __all__ = [
@@ -132,6 +135,8 @@ __all__ = [
     "SUPPORTED_METHODS",
     "BaseClient",
     "BaseSession",
+    "BinaryReader",
+    "Buffer",
     "ClientConfig",
     "ClientTarget",
     "Clock",

@@ -41,7 +41,6 @@ This module performs no I/O.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from typing import IO, Final, Protocol, cast
 
@@ -119,18 +118,19 @@ def compress(data: _Buffer, level: int = 3, *, checksum: bool = True, threads: i
     return _compressor(level, checksum, threads, memoryview(data).nbytes).compress(data)
 
 
-def zstd_workers(size: int | None, first: _Buffer | None) -> int:
+def zstd_workers(size: int | None, first: _Buffer | None, cpus: int) -> int:
     """How many libzstd worker threads should compress a payload: 0 or 2.
 
-    Two, on a machine with two cores or more, for a payload known to hold at
-    least :data:`MULTITHREAD_MIN` bytes whose ``first`` piece compresses: the
-    output is still one standard frame, produced up to twice as fast as one
-    core allows (each worker takes half the payload, 512 KiB to 4 MiB at a
-    time). Incompressible data (zstd stores it nearly as is, faster alone),
-    smaller or unknown sizes use the calling thread: starting workers costs
-    about 0.2 ms, and libzstd's smallest job is 512 KiB.
+    Two, when ``cpus`` (the machine's CPU count, measured by the twin) is two
+    or more, for a payload known to hold at least :data:`MULTITHREAD_MIN`
+    bytes whose ``first`` piece compresses: the output is still one standard
+    frame, produced up to twice as fast as one core allows (each worker takes
+    half the payload, 512 KiB to 4 MiB at a time). Incompressible data (zstd
+    stores it nearly as is, faster alone), smaller or unknown sizes use the
+    calling thread: starting workers costs about 0.2 ms, and libzstd's
+    smallest job is 512 KiB.
     """
-    if size is None or size < MULTITHREAD_MIN or first is None or (os.cpu_count() or 1) < 2:
+    if size is None or size < MULTITHREAD_MIN or first is None or cpus < 2:
         return 0
     return 2 if compressible(first) else 0
 

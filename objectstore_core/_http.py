@@ -3,22 +3,24 @@
 A flow (see :mod:`objectstore_core._operations`) yields :class:`SendRequest`,
 :class:`Sleep`, :class:`Clock` and :class:`Compress` steps; a driver performs
 them and sends back a :class:`Response`, None, the time, or the compressed
-bytes. Nothing here refers to an HTTP library.
+bytes. Nothing here refers to an HTTP library, and nothing here touches a
+payload: the twins read files, measure them and compress (PROTOCOL §5).
 """
 
 from __future__ import annotations
 
-import io
 import os
-from collections.abc import AsyncIterable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol, TypeAlias, TypeVar
+from typing import Protocol, TypeAlias, TypeVar
 
 from objectstore_core._codec import compress, zstd_workers
 from objectstore_core._timeout import Timeout
 
 __all__ = [
+    "BinaryReader",
+    "Buffer",
     "Clock",
     "Compress",
     "Credentials",
@@ -32,13 +34,32 @@ __all__ = [
     "Upload",
     "UploadReplay",
     "classify_payload",
+    "upload_size",
 ]
 
 T = TypeVar("T")
 
-Payload: TypeAlias = Any
-"""What ``put`` accepts: bytes-like, str, a binary file, an iterable of bytes,
-an os.PathLike (opened lazily), or (async twin) an async iterable of bytes."""
+Buffer: TypeAlias = bytes | bytearray | memoryview
+"""Bytes-like values: what a payload, a chunk of one or a compressed body may be."""
+
+
+class BinaryReader(Protocol):
+    """A binary file as ``put`` reads it: ``read(size)`` gives at most ``size`` bytes, ``b""``
+    at the end.
+
+    Blocking files (``open(path, "rb")``, :class:`io.BytesIO`) return the bytes;
+    async files (anyio's, aiofiles'; the async twin only) return an awaitable of them.
+    """
+
+    def read(self, size: int, /) -> Buffer | Awaitable[Buffer]: ...
+
+
+Payload: TypeAlias = (
+    Buffer | str | BinaryReader | Iterable[Buffer] | AsyncIterable[Buffer] | os.PathLike[str]
+)
+"""What ``put`` accepts: bytes-like, str (sent as UTF-8), a binary file, an iterable of
+bytes, an os.PathLike (opened lazily), or (async twin only) an async iterable of bytes
+or an async file."""
 
 
 class PayloadKind(Enum):
@@ -105,22 +126,25 @@ class Upload:
     replay: UploadReplay = field(default_factory=UploadReplay, compare=False, repr=False)
 
 
-def upload_size(upload: Upload) -> int | None:
-    """The bytes an upload will read, when known without reading any (else None).
+def upload_size(upload: Upload, file_size: int | None = None) -> int | None:
+    """The bytes an upload will read, when known before reading any (else None).
 
-    Bytes by their length; a path or a blocking file by its metadata (stat,
-    fstat: no data is read), less the file's current position.
+    Bytes by their length. A path or a file by ``file_size``, its size as the
+    twin measured it (``fstat`` of the open file: the core reads no file
+    metadata); for a file, less the position its reading starts at
+    (``replay.start``, which the twin's source reader notes before the first
+    read). Unknown for iterators, non-seekable files and unmeasured ones.
     """
     source = upload.source
-    try:
-        if upload.kind is PayloadKind.BYTES:
-            return memoryview(source).nbytes
-        if upload.kind is PayloadKind.PATH:
-            return os.stat(source).st_size
-        if upload.kind is PayloadKind.FILE and isinstance(source, io.IOBase):
-            return os.fstat(source.fileno()).st_size - source.tell()
-    except (OSError, ValueError, TypeError, AttributeError):
-        pass  # not a plain file (pipes, sockets, closed or wrapped objects): unknown
+    if isinstance(source, bytes | bytearray | memoryview):
+        return memoryview(source).nbytes
+    if file_size is None:
+        return None
+    if upload.kind is PayloadKind.PATH:
+        return file_size
+    start = upload.replay.start
+    if upload.kind is PayloadKind.FILE and start is not None and 0 <= start <= file_size:
+        return file_size - start
     return None
 
 
@@ -223,17 +247,17 @@ class Compress:
 
     The flow only describes the work; the driver decides where it runs (the
     sync twin in the calling thread; the async twin on the event loop when it
-    is small, else in a worker thread). The frame is sent with a
-    content-length and reused on retries.
+    is small, else in a worker thread) and passes the CPU count it measured to
+    :meth:`run`. The frame is sent with a content-length and reused on retries.
     """
 
-    data: bytes | bytearray | memoryview
+    data: Buffer
     size: int
 
-    def run(self) -> bytes:
+    def run(self, cpus: int) -> bytes:
         """The frame (zstd level 3 with a checksum), on two libzstd workers when
-        :func:`objectstore_core.zstd_workers` says so for ``size``."""
-        return compress(self.data, threads=zstd_workers(self.size, self.data))
+        :func:`objectstore_core.zstd_workers` says so for ``size`` and ``cpus``."""
+        return compress(self.data, threads=zstd_workers(self.size, self.data, cpus))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ import time
 from typing import TypeVar
 
 from objectstore_core import Clock, Compress, Flow, ObjectstoreError, Response, SendRequest, Sleep
+from objectstore_sync._sources import CPUS
 from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
@@ -35,7 +36,7 @@ def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
                     step = flow.throw(error)  # the flow decides: retry, or fail with context
                     continue
             elif isinstance(step, Compress):  # the first step of most puts
-                reply = step.run()
+                reply = step.run(CPUS)
             elif isinstance(step, Sleep):
                 time.sleep(step.seconds)
             elif isinstance(step, Clock):

@@ -1,23 +1,31 @@
 """Reading the caller's payload for an upload: the sync half of :class:`Upload`.
 
-The core decides what a payload is (:func:`objectstore_core.classify_payload`);
-this module does the reading, lazily and in bounded chunks, so a payload of
-any size is streamed and never held whole.
+The core decides what a payload is (:func:`objectstore_core.classify_payload`)
+and what its size means (:func:`objectstore_core.upload_size`); this module
+does the reading and the measuring, lazily and in bounded chunks, so a
+payload of any size is streamed and never held whole.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import cast
 
-from objectstore_core import PayloadKind, Upload, new_encoder
+from objectstore_core import BinaryReader, Buffer, PayloadKind, Upload, new_encoder, upload_size
 
-__all__ = ["CHUNK_SIZE", "iter_source", "iter_upload"]
+__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload"]
 
 CHUNK_SIZE = 1024 * 1024
 
+CPUS = os.cpu_count() or 1
+"""The CPU count zstd's worker threads are sized by (see :func:`objectstore_core.zstd_workers`).
 
-def _check_chunk(chunk: object) -> bytes | bytearray | memoryview:
+Counted once per process, here: the core counts nothing, it takes the figure as an argument.
+"""
+
+
+def _check_chunk(chunk: object) -> Buffer:
     if isinstance(chunk, bytes | bytearray | memoryview):
         return chunk
     raise TypeError(
@@ -36,7 +44,7 @@ def _rewind(upload: Upload) -> None:
     replay = upload.replay
     source = upload.source
     if replay.start is not None:
-        source.seek(replay.start)
+        source.seek(replay.start)  # type: ignore[union-attr]
     elif not replay.started:
         replay.start = _start_position(source)
     replay.started = True
@@ -53,25 +61,43 @@ def _start_position(source: object) -> int | None:
     return None
 
 
-def iter_source(upload: Upload) -> Iterator[bytes | bytearray | memoryview]:
+def _file_size(file: object) -> int | None:
+    """What ``fstat`` says an open file holds (no data is read); None if it cannot tell.
+
+    Only a measurement: :func:`objectstore_core.upload_size` decides what it
+    means (less the start position; unknown for pipes and other non-seekable
+    files). The async twin takes the same one-call measurement in a worker
+    thread, beside its first read; the twins share no module, so the rule
+    lives in the core and each twin keeps only the call.
+    """
+    try:
+        return os.fstat(file.fileno()).st_size  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError, TypeError):  # BytesIO, wrapped, closed
+        return None
+
+
+def _read(file: BinaryReader) -> Iterator[Buffer]:
+    while chunk := _check_chunk(file.read(CHUNK_SIZE)):
+        yield chunk
+
+
+def iter_source(upload: Upload) -> Iterator[Buffer]:
     """The raw chunks of the caller's payload, read lazily (files from their start position)."""
     source = upload.source
     kind = upload.kind
-    if kind is PayloadKind.BYTES:
+    if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
         for start in range(0, len(view), CHUNK_SIZE):
             yield view[start : start + CHUNK_SIZE]
-    elif kind is PayloadKind.PATH:
+    elif isinstance(source, os.PathLike):
         with open(os.fspath(source), "rb") as file:
-            while data := file.read(CHUNK_SIZE):
-                yield data
+            yield from _read(file)
     elif kind is PayloadKind.FILE:
         _rewind(upload)
-        while chunk := _check_chunk(source.read(CHUNK_SIZE)):
-            yield chunk
+        yield from _read(cast(BinaryReader, source))
     elif kind is PayloadKind.ITERABLE:
         upload.replay.started = True  # one-shot: never sent twice once touched
-        for chunk in source:
+        for chunk in cast(Iterable[object], source):
             yield _check_chunk(chunk)
     else:
         raise TypeError(
@@ -80,14 +106,27 @@ def iter_source(upload: Upload) -> Iterator[bytes | bytearray | memoryview]:
         )
 
 
-def iter_upload(upload: Upload) -> Iterator[bytes | bytearray | memoryview]:
+def iter_upload(upload: Upload) -> Iterator[Buffer]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5)."""
     if not upload.compress:
         yield from iter_source(upload)
-        return
-    chunks = iter_source(upload)
+    elif isinstance(upload.source, os.PathLike):
+        with open(os.fspath(upload.source), "rb") as file:
+            yield from _encoded(upload, _read(file), file)
+    else:
+        source = upload.source if upload.kind is PayloadKind.FILE else None
+        yield from _encoded(upload, iter_source(upload), source)
+
+
+def _encoded(upload: Upload, chunks: Iterator[Buffer], file: object) -> Iterator[Buffer]:
+    """``chunks`` through the encoder, sized by the payload and its first piece.
+
+    The size is what the payload holds from where reading started (known
+    once the first piece is read), measured on the open ``file`` if there is one.
+    """
     first = next(chunks, b"")
-    encoder = new_encoder(upload, first)  # sized by the payload and its first piece
+    size = upload_size(upload, None if file is None else _file_size(file))
+    encoder = new_encoder(size, first, cpus=CPUS)
     if out := encoder.encode(first):
         yield out
     for chunk in chunks:

@@ -1,19 +1,136 @@
-"""What the core leaves to the twins: the clock and the environment.
+"""What the core leaves to the twins: measuring, counting, the clock, and compressing.
 
-The core takes the time and the environment as arguments; these tests check
-that each twin reads them.
+The core takes a file's size, the CPU count, the time and the environment as
+arguments and yields a :class:`Compress` step instead of compressing (see
+tests/core/test_purity.py). These tests check that each twin measures and
+performs them, and where (which thread).
 """
 
 from __future__ import annotations
 
+import io
+import os
 import pathlib
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import anyio
 import pytest
 
 from objectstore_async import AsyncClient
+from objectstore_async import _driver as async_driver
+from objectstore_async import _sources as async_sources
+from objectstore_async.testing import AsyncInProcessTransport
+from objectstore_core import (
+    Compress,
+    PayloadKind,
+    Upload,
+    ZstdEncoder,
+    decompress,
+    new_encoder,
+)
 from objectstore_sync import Client, SecretKey, Usecase
+from objectstore_sync import _sources as sync_sources
+from objectstore_sync.testing import InProcessTransport
 
 DATA = pathlib.Path(__file__).parent / "data"
+TEXT = b"".join(b"event %d: user=u%d status=ok\n" % (i, i % 97) for i in range(40_000))
+
+
+@pytest.fixture
+def sizes(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The payload sizes both twins' source readers hand to the core's encoder."""
+    seen: list[int | None] = []
+
+    def recording(original: Callable[..., ZstdEncoder]) -> Callable[..., ZstdEncoder]:
+        def new_encoder(size: int | None = None, *args: Any, **kwargs: Any) -> ZstdEncoder:
+            seen.append(size)
+            return original(size, *args, **kwargs)
+
+        return new_encoder
+
+    monkeypatch.setattr(sync_sources, "new_encoder", recording(new_encoder))
+    monkeypatch.setattr(async_sources, "new_encoder", recording(new_encoder))
+    return seen
+
+
+def _sync_body(upload: Upload) -> bytes:
+    return b"".join(bytes(chunk) for chunk in sync_sources.iter_upload(upload))
+
+
+def _async_body(upload: Upload) -> bytes:
+    async def read() -> bytes:
+        return b"".join([chunk async for chunk in async_sources.aiter_upload(upload)])
+
+    return anyio.run(read)
+
+
+@pytest.mark.parametrize("read", [_sync_body, _async_body], ids=["sync", "async"])
+def test_source_readers_measure_files_for_the_encoder(
+    read: Callable[[Upload], bytes], sizes: list[int | None], tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "payload.txt"
+    path.write_bytes(TEXT[:5000])
+    assert decompress(read(Upload(path, PayloadKind.PATH, compress=True))) == TEXT[:5000]
+    with path.open("rb") as file:
+        file.seek(1000)  # reading starts here: the rest is what is uploaded
+        assert decompress(read(Upload(file, PayloadKind.FILE, compress=True))) == TEXT[1000:5000]
+    in_memory = io.BytesIO(TEXT[:300])  # no descriptor: nothing to measure
+    assert decompress(read(Upload(in_memory, PayloadKind.FILE, compress=True))) == TEXT[:300]
+    assert sizes == [5000, 4000, None]
+
+
+def test_the_twins_count_the_cpus_once() -> None:
+    assert sync_sources.CPUS == async_sources.CPUS == (os.cpu_count() or 1)
+
+
+@pytest.fixture
+def compressing_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[int, int]]]:
+    """``(payload size, thread)`` of every Compress step performed."""
+    seen: list[tuple[int, int]] = []
+    run = Compress.run
+
+    def recorded(step: Compress, cpus: int) -> bytes:
+        seen.append((step.size, threading.get_ident()))
+        return run(step, cpus)
+
+    monkeypatch.setattr(Compress, "run", recorded)
+    yield seen
+
+
+def test_sync_twin_compresses_in_the_calling_thread(
+    compressing_threads: list[tuple[int, int]],
+) -> None:
+    session = Client("http://objectstore.test", transport=InProcessTransport()).session(
+        Usecase("measure"), org=1
+    )
+    for size in (1024, 1 << 20):
+        key = session.put(TEXT[:size])
+        response = session.get(key)
+        assert response is not None and response.read() == TEXT[:size]
+    assert compressing_threads == [(1024, threading.get_ident()), (1 << 20, threading.get_ident())]
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_async_twin_compresses_large_payloads_off_the_loop(
+    compressing_threads: list[tuple[int, int]], backend: str
+) -> None:
+    small, large = async_driver.THREAD_MIN - 1, async_driver.THREAD_MIN
+
+    async def main() -> None:
+        client = AsyncClient("http://objectstore.test", transport=AsyncInProcessTransport())
+        session = client.session(Usecase("measure"), org=1)
+        for size in (small, large):
+            key = await session.put(TEXT[:size])
+            response = await session.get(key)
+            assert response is not None and await response.aread() == TEXT[:size]
+
+    anyio.run(main, backend=backend)
+    loop = threading.get_ident()  # anyio.run runs the loop in this thread
+    assert [size for size, _ in compressing_threads] == [small, large]
+    assert compressing_threads[0][1] == loop
+    assert compressing_threads[1][1] != loop
 
 
 @pytest.mark.parametrize("twin", [Client, AsyncClient])

@@ -1,4 +1,8 @@
-"""Sizing the upload encoder: payload sizes known without reading, and worker threads."""
+"""Sizing the upload encoder: payload sizes known without reading, and worker threads.
+
+The core decides from figures the twins measure (a file's size, the CPU
+count); the measuring itself is tested with each twin's source reader.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import zstandard
 from objectstore_core import (
     MULTITHREAD_MIN,
     Compress,
+    Payload,
     PayloadKind,
     Upload,
     compress,
@@ -22,39 +27,42 @@ from objectstore_core import (
 )
 from objectstore_core._operations import _body
 
-TWO = 2 if (os.cpu_count() or 1) > 1 else 0
 TEXT = b"".join(b"event %d: user=u%d status=ok\n" % (i, i % 97) for i in range(40_000))
 
 
-def _upload(source: object, kind: PayloadKind) -> Upload:
-    return Upload(source=source, kind=kind, compress=True)
+def _upload(source: Payload, kind: PayloadKind, start: int | None = None) -> Upload:
+    upload = Upload(source=source, kind=kind, compress=True)
+    upload.replay.start = start
+    return upload
 
 
-def test_sizes_known_without_reading(tmp_path: pathlib.Path) -> None:
+def test_sizes_from_what_the_twins_measured(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "payload.bin"
-    path.write_bytes(b"x" * 1000)
     assert upload_size(_upload(b"abc", PayloadKind.BYTES)) == 3
     assert upload_size(_upload(memoryview(bytes(10)), PayloadKind.BYTES)) == 10
-    assert upload_size(_upload(path, PayloadKind.PATH)) == 1000
-    with path.open("rb") as file:
-        file.seek(100)
-        assert upload_size(_upload(file, PayloadKind.FILE)) == 900
-        assert file.tell() == 100  # nothing was read
-    # Unknown: in-memory files have no descriptor, iterables no size, paths may vanish.
-    assert upload_size(_upload(io.BytesIO(b"abc"), PayloadKind.FILE)) is None
-    assert upload_size(_upload(iter([b"a"]), PayloadKind.ITERABLE)) is None
-    assert upload_size(_upload(tmp_path / "gone", PayloadKind.PATH)) is None
+    assert upload_size(_upload(path, PayloadKind.PATH), 1000) == 1000
+    file = io.BytesIO()
+    # A file: its size less the position reading started at (noted before reading).
+    assert upload_size(_upload(file, PayloadKind.FILE, start=100), 1000) == 900
+    assert upload_size(_upload(file, PayloadKind.FILE, start=0), 1000) == 1000
+    # Unknown: nothing measured, no start position (a pipe), a start past the end, iterables.
+    assert upload_size(_upload(path, PayloadKind.PATH)) is None
+    assert upload_size(_upload(file, PayloadKind.FILE, start=0)) is None
+    assert upload_size(_upload(file, PayloadKind.FILE), 1000) is None
+    assert upload_size(_upload(file, PayloadKind.FILE, start=2000), 1000) is None
+    assert upload_size(_upload(iter([b"a"]), PayloadKind.ITERABLE), 1000) is None
 
 
 def test_large_compressible_payloads_get_worker_threads() -> None:
     text = TEXT * 16  # about 18 MiB: several 4 MiB jobs
     noise = os.urandom(MULTITHREAD_MIN)
-    large = new_encoder(_upload(text, PayloadKind.BYTES), text[: 1 << 20])
-    assert large.threads == TWO
-    # Small, incompressible, or without a first piece: the calling thread only.
-    assert new_encoder(_upload(TEXT[:1000], PayloadKind.BYTES), TEXT[:1000]).threads == 0
-    assert new_encoder(_upload(noise, PayloadKind.BYTES), noise[: 1 << 20]).threads == 0
-    assert new_encoder(_upload(text, PayloadKind.BYTES)).threads == 0
+    large = new_encoder(len(text), text[: 1 << 20], cpus=2)
+    assert large.threads == 2
+    # Small, incompressible, without a first piece or a second CPU: the calling thread only.
+    assert new_encoder(1000, TEXT[:1000], cpus=2).threads == 0
+    assert new_encoder(len(noise), noise[: 1 << 20], cpus=2).threads == 0
+    assert new_encoder(len(text), cpus=2).threads == 0
+    assert new_encoder(len(text), text[: 1 << 20]).threads == 0  # cpus defaults to one
     assert new_encoder().threads == 0
     view = memoryview(text)
     frame = b"".join(large.encode(view[i : i + (1 << 20)]) for i in range(0, len(view), 1 << 20))
@@ -65,22 +73,18 @@ def test_large_compressible_payloads_get_worker_threads() -> None:
 def test_worker_rule() -> None:
     assert MULTITHREAD_MIN == 1 << 20
     noise = os.urandom(1 << 16)
-    assert zstd_workers(MULTITHREAD_MIN, TEXT) == TWO
-    assert zstd_workers(1 << 30, TEXT) == TWO
-    assert zstd_workers(MULTITHREAD_MIN - 1, TEXT) == 0  # too small to split in two jobs
-    assert zstd_workers(None, TEXT) == 0  # size unknown
-    assert zstd_workers(MULTITHREAD_MIN, None) == 0  # nothing to judge by
-    assert zstd_workers(MULTITHREAD_MIN, noise) == 0  # incompressible
-    assert zstd_workers(MULTITHREAD_MIN, b"") == 0
+    assert zstd_workers(MULTITHREAD_MIN, TEXT, 2) == 2
+    assert zstd_workers(1 << 30, TEXT, 64) == 2
+    assert zstd_workers(MULTITHREAD_MIN - 1, TEXT, 2) == 0  # too small to split in two jobs
+    assert zstd_workers(None, TEXT, 2) == 0  # size unknown
+    assert zstd_workers(MULTITHREAD_MIN, None, 2) == 0  # nothing to judge by
+    assert zstd_workers(MULTITHREAD_MIN, noise, 2) == 0  # incompressible
+    assert zstd_workers(MULTITHREAD_MIN, b"", 2) == 0
 
 
-def test_single_core_machines_compress_in_the_calling_thread(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert zstd_workers(1 << 30, TEXT) == 0
-    monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert zstd_workers(1 << 30, TEXT) == 0
+def test_single_core_machines_compress_in_the_calling_thread() -> None:
+    assert zstd_workers(1 << 30, TEXT, 1) == 0
+    assert zstd_workers(1 << 30, TEXT, 0) == 0
 
 
 @pytest.mark.parametrize("size", [MULTITHREAD_MIN, MULTITHREAD_MIN + 12_345, 3 << 20])
@@ -98,11 +102,12 @@ def test_one_shot_uploads_use_workers_when_they_pay() -> None:
     payload = TEXT[: MULTITHREAD_MIN + 1000]
     step = _body(payload, compress=True)
     assert isinstance(step, Compress) and step.size == len(payload)
-    frame = step.run()
-    assert decompress(frame) == payload
-    assert zstandard.get_frame_parameters(frame).content_size == len(payload)
+    for cpus in (1, 2):
+        frame = step.run(cpus)
+        assert decompress(frame) == payload
+        assert zstandard.get_frame_parameters(frame).content_size == len(payload)
     # Small and incompressible payloads take the same path, in the calling thread.
     noise = os.urandom(MULTITHREAD_MIN)
     step = _body(noise, compress=True)
     assert isinstance(step, Compress)
-    assert decompress(step.run()) == noise
+    assert decompress(step.run(2)) == noise

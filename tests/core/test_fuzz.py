@@ -143,7 +143,7 @@ def drive(flow: Flow[T], response: Response) -> T:
     """One request, one response; the flow must then finish."""
     step = next(flow)
     if isinstance(step, Compress):  # performed as a driver does
-        step = flow.send(step.run())
+        step = flow.send(step.run(cpus=1))
     assert isinstance(step, SendRequest)
     try:
         extra = flow.send(response)

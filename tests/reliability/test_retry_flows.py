@@ -81,7 +81,7 @@ class Script:
             while True:
                 reply: Response | float | bytes | None = None
                 if isinstance(step, Compress):
-                    reply = step.run()
+                    reply = step.run(cpus=1)
                 elif isinstance(step, Sleep):
                     self.sleeps.append(step.seconds)
                     self.now += step.seconds

@@ -82,7 +82,7 @@ def test_invalid_arguments_fail_before_io(dead_url: str) -> None:
             (ValueError, lambda: session.extend_expiry("k", at=datetime(2030, 1, 1))),
             (ValueError, lambda: session.extend_expiry("k", from_now=timedelta(-1))),
             (ValueError, lambda: TimeToLive(timedelta(seconds=-1))),
-            (TypeError, lambda: session.put(object())),
+            (TypeError, lambda: session.put(object())),  # type: ignore[arg-type]
         ]
         for expected, call in cases:
             with pytest.raises(expected):
