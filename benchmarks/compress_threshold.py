@@ -24,9 +24,10 @@ from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
+import zstandard
 from _harness import KIB, MIB, json_like
 
-from objectstore_core import Compress
+from objectstore_core import Compress, ZstdContexts, compress
 
 SIZES = (16 * KIB, 32 * KIB, 64 * KIB, 128 * KIB, 256 * KIB, 512 * KIB, MIB, 2 * MIB, 4 * MIB)
 
@@ -60,7 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeats", type=int, default=41, help="timed runs per figure")
     args = parser.parse_args()
-    cpus = os.cpu_count() or 1  # as the twins count them
+    cpus = os.cpu_count() or 1
     trips = {}
     for backend in ("asyncio", "trio"):
         try:
@@ -84,6 +85,19 @@ def main() -> None:
             threshold = size
     if threshold is not None:
         print(f"\nsmallest size compressing slower than a round trip: {threshold // KIB} KiB")
+    small = json_like(KIB)
+    frame = compress(small)
+    contexts = ZstdContexts()
+    decompressor = zstandard.ZstdDecompressor()
+    rows = {
+        "compress 1 KiB, fresh context": lambda: compress(small),
+        "compress 1 KiB, reused context": lambda: compress(small, contexts=contexts),
+        "decompress 1 KiB, fresh context": lambda: zstandard.ZstdDecompressor().decompress(frame),
+        "decompress 1 KiB, reused context": lambda: decompressor.decompress(frame),
+    }
+    print(f"\nzstd contexts (median of {args.repeats * 100}):")
+    for label, call in rows.items():
+        print(f"  {label:34} {median_seconds(call, args.repeats * 100) * 1e6:6.1f} µs")
 
 
 if __name__ == "__main__":

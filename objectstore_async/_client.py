@@ -83,7 +83,9 @@ def _awaiting(
     """A core session method as a coroutine method, with the same signature and docs."""
 
     async def call(self: AsyncSession, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        value, stream = await adrive(method(self._flows, *args, **kwargs), self._client._transport)
+        client = self._client
+        flow = method(self._flows, *args, **kwargs)
+        value, stream = await adrive(flow, client._transport, client._zstd)
         if stream is not None:  # pragma: no cover - only get flows leave a body open
             await stream.aclose()
         return value
@@ -102,10 +104,12 @@ def _awaiting_get(
         self: AsyncSession, /, *args: P.args, **kwargs: P.kwargs
     ) -> AsyncGetResponse | None:
         flow = method(self._flows, *args, **kwargs)
-        outcome, stream = await adrive(flow, self._client._transport)
+        client = self._client
+        outcome, stream = await adrive(flow, client._transport, client._zstd)
         if outcome is None or stream is None:
             return None
-        return open_async_response(outcome, stream)
+        # Decoded with the client's zstd contexts, reused from one download to the next.
+        return open_async_response(outcome, stream, outcome.download(client._zstd))
 
     functools.update_wrapper(call, method)
     with_return_annotation(call, method, "AsyncGetResponse | None")

@@ -10,7 +10,16 @@ import anyio.to_thread
 
 from objectstore_async._sources import CPUS
 from objectstore_async._transport import AsyncRawBody, AsyncTransport
-from objectstore_core import Clock, Compress, Flow, ObjectstoreError, Response, SendRequest, Sleep
+from objectstore_core import (
+    Clock,
+    Compress,
+    Flow,
+    ObjectstoreError,
+    Response,
+    SendRequest,
+    Sleep,
+    ZstdContexts,
+)
 
 __all__ = ["THREAD_MIN", "adrive"]
 
@@ -29,11 +38,14 @@ would add to the put; from 64 KiB on, the loop stays free while it runs.
 """
 
 
-async def adrive(flow: Flow[T], transport: AsyncTransport) -> tuple[T, AsyncRawBody | None]:
+async def adrive(
+    flow: Flow[T], transport: AsyncTransport, contexts: ZstdContexts | None = None
+) -> tuple[T, AsyncRawBody | None]:
     """Run ``flow`` to completion; return its value and the body it left open, if any.
 
     Only the response of the last request can stay open (a streaming GET); it
-    is closed if the flow fails, is cancelled, or sends another request.
+    is closed if the flow fails, is cancelled, or sends another request. A
+    :class:`Compress` step uses the client's idle zstd ``contexts``.
     """
     held: AsyncRawBody | None = None
     try:
@@ -51,9 +63,9 @@ async def adrive(flow: Flow[T], transport: AsyncTransport) -> tuple[T, AsyncRawB
                     continue
             elif isinstance(step, Compress):  # on the loop when small (see THREAD_MIN)
                 if step.size < THREAD_MIN:
-                    reply = step.run(CPUS)
+                    reply = step.run(CPUS, contexts)
                 else:
-                    reply = await anyio.to_thread.run_sync(step.run, CPUS)
+                    reply = await anyio.to_thread.run_sync(step.run, CPUS, contexts)
             elif isinstance(step, Sleep):
                 await anyio.sleep(step.seconds)
             elif isinstance(step, Clock):

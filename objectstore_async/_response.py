@@ -157,7 +157,8 @@ class AsyncGetResponse(_AsyncGetResponseFields):
         await self.aclose()
 
 
-def open_async_response(outcome: GetOutcome, stream: AsyncRawBody) -> AsyncGetResponse:
+def open_async_response(
+    outcome: GetOutcome, stream: AsyncRawBody, download: Download
+) -> AsyncGetResponse:
     """Wrap a found object's open body (from the core's get flow) for the caller."""
-    download = outcome.download()
     return AsyncGetResponse(outcome.metadata, AsyncPayload(stream, download))

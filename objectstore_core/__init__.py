@@ -16,6 +16,7 @@ from objectstore_core._client_base import BaseClient
 from objectstore_core._codec import (
     MULTITHREAD_MIN,
     IdentityDecoder,
+    ZstdContexts,
     ZstdDecoder,
     ZstdEncoder,
     compress,
@@ -192,6 +193,7 @@ __all__ = [
     "Usecase",
     "WriteError",
     "WriteTimeout",
+    "ZstdContexts",
     "ZstdDecoder",
     "ZstdEncoder",
     "build_canonical_form",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, Self, TypeVar
 
 from objectstore_core._auth import TokenProvider
+from objectstore_core._codec import ZstdContexts
 from objectstore_core._config import (
     DEFAULT_MAX_CONNECTIONS,
     ClientConfig,
@@ -79,6 +80,9 @@ class BaseClient(Generic[TransportT, SessionT]):
         self._transport: TransportT = (
             transport if transport is not None else self._default_transport(self._config)
         )
+        # Idle zstd contexts for this client's uploads and downloads: owned here,
+        # not by the codec module, so that clients share no state.
+        self._zstd = ZstdContexts()
 
     def _default_transport(self, config: ClientConfig) -> TransportT:
         raise NotImplementedError  # pragma: no cover - each twin provides its transport

@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_MAX_OUTPUT",
     "Decoder",
     "IdentityDecoder",
+    "ZstdContexts",
     "ZstdDecoder",
     "ZstdEncoder",
     "compress",
@@ -92,6 +93,9 @@ MULTITHREAD_MIN: Final = 1 << 20
 
 _SAMPLE: Final = 64 * 1024  # bytes of a first piece tried for compressibility
 
+REUSED_MAX: Final = 64 * 1024
+"""Payloads up to this size are compressed by a reused context (see :class:`ZstdContexts`)."""
+
 _Buffer = bytes | bytearray | memoryview
 
 
@@ -110,12 +114,23 @@ def compress_bound(n: int) -> int:
     return n + (n >> 8) + margin
 
 
-def compress(data: _Buffer, level: int = 3, *, checksum: bool = True, threads: int = 0) -> bytes:
+def compress(
+    data: _Buffer,
+    level: int = 3,
+    *,
+    checksum: bool = True,
+    threads: int = 0,
+    contexts: ZstdContexts | None = None,
+) -> bytes:
     """Compress ``data`` into a single zstd frame (with content size in the header).
 
     ``threads``: libzstd worker threads (see :func:`zstd_workers`), 0 for the calling thread.
+    ``contexts``: a client's idle contexts, to reuse one for a small payload.
     """
-    return _compressor(level, checksum, threads, memoryview(data).nbytes).compress(data)
+    size = memoryview(data).nbytes
+    if contexts is not None and not threads and size <= REUSED_MAX:
+        return contexts.compress(data, level, checksum)
+    return _compressor(level, checksum, threads, size).compress(data)
 
 
 def zstd_workers(size: int | None, first: _Buffer | None, cpus: int) -> int:
@@ -455,25 +470,64 @@ class _FrameScanner:
         )
 
 
-# Decompression contexts are costly to set up (libzstd allocates its window on
-# first use), so finished decoders hand theirs back for the next download. A
-# context is in this list only while no decoder uses it; list.append and
-# list.pop are atomic, so threads may share the list.
-_IDLE_CONTEXTS: dict[int, list[zstandard.ZstdDecompressor]] = {}
-_IDLE_CONTEXTS_MAX: Final = 8
+class ZstdContexts:
+    """Idle zstd contexts of one client, kept for its next upload or download to reuse.
 
+    Setting up a context costs more than using it on a small object: 1 KiB
+    of JSON-like text took 14-22 µs to compress with a fresh level-3 context
+    and 5-9 µs with a reused one, 12-15 µs to decode with a fresh
+    decompressor (libzstd allocates its window on first use) and 2-3 µs with
+    a reused one (``benchmarks/compress_threshold.py``). Each client owns one
+    (see :class:`objectstore_core.BaseClient`): nothing is shared between
+    clients or kept by this module. A context is here only while nobody uses
+    it; ``list.append`` and ``list.pop`` are atomic, so threads may share it.
 
-def _take_context(max_window_size: int) -> zstandard.ZstdDecompressor:
-    try:
-        return _IDLE_CONTEXTS.setdefault(max_window_size, []).pop()
-    except IndexError:
-        return zstandard.ZstdDecompressor(max_window_size=max_window_size)
+    Compressors are reused only for payloads up to :data:`REUSED_MAX`: for
+    larger ones the setup is a few per cent of the work, and a context keeps
+    the workspace of the largest payload it compressed.
+    """
 
+    __slots__ = ("_compressors", "_decompressors")
 
-def _give_back(max_window_size: int, context: zstandard.ZstdDecompressor) -> None:
-    idle = _IDLE_CONTEXTS.setdefault(max_window_size, [])
-    if len(idle) < _IDLE_CONTEXTS_MAX:
-        idle.append(context)
+    LIMIT: Final = 8  # idle contexts kept of each kind
+
+    def __init__(self) -> None:
+        self._compressors: dict[tuple[int, bool], list[zstandard.ZstdCompressor]] = {}
+        self._decompressors: dict[int, list[zstandard.ZstdDecompressor]] = {}
+
+    def compress(self, data: _Buffer, level: int, checksum: bool) -> bytes:
+        """``data`` as one frame, by an idle single-threaded compressor (or a new one)."""
+        idle = self._compressors.setdefault((level, checksum), [])
+        try:
+            compressor = idle.pop()
+        except IndexError:
+            compressor = zstandard.ZstdCompressor(level=level, write_checksum=checksum)
+        frame: bytes = compressor.compress(data)
+        if len(idle) < self.LIMIT:
+            idle.append(compressor)
+        return frame
+
+    def take_decompressor(self, max_window_size: int) -> zstandard.ZstdDecompressor:
+        """An idle context for frames of at most ``max_window_size`` (0: libzstd's limit)."""
+        try:
+            return self._decompressors.setdefault(max_window_size, []).pop()
+        except IndexError:
+            return zstandard.ZstdDecompressor(max_window_size=max_window_size)
+
+    def give_back_decompressor(
+        self, max_window_size: int, context: zstandard.ZstdDecompressor
+    ) -> None:
+        """Keep ``context`` for the next decoder, unless enough are idle already."""
+        idle = self._decompressors.setdefault(max_window_size, [])
+        if len(idle) < self.LIMIT:
+            idle.append(context)
+
+    def idle(self) -> tuple[int, int]:
+        """How many (compressors, decompressors) wait to be reused."""
+        return (
+            sum(map(len, self._compressors.values())),
+            sum(map(len, self._decompressors.values())),
+        )
 
 
 class ZstdDecoder:
@@ -494,6 +548,8 @@ class ZstdDecoder:
 
     ``max_window_size`` (bytes, 0 = libzstd's default of 128 MiB) limits the
     window a frame may request, i.e. the memory libzstd allocates per frame.
+    ``contexts``: where to take a decompression context from and give it back
+    when done (without, each decoder sets up its own).
 
     Any integrity problem (corruption, checksum mismatch, truncation, trailing
     garbage) raises :class:`IntegrityError`; the decoder is then unusable and every
@@ -502,6 +558,7 @@ class ZstdDecoder:
 
     __slots__ = (
         "_context",
+        "_contexts",
         "_done",
         "_error",
         "_input",
@@ -514,10 +571,21 @@ class ZstdDecoder:
         "bytes_out",
     )
 
-    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT, *, max_window_size: int = 0) -> None:
+    def __init__(
+        self,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        *,
+        max_window_size: int = 0,
+        contexts: ZstdContexts | None = None,
+    ) -> None:
         self._max_output = _check_max_output(max_output)
         self._max_window_size = max_window_size
-        self._context: zstandard.ZstdDecompressor | None = _take_context(max_window_size)
+        self._contexts = contexts
+        self._context: zstandard.ZstdDecompressor | None = (
+            contexts.take_decompressor(max_window_size)
+            if contexts is not None
+            else zstandard.ZstdDecompressor(max_window_size=max_window_size)
+        )
         self._input = _Input()
         self._reader: zstandard.ZstdDecompressionReader | None = None  # made by the first read
         self._scanner = _FrameScanner()
@@ -553,8 +621,8 @@ class ZstdDecoder:
     def _release(self) -> None:
         """Drop the reader and hand the context back for another decoder."""
         context, self._context, self._reader = self._context, None, None
-        if context is not None:
-            _give_back(self._max_window_size, context)
+        if context is not None and self._contexts is not None:
+            self._contexts.give_back_decompressor(self._max_window_size, context)
 
     def feed(self, data: _Buffer) -> None:
         """Append compressed input. Chunk boundaries are arbitrary.

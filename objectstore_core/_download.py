@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from objectstore_core._codec import IdentityDecoder, ZstdDecoder
+from objectstore_core._codec import IdentityDecoder, ZstdContexts, ZstdDecoder
 from objectstore_core._errors import IntegrityError, ObjectstoreError
 
-__all__ = ["DEFAULT_CHUNK", "PIECE_SIZE", "Download", "check_chunk_size"]
+__all__ = ["DEFAULT_CHUNK", "PIECE_SIZE", "Download", "check_chunk_size", "prime_heap"]
 
 PIECE_SIZE = 1024 * 1024
 """Largest socket read of a body, and of an uncompressed body's pieces.
@@ -48,11 +48,10 @@ the freed pieces, of assorted sizes near 1 MiB, for the next ones).
 """
 
 _HEAP_PRIMER = 4 * 1024 * 1024
-_heap_primed = False
 
 
 def prime_heap() -> None:
-    """Once per process: let glibc serve 1 MiB buffers from its heap.
+    """Let glibc serve 1 MiB buffers from its heap: call it when a transport is built.
 
     glibc's malloc gives every allocation of 128 KiB or more a mapping of its
     own until the process frees one such mapping; it then raises that
@@ -66,12 +65,13 @@ def prime_heap() -> None:
     buffer is in (heap buffers up to 4 MiB, up to 8 MiB kept free); after
     it, downloads fault no pages. Under other allocators it is one
     short-lived allocation.
+
+    It keeps no state (the core holds nothing per process): each call is one
+    allocation of 4 MiB, so it belongs where a transport or client is made,
+    never on a per-request path.
     """
-    global _heap_primed
-    if not _heap_primed:
-        _heap_primed = True
-        primer = bytes(_HEAP_PRIMER)
-        del primer
+    primer = bytes(_HEAP_PRIMER)
+    del primer
 
 
 class Download:
@@ -79,6 +79,7 @@ class Download:
 
     ``expected_length`` is the number of raw bytes the server announced
     (``content-length``, or ``x-sn-size`` for a full read); None skips the check.
+    ``contexts``: the client's idle zstd contexts, for a decoded body.
     """
 
     __slots__ = ("_context", "_decoder", "_eof", "_expected", "_received")
@@ -90,13 +91,13 @@ class Download:
         expected_length: int | None,
         max_output: int | None = None,
         context: Mapping[str, str | None] | None = None,
+        contexts: ZstdContexts | None = None,
     ) -> None:
-        prime_heap()
         self._context = context if context is not None else {}
         # max_output: the largest piece per read (default: DEFAULT_CHUNK decoded,
         # PIECE_SIZE as received).
         self._decoder: ZstdDecoder | IdentityDecoder = (
-            ZstdDecoder(max_output=max_output or DEFAULT_CHUNK)
+            ZstdDecoder(max_output=max_output or DEFAULT_CHUNK, contexts=contexts)
             if decode
             else IdentityDecoder(max_output=max_output or PIECE_SIZE)
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, TypeAlias, TypeVar
 
-from objectstore_core._codec import compress, zstd_workers
+from objectstore_core._codec import ZstdContexts, compress, zstd_workers
 from objectstore_core._timeout import Timeout
 
 __all__ = [
@@ -254,10 +254,12 @@ class Compress:
     data: Buffer
     size: int
 
-    def run(self, cpus: int) -> bytes:
+    def run(self, cpus: int, contexts: ZstdContexts | None = None) -> bytes:
         """The frame (zstd level 3 with a checksum), on two libzstd workers when
-        :func:`objectstore_core.zstd_workers` says so for ``size`` and ``cpus``."""
-        return compress(self.data, threads=zstd_workers(self.size, self.data, cpus))
+        :func:`objectstore_core.zstd_workers` says so for ``size`` and ``cpus``;
+        a small one by one of the client's idle ``contexts``."""
+        threads = zstd_workers(self.size, self.data, cpus)
+        return compress(self.data, threads=threads, contexts=contexts)
 
 
 @dataclass(frozen=True, slots=True)

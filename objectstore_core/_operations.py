@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from objectstore_core._codec import ZstdContexts
 from objectstore_core._config import ClientConfig, ClientTarget
 from objectstore_core._download import Download
 from objectstore_core._durations import format_duration
@@ -373,10 +374,16 @@ class GetOutcome:
     status: int
     context: Mapping[str, str | None] = field(default_factory=dict)
 
-    def download(self) -> Download:
-        """The state that checks and decodes this body as the caller reads it."""
+    def download(self, contexts: ZstdContexts | None = None) -> Download:
+        """The state that checks and decodes this body as the caller reads it.
+
+        ``contexts``: the client's idle zstd contexts, reused across downloads.
+        """
         return Download(
-            decode=self.decode, expected_length=self.expected_length, context=self.context
+            decode=self.decode,
+            expected_length=self.expected_length,
+            context=self.context,
+            contexts=contexts,
         )
 
 

@@ -83,7 +83,8 @@ def _blocking(
     """A core session method as a blocking one, with the same signature and docs."""
 
     def call(self: Session, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        value, stream = drive(method(self._flows, *args, **kwargs), self._client._transport)
+        client = self._client
+        value, stream = drive(method(self._flows, *args, **kwargs), client._transport, client._zstd)
         if stream is not None:  # pragma: no cover - only get flows leave a body open
             stream.close()
         return value
@@ -99,10 +100,13 @@ def _blocking_get(
     """``get``: run the flow, then wrap the body it left open in a GetResponse."""
 
     def call(self: Session, /, *args: P.args, **kwargs: P.kwargs) -> GetResponse | None:
-        outcome, stream = drive(method(self._flows, *args, **kwargs), self._client._transport)
+        client = self._client
+        flow = method(self._flows, *args, **kwargs)
+        outcome, stream = drive(flow, client._transport, client._zstd)
         if outcome is None or stream is None:
             return None
-        return open_response(outcome, stream)
+        # Decoded with the client's zstd contexts, reused from one download to the next.
+        return open_response(outcome, stream, outcome.download(client._zstd))
 
     functools.update_wrapper(call, method)
     with_return_annotation(call, method, "GetResponse | None")

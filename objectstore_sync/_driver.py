@@ -5,7 +5,16 @@ from __future__ import annotations
 import time
 from typing import TypeVar
 
-from objectstore_core import Clock, Compress, Flow, ObjectstoreError, Response, SendRequest, Sleep
+from objectstore_core import (
+    Clock,
+    Compress,
+    Flow,
+    ObjectstoreError,
+    Response,
+    SendRequest,
+    Sleep,
+    ZstdContexts,
+)
 from objectstore_sync._sources import CPUS
 from objectstore_sync._transport import RawBody, SyncTransport
 
@@ -14,12 +23,15 @@ __all__ = ["drive"]
 T = TypeVar("T")
 
 
-def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
+def drive(
+    flow: Flow[T], transport: SyncTransport, contexts: ZstdContexts | None = None
+) -> tuple[T, RawBody | None]:
     """Run ``flow`` to completion; return its value and the body it left open, if any.
 
     Only the response of the last request can stay open (a streaming GET); it
     is closed if the flow fails or sends another request. A :class:`Compress`
-    step runs in the calling thread (the caller is blocked either way).
+    step runs in the calling thread (the caller is blocked either way), with
+    the client's idle zstd ``contexts``.
     """
     held: RawBody | None = None
     try:
@@ -36,7 +48,7 @@ def drive(flow: Flow[T], transport: SyncTransport) -> tuple[T, RawBody | None]:
                     step = flow.throw(error)  # the flow decides: retry, or fail with context
                     continue
             elif isinstance(step, Compress):  # the first step of most puts
-                reply = step.run(CPUS)
+                reply = step.run(CPUS, contexts)
             elif isinstance(step, Sleep):
                 time.sleep(step.seconds)
             elif isinstance(step, Clock):

@@ -130,7 +130,6 @@ class GetResponse(_GetResponseFields):
         self.close()
 
 
-def open_response(outcome: GetOutcome, stream: RawBody) -> GetResponse:
+def open_response(outcome: GetOutcome, stream: RawBody, download: Download) -> GetResponse:
     """Wrap a found object's open body (from the core's get flow) for the caller."""
-    download = outcome.download()
     return GetResponse(outcome.metadata, Payload(stream, download))

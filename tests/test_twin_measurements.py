@@ -26,6 +26,7 @@ from objectstore_core import (
     Compress,
     PayloadKind,
     Upload,
+    ZstdContexts,
     ZstdEncoder,
     decompress,
     new_encoder,
@@ -91,9 +92,9 @@ def compressing_threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[
     seen: list[tuple[int, int]] = []
     run = Compress.run
 
-    def recorded(step: Compress, cpus: int) -> bytes:
+    def recorded(step: Compress, cpus: int, contexts: ZstdContexts | None = None) -> bytes:
         seen.append((step.size, threading.get_ident()))
-        return run(step, cpus)
+        return run(step, cpus, contexts)
 
     monkeypatch.setattr(Compress, "run", recorded)
     yield seen
@@ -156,3 +157,16 @@ def test_from_env_reads_the_environment_through_the_twin(
     assert twin.from_env().config.base_url == "http://from.env:1"
     given = twin.from_env({"OBJECTSTORE_URL": "http://given:2"})
     assert given.config.base_url == "http://given:2"
+
+
+def test_each_client_keeps_its_own_zstd_contexts() -> None:
+    transport = InProcessTransport()
+    first = Client("http://objectstore.test", transport=transport)
+    second = Client("http://objectstore.test", transport=transport)
+    session = first.session(Usecase("measure"), org=1)
+    for _ in range(3):
+        key = session.put(TEXT[:5000])
+        response = session.get(key)
+        assert response is not None and response.read() == TEXT[:5000]
+    assert first._zstd.idle() == (1, 1)  # one of each kind, reused by every put and get
+    assert second._zstd.idle() == (0, 0)

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from objectstore_core._codec import (
+    REUSED_MAX,
     IdentityDecoder,
+    ZstdContexts,
     ZstdDecoder,
     ZstdEncoder,
     compress,
@@ -585,23 +587,47 @@ def test_fed_buffers_are_copied_and_bytes_are_not() -> None:
 
 
 def test_decompression_contexts_are_reused() -> None:
-    from objectstore_core import _codec
-
     blob = compress(b"x" * 5000)
+    contexts = ZstdContexts()
     for _ in range(20):
-        decoder = ZstdDecoder()
+        decoder = ZstdDecoder(contexts=contexts)
         decoder.feed(blob)
         decoder.feed_eof()
         assert decoder.read() == b"x" * 5000
         assert decoder.read() == b""
-    idle = _codec._IDLE_CONTEXTS[0]
-    assert 1 <= len(idle) <= 8
+    assert contexts.idle() == (0, 1)  # each decoder gave back the one it took
     # A context in use is not idle: two decoders at once get two contexts.
-    first, second = ZstdDecoder(), ZstdDecoder()
+    first, second = ZstdDecoder(contexts=contexts), ZstdDecoder(contexts=contexts)
     assert first._context is not second._context
+    assert contexts.idle() == (0, 0)
     for decoder in (first, second):
         decoder.feed(blob)
     assert first.read() == second.read() == b"x" * 5000
+    # Without a pool a decoder sets up its own context and keeps nothing.
+    alone = ZstdDecoder()
+    alone.feed(blob)
+    alone.feed_eof()
+    assert alone.read() == b"x" * 5000 and alone.read() == b""
+    assert contexts.idle() == (0, 0)
+
+
+def test_small_payloads_are_compressed_by_reused_contexts() -> None:
+    contexts = ZstdContexts()
+    for payload in (b"", b"small " * 100, b"x" * REUSED_MAX):
+        frame = compress(payload, contexts=contexts)
+        assert frame == compress(payload)  # the same frame as a fresh compressor's
+        params = zstandard.get_frame_parameters(frame)
+        assert params.content_size == len(payload) and params.has_checksum
+    assert contexts.idle() == (1, 0)  # one compressor did all three
+    # Larger payloads, or payloads for worker threads, get a compressor of their own.
+    assert decompress(compress(b"y" * (REUSED_MAX + 1), contexts=contexts)) == b"y" * (
+        REUSED_MAX + 1
+    )
+    assert decompress(compress(b"z" * 1000, threads=2, contexts=contexts)) == b"z" * 1000
+    assert contexts.idle() == (1, 0)
+    # Other levels have compressors of their own.
+    assert decompress(compress(b"w" * 10, level=1, contexts=contexts)) == b"w" * 10
+    assert contexts.idle() == (2, 0)
 
 
 def test_a_small_whole_frame_is_decoded_in_one_call() -> None:
