@@ -1,5 +1,7 @@
 """The core is sans-IO: importing it loads no network, thread or event-loop module,
-and its code neither opens files, sleeps, nor defines coroutines (DESIGN.md).
+and its code neither opens files, sleeps, nor defines coroutines; nor does it read
+the clock, the environment, the CPU count or a file's metadata, or call a file
+method on a caller's object (DESIGN.md).
 
 Imports are checked in a fresh interpreter (the test process has long since
 imported everything), comparing ``sys.modules`` before and after. Because the
@@ -8,16 +10,19 @@ also looks through every core module's namespace for forbidden modules or
 objects defined in them, which catches ``import threading`` even when
 ``threading`` was already loaded.
 
-Source checks use :mod:`tokenize`, so docstrings, comments and string literals
-never count, and methods merely *named* ``open`` are not calls of the builtin.
+Source checks use :mod:`tokenize` and :mod:`ast`, so docstrings, comments and
+string literals never count, and methods merely *named* ``open`` are not calls of
+the builtin.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import io
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -225,3 +230,231 @@ def test_core_sources_found() -> None:
 )
 def test_core_source_does_no_io(path: pathlib.Path) -> None:
     assert violations(path.read_text(encoding="utf-8")) == []
+
+
+# ------------------------------------------------- host state and the caller's files
+#
+# The core takes the time, a file's size, the CPU count and the environment as
+# arguments (the twins measure them), and never calls a file method on a
+# caller's object. The scan reads the syntax tree: imports are resolved
+# (``from datetime import datetime as dt; dt.now()`` is ``datetime.datetime.now``),
+# and text in docstrings or comments never counts.
+
+HOST_STATE = frozenset(
+    {
+        "os.stat",
+        "os.fstat",
+        "os.lstat",
+        "os.cpu_count",
+        "os.process_cpu_count",
+        "os.sched_getaffinity",
+        "os.environ",
+        "os.environb",
+        "os.getenv",
+        "os.open",
+        "os.fdopen",
+        "io.open",
+        "codecs.open",
+        "builtins.open",
+        "time.time",
+        "time.time_ns",
+        "time.monotonic",
+        "time.monotonic_ns",
+        "time.perf_counter",
+        "time.perf_counter_ns",
+        "time.process_time",
+        "datetime.datetime.now",
+        "datetime.datetime.utcnow",
+        "datetime.datetime.today",
+        "datetime.date.today",
+    }
+)
+
+# Methods that read, position or describe a file: called on a payload, they
+# would be I/O on the caller's object.
+FILE_METHODS = frozenset(
+    {"read", "readinto", "readline", "readlines", "seek", "tell", "fileno", "stat"}
+    | {"read_text", "read_bytes"}
+)
+
+# Calls of those names that are not on a caller's file: (module, receiver) -> why.
+NOT_A_FILE = {
+    ("_download.py", "self._decoder"): "the download's own zstd or identity decoder",
+    ("_codec.py", "decoder"): "decompress() reading its own ZstdDecoder",
+    ("emulator/_bridge.py", "self._body"): "a BodyStream, the storage interface's body",
+    ("emulator/_exchange.py", "stream"): "a BodyStream, the storage interface's body",
+    ("emulator/_faults.py", "self._body"): "a BodyStream, the storage interface's body",
+}
+
+# The one clock the core reads, and why (see its docstring).
+ALLOWED_HOST_STATE = {
+    ("_auth.py", "_standalone_clock", "time.time"): (
+        "SecretKey.token_for_scope(usecase, scope) called on its own, as in the official client"
+    ),
+}
+
+
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Local names bound by imports anywhere in ``tree``, to what they name."""
+    names: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    names[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    names[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return names
+
+
+def _qualified(node: ast.expr, aliases: dict[str, str]) -> str | None:
+    """``os.environ`` for ``os.environ``; ``datetime.datetime.now`` for ``dt.now``."""
+    if isinstance(node, ast.Name):
+        return aliases.get(node.id, "builtins.open" if node.id == "open" else None)
+    if isinstance(node, ast.Attribute):
+        base = _qualified(node.value, aliases)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
+
+
+def _functions(tree: ast.AST) -> dict[ast.AST, str]:
+    """Each node of ``tree`` mapped to the name of the innermost function around it."""
+    owner: dict[ast.AST, str] = {}
+
+    def visit(node: ast.AST, name: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = (
+                child.name
+                if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                else name
+            )
+            owner[child] = inner
+            visit(child, inner)
+
+    visit(tree, "<module>")
+    return owner
+
+
+def host_violations(source: str, module: str = "") -> list[str]:
+    """Reads of the clock, environment, CPU count or file metadata, and file method calls."""
+    tree = ast.parse(source)
+    aliases = _aliases(tree)
+    owner = _functions(tree)
+    found: list[str] = []
+
+    def report(node: ast.AST, what: str) -> None:
+        if (module, owner.get(node, "<module>"), what) not in ALLOWED_HOST_STATE:
+            found.append(f"line {getattr(node, 'lineno', 0)}: {what}")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in HOST_STATE:
+                    report(node, f"from {node.module} import {alias.name}")
+        elif isinstance(node, ast.Attribute | ast.Name) and isinstance(node.ctx, ast.Load):
+            name = _qualified(node, aliases)
+            if isinstance(node, ast.Attribute) and name in HOST_STATE:
+                report(node, name)
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and _qualified(func, aliases) in HOST_STATE:
+                report(node, f"{func.id}()")
+            elif isinstance(func, ast.Attribute) and func.attr in FILE_METHODS:
+                receiver = ast.unparse(func.value)
+                if (module, receiver) not in NOT_A_FILE:
+                    report(node, f"{receiver}.{func.attr}()")
+    return found
+
+
+def test_host_scan_sees_code_but_not_text() -> None:
+    clean = textwrap.dedent(
+        '''
+        """Docs may say os.environ, time.time(), datetime.now() and file.read()."""
+        import datetime as dt
+        from datetime import UTC, timedelta
+        # a comment: os.stat(path), date.today()
+        class Storage:
+            def open(self, oid): return self.backend.open(oid)  # a method named open
+        def when(now: float) -> float: return now + timedelta(seconds=1).total_seconds()
+        stamp = dt.datetime.fromtimestamp(0, UTC)
+        '''
+    )
+    assert host_violations(clean) == []
+    dirty = textwrap.dedent(
+        """
+        import os, time
+        import datetime as dt
+        from datetime import date, datetime
+        from os import environ
+        from time import monotonic as tick
+        def f(upload, path):
+            os.stat(path); os.fstat(3); os.cpu_count(); os.environ.get("X"); os.getenv("X")
+            time.time(); tick(); time.monotonic(); datetime.now(); dt.datetime.utcnow()
+            date.today(); open(path)
+            upload.read(10); upload.seek(0); upload.tell(); upload.fileno()
+        """
+    )
+    found = host_violations(dirty)
+    for needle in (
+        "os.stat",
+        "os.fstat",
+        "os.cpu_count",
+        "os.environ",
+        "os.getenv",
+        "from os import environ",
+        "time.time",
+        "from time import monotonic",
+        "tick()",
+        "time.monotonic",
+        "datetime.datetime.now",
+        "datetime.datetime.utcnow",
+        "datetime.date.today",
+        "open()",
+        "upload.read()",
+        "upload.seek()",
+        "upload.tell()",
+        "upload.fileno()",
+    ):
+        assert any(needle in v for v in found), (needle, found)
+
+
+def _module(path: pathlib.Path) -> str:
+    return path.relative_to(CORE_DIR).as_posix()
+
+
+# The emulator's default clock still reads the wall clock (``_handler._utc_now``,
+# ``datetime.now``): it is fixed by giving ``Emulator`` its clock from the
+# emulator's I/O side (the socket server, LocalServer, the in-process
+# transports), as the twins give the core theirs. Strict: the mark must go then.
+_EMULATOR_CLOCK = pytest.mark.xfail(
+    strict=True, reason="Emulator's default clock reads datetime.now: pass a clock"
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(path, marks=_EMULATOR_CLOCK)
+        if _module(path) == "emulator/_handler.py"
+        else path
+        for path in core_sources()
+    ],
+    ids=_module,
+)
+def test_core_source_reads_no_host_state(path: pathlib.Path) -> None:
+    """No clock, environment, CPU count, file metadata or file method in the core."""
+    assert host_violations(path.read_text(encoding="utf-8"), _module(path)) == []
+
+
+def test_allowances_are_still_needed() -> None:
+    """Every exception above names code that still exists (else it must be removed)."""
+    for module, receiver in NOT_A_FILE:
+        source = (CORE_DIR / module).read_text(encoding="utf-8")
+        assert re.search(rf"\b{re.escape(receiver)}\.(\w+)\(", source), (module, receiver)
+    for module, function, _ in ALLOWED_HOST_STATE:
+        source = (CORE_DIR / module).read_text(encoding="utf-8")
+        assert f"def {function}(" in source, (module, function)
