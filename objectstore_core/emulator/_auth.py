@@ -30,19 +30,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from objectstore_core._auth import b64url_decode, validate_permissions
-from objectstore_core._models import Permission, Scope
-from objectstore_core._presign import (
-    MAX_PRESIGN_DURATION,
-    PARAM_DURATION,
-    PARAM_KID,
-    PARAM_SIG,
-    PARAM_TIMESTAMP,
-    SUPPORTED_METHODS,
-    build_canonical_form,
-)
+from objectstore_core import Permission, Scope
 from objectstore_core.emulator._messages import ServerRequest, ServerResponse, json_error
 from objectstore_core.emulator._routing import Route, parse_query, split_target
+from objectstore_core.emulator._wire import b64url_decode, canonical_form
 
 __all__ = [
     "ALLOW_ALL",
@@ -54,7 +45,13 @@ __all__ = [
 ]
 
 LEEWAY_SECONDS = 60  # on `exp` (§10.3) and before `os_timestamp` (§11.3)
-_MAX_DURATION = int(MAX_PRESIGN_DURATION.total_seconds())
+# §11.1: the query parameters of a pre-signed URL, and the longest validity (7 days).
+PARAM_KID = "os_kid"
+PARAM_TIMESTAMP = "os_timestamp"
+PARAM_DURATION = "os_duration"
+PARAM_SIG = "os_sig"
+_MAX_DURATION = 7 * 86_400
+_PRESIGNED_METHODS = ("GET", "HEAD")  # §11.3 step 1
 _AUTH_QUERY = ("os_auth", PARAM_SIG, PARAM_KID, PARAM_TIMESTAMP, PARAM_DURATION)
 _BEARER = "bearer "
 _TIMESTAMP_RE = re.compile(
@@ -73,6 +70,17 @@ def parse_permission(text: str) -> Permission:
             f"permission {text!r} is invalid: use read, write, delete or "
             "object.read, object.write, object.delete"
         ) from None
+
+
+def _permission(value: object) -> Permission:
+    if isinstance(value, Permission):
+        return value
+    if isinstance(value, str):
+        return parse_permission(value)
+    raise ValueError(
+        f"max_permissions contains {value!r}, which is not a permission: use "
+        "read, write, delete or object.read, object.write, object.delete"
+    )
 
 
 def load_public_key(pem: str | bytes) -> Ed25519PublicKey:
@@ -114,8 +122,7 @@ class AuthKey:
         keys = tuple(load_public_key(text) for text in texts)
         if max_permissions is None:
             return cls(keys)
-        chosen = [parse_permission(p) if isinstance(p, str) else p for p in max_permissions]
-        return cls(keys, frozenset(validate_permissions(chosen, "max_permissions")))
+        return cls(keys, frozenset(_permission(p) for p in max_permissions))
 
     def verifies(self, signature: bytes, message: bytes) -> bool:
         """Whether any version of the key made ``signature`` over ``message``."""
@@ -302,7 +309,7 @@ class Authenticator:
     def _presigned(
         self, method: str, raw_path: str, raw_query: str, now: datetime
     ) -> ServerResponse | Permit:
-        if method not in SUPPORTED_METHODS:  # 1. before anything else
+        if method not in _PRESIGNED_METHODS:  # 1. before anything else
             return json_error(
                 403,
                 "auth error: presigned URLs are not supported for this method",
@@ -321,7 +328,7 @@ class Authenticator:
         instant = now.timestamp()
         if not signed_at - LEEWAY_SECONDS <= instant <= signed_at + duration:
             return _unauthorized("presigned URL is expired or not yet valid")
-        canonical = build_canonical_form(method, raw_path, raw_query)  # 6.
+        canonical = canonical_form(method, raw_path, raw_query)  # 6.
         try:
             raw_signature = b64url_decode(signature)
         except ValueError:

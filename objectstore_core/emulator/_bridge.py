@@ -23,8 +23,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from objectstore_core._errors import ReadError
-from objectstore_core._http import Request, Response, Upload
+from objectstore_core import ReadError, Request, Response, Upload
 from objectstore_core.emulator._faults import FaultedBody, FaultKind
 from objectstore_core.emulator._handler import Emulator, read_body
 from objectstore_core.emulator._messages import BodyStream, ServerRequest, ServerResponse

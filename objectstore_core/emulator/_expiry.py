@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from objectstore_core._durations import parse_duration
-from objectstore_core._models import TimeToIdle, TimeToLive
+from objectstore_core import TimeToIdle, TimeToLive
 from objectstore_core.emulator._storage import ObjectRecord
+from objectstore_core.emulator._wire import parse_duration
 
 __all__ = [
     "ExtendExpiry",

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from objectstore_core._errors import IntegrityError, ReadError
+from objectstore_core import IntegrityError, ReadError
 from objectstore_core.emulator._exchange import Exchange, Sink
 from objectstore_core.emulator._messages import (
     BodyStream,

@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from objectstore_core._models import Permission
+from objectstore_core import Permission
 from objectstore_core.emulator._auth import ALLOW_ALL, Permit
 from objectstore_core.emulator._exchange import (
     BufferSink,

@@ -17,20 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from objectstore_core._durations import format_expiration, format_timestamp, parse_expiration
-from objectstore_core._metadata import (
-    HEADER_EXPIRATION,
-    HEADER_FILENAME,
-    HEADER_META_PREFIX,
-    HEADER_ORIGIN,
-    HEADER_SIZE,
-    HEADER_TIME_CREATED,
-    HEADER_TIME_EXPIRES,
-    validate_content_type,
-)
-from objectstore_core._models import ExpirationPolicy
+from objectstore_core import ExpirationPolicy
 from objectstore_core.emulator._expiry import deadline_after
 from objectstore_core.emulator._storage import DEFAULT_CONTENT_TYPE, ObjectRecord
+from objectstore_core.emulator._wire import (
+    format_expiration,
+    format_timestamp,
+    is_media_type,
+    parse_expiration,
+)
 
 __all__ = [
     "MetadataError",
@@ -40,6 +35,15 @@ __all__ = [
     "read_headers",
     "size_header",
 ]
+
+# Header names of §4.1, as the server reads and writes them (lower case, §1.2).
+HEADER_EXPIRATION = "x-sn-expiration"
+HEADER_TIME_CREATED = "x-sn-time-created"
+HEADER_TIME_EXPIRES = "x-sn-time-expires"
+HEADER_ORIGIN = "x-sn-origin"
+HEADER_FILENAME = "x-sn-filename"
+HEADER_SIZE = "x-sn-size"  # §14.5
+HEADER_META_PREFIX = "x-snme-"
 
 _STANDARD = ("content-type", "content-encoding", HEADER_EXPIRATION, HEADER_ORIGIN, HEADER_FILENAME)
 
@@ -95,10 +99,8 @@ def parse_write_metadata(headers: tuple[tuple[str, str], ...]) -> WriteMetadata:
         else:
             standard[name] = value
     content_type = standard.get("content-type", DEFAULT_CONTENT_TYPE)
-    try:
-        validate_content_type(content_type)
-    except ValueError:
-        raise MetadataError("invalid content type") from None
+    if not is_media_type(content_type):
+        raise MetadataError("invalid content type")
     encoding = standard.get("content-encoding")
     if encoding is not None and encoding != "zstd":  # §4.1, §5: exactly `zstd`
         raise MetadataError("invalid compression value")

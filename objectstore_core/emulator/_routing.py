@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_to_bytes
 
-from objectstore_core._models import SCOPE_CHARS, Scope
+from objectstore_core import Scope
 
 __all__ = [
     "ObjectPath",
@@ -183,16 +183,30 @@ def _decode(raw: str, what: str) -> str:
         raise PathError(f"Invalid UTF-8 in `{what}`") from None
 
 
-def _scope_error(wire: str) -> str:
-    """A message in the reference server's words for an invalid scope list (§2.2)."""
+# §2.2: what scope names and values are made of.
+_SCOPE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-()$!+'")
+_NO_SCOPES = "_"
+
+
+def _parse_scopes(wire: str) -> Scope:
+    """The decoded scopes segment as the server reads it (§2.2); :class:`PathError` if invalid.
+
+    ``_`` is the empty list; else ``name=value`` pieces split on ``;`` and at
+    the first ``=``, both non-empty and of the §2.2 characters, kept in order
+    (duplicate names included). Messages are the reference server's.
+    """
+    if wire == _NO_SCOPES:
+        return Scope()
+    pairs = []
     for piece in wire.split(";"):
         name, sep, value = piece.partition("=")
         if not sep or not name or not value:
-            return "scope must be 'key=value'"
+            raise PathError("scope must be 'key=value'")
         for char in name + value:
-            if char not in SCOPE_CHARS:
-                return f"invalid character {char!r}"
-    return "invalid scopes"
+            if char not in _SCOPE_CHARS:
+                raise PathError(f"invalid character {char!r}")
+        pairs.append((name, value))
+    return Scope.from_items(tuple(pairs))
 
 
 def parse_object_path(route: Route) -> ObjectPath:
@@ -204,10 +218,7 @@ def parse_object_path(route: Route) -> ObjectPath:
     """
     usecase = _decode(route.raw_usecase, "usecase")
     scopes = _decode(route.raw_scopes, "scopes")
-    try:
-        scope = Scope.parse(scopes)
-    except ValueError:
-        raise PathError(_scope_error(scopes)) from None
+    scope = _parse_scopes(scopes)
     key = None if route.raw_key is None else _decode(route.raw_key, "key")
     return ObjectPath(usecase, scope, key)
 

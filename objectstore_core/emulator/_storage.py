@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from objectstore_core._models import ExpirationPolicy
+from objectstore_core import ExpirationPolicy
 from objectstore_core.emulator._messages import BodyStream, BytesLike
 
 __all__ = [
