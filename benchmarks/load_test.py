@@ -62,7 +62,7 @@ def serve(
     conn: multiprocessing.connection.Connection, rate: float, seed: int, stall: float
 ) -> None:
     """Run the emulator with random faults; answer ``stats``, ``faults-off`` and ``stop``."""
-    from objectstore_sync._server import EmulatorServer
+    from objectstore_sync.emulator import EmulatorServer
 
     server = EmulatorServer("127.0.0.1", 0)
     server.faults.randomly(rate, seed=seed, stall_seconds=stall, retry_after=0)

@@ -12,10 +12,35 @@ sockets involved::
         key = await session.put(b"hi")
         assert await (await session.get(key)).aread() == b"hi"
 
-For a real server on loopback use ``objectstore_sync.testing.LocalServer``
-(its ``url`` works with ``AsyncClient`` too).
+:class:`LocalServer` runs it on a free loopback port (``server.url``), with
+in-memory or directory storage, a fake ``clock``, auth enforcement and
+fault injection (``server.faults.inject(Fault.status(503))``). It serves
+from a background thread, so it is entered with a plain ``with``, also
+inside a coroutine::
+
+    from objectstore_async.testing import LocalServer
+
+    async def test_over_loopback() -> None:
+        with LocalServer() as server:
+            client = AsyncClient(server.url)
+            ...
+            await client.aclose()
+
+Pass one :class:`Emulator` (over a :class:`MemoryStorage`) to several
+in-process transports to share objects between clients, async and sync
+alike. ``objectstore_sync.testing`` exports the same names, with
+``InProcessTransport`` in place of ``AsyncInProcessTransport``.
 """
 
 from objectstore_async._inprocess import AsyncInProcessTransport
+from objectstore_core.emulator import Emulator, Fault, FaultPlan, MemoryStorage
+from objectstore_sync.emulator import LocalServer
 
-__all__ = ["AsyncInProcessTransport"]
+__all__ = [
+    "AsyncInProcessTransport",
+    "Emulator",
+    "Fault",
+    "FaultPlan",
+    "LocalServer",
+    "MemoryStorage",
+]

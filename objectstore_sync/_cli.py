@@ -40,7 +40,7 @@ from objectstore_core import (
 )
 from objectstore_core.emulator import parse_permission
 from objectstore_sync._client import Client, Session
-from objectstore_sync._keys import parse_auth_key_option
+from objectstore_sync.emulator import parse_auth_key_option
 
 __all__ = ["main"]
 
@@ -173,7 +173,7 @@ def _server_url(args: argparse.Namespace) -> Iterator[str]:
     if url:
         yield url
         return
-    from objectstore_sync._server import EmulatorServer
+    from objectstore_sync.emulator import EmulatorServer
 
     os.makedirs(args.data_dir, exist_ok=True)
     server = EmulatorServer("127.0.0.1", 0, data_dir=args.data_dir)
@@ -353,7 +353,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from objectstore_sync._server import EmulatorServer
+    from objectstore_sync.emulator import EmulatorServer
 
     if args.data_dir:
         os.makedirs(args.data_dir, exist_ok=True)

@@ -18,6 +18,7 @@ PACKAGES = [
     "objectstore_core.emulator",
     "objectstore_core.shared",
     "objectstore_sync",
+    "objectstore_sync.emulator",
     "objectstore_sync.testing",
     "objectstore_async",
     "objectstore_async.testing",
@@ -74,6 +75,16 @@ def test_shared_models_are_the_same_objects() -> None:
         assert getattr(sync, name) is getattr(core, name), name
         assert getattr(asyn, name) is getattr(core, name), name
     assert set(asyn.__all__) == shared | set(CLASS_TWINS.values())
+
+
+def test_testing_modules_are_twins() -> None:
+    """An async test author finds in objectstore_async.testing what a sync one finds in sync's."""
+    sync = importlib.import_module("objectstore_sync.testing")
+    asyn = importlib.import_module("objectstore_async.testing")
+    twins = {"InProcessTransport": "AsyncInProcessTransport"}
+    assert sorted(twins.get(name, name) for name in sync.__all__) == sorted(asyn.__all__)
+    for name in set(sync.__all__) - set(twins):
+        assert getattr(sync, name) is getattr(asyn, name), name
 
 
 def _public_members(cls: type) -> dict[str, Any]:

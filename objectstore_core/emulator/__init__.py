@@ -2,7 +2,7 @@
 
 The handler speaks the wire protocol of ``PROTOCOL.md`` (§2–§7, §14.2,
 §14.4, §14.5) and is driven by a transport: the socket server in
-``objectstore_sync._server``, or an in-process transport in tests::
+``objectstore_sync.emulator``, or an in-process transport in tests::
 
     from objectstore_core.emulator import Emulator, MemoryStorage, ServerRequest
 
@@ -18,8 +18,11 @@ Layout: ``_messages`` (request/response values), ``_routing`` (§2),
 ``_auth`` (§10, §11: tokens, pre-signed URLs, the key directory),
 ``_faults`` (programmatic fault injection),
 ``_storage`` (the storage protocol and the in-memory store), ``_exchange``
-(one request in progress) and ``_handler`` (routing requests to all of
-them). Nothing in this package performs I/O.
+(one request in progress), ``_handler`` (routing requests to all of
+them) and ``_wire`` (durations, timestamps, base64url, the pre-signed
+canonical form). Nothing in this package performs I/O, and it uses only
+the public names of ``objectstore_core``: it reads the wire with its own
+code, so a wire-format bug in the client is not mirrored into it.
 """
 
 from objectstore_core.emulator._auth import (
@@ -32,7 +35,7 @@ from objectstore_core.emulator._auth import (
 )
 from objectstore_core.emulator._faults import Fault, FaultedBody, FaultKind, FaultPlan
 from objectstore_core.emulator._handler import Authorize, Emulator, Exchange, read_body
-from objectstore_core.emulator._messages import BodyStream, ServerRequest, ServerResponse
+from objectstore_core.emulator._messages import BodyStream, BytesLike, ServerRequest, ServerResponse
 from objectstore_core.emulator._routing import Route, RouteKind
 from objectstore_core.emulator._storage import (
     DEFAULT_CONTENT_TYPE,
@@ -52,6 +55,7 @@ __all__ = [
     "Authenticator",
     "Authorize",
     "BodyStream",
+    "BytesLike",
     "Emulator",
     "Exchange",
     "Fault",

@@ -19,7 +19,7 @@ other fault lets the request be processed as usual and wraps the response
 body in a :class:`FaultedBody`, which tells the transport what to do and
 when (:meth:`FaultedBody.due`):
 
-* the socket server (``objectstore_sync._server``) acts on the wire: a reset
+* the socket server (``objectstore_sync.emulator``) acts on the wire: a reset
   closes the socket with ``SO_LINGER`` 0 (an RST), a stall sleeps, a
   truncation closes the connection after the bytes sent so far;
 * the in-process transports (via ``_bridge``) have no wire: a reset raises

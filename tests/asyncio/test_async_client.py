@@ -15,7 +15,7 @@ import anyio.lowlevel
 import pytest
 
 from objectstore_async import AsyncClient, AsyncSession, Usecase
-from objectstore_sync.testing import LocalServer
+from objectstore_async.testing import LocalServer
 
 
 @pytest.fixture(scope="module")

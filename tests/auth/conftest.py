@@ -18,8 +18,7 @@ from objectstore_async.testing import AsyncInProcessTransport
 from objectstore_core.emulator import Authenticator, AuthKey, Emulator, MemoryStorage
 from objectstore_sync import Permission
 from objectstore_sync._inprocess import InProcessTransport
-from objectstore_sync._keys import AuthKeySpec
-from objectstore_sync.testing import LocalServer
+from objectstore_sync.emulator import AuthKeySpec, LocalServer
 from tests.behaviour.twins import COMBOS, Twin
 
 DATA = Path(__file__).parent.parent / "data"

@@ -13,8 +13,7 @@ from objectstore_async import AsyncClient
 from objectstore_core import token_from_env
 from objectstore_sync import Client, Permission, SecretKey, Usecase
 from objectstore_sync._cli import _parser, main
-from objectstore_sync._keys import parse_auth_key_option, resolve_auth_keys
-from objectstore_sync._server import EmulatorServer
+from objectstore_sync.emulator import EmulatorServer, parse_auth_key_option, resolve_auth_keys
 from tests.auth.conftest import KID, PRIVATE_PEM, PRIVATE_PEM_PATH, PUBLIC_PEM, PUBLIC_PEM_PATH
 
 ENV_NAMES = ("OBJECTSTORE_URL", "OBJECTSTORE_TOKEN", "OBJECTSTORE_KEY_ID", "OBJECTSTORE_KEY_FILE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from objectstore_core._models import TimeToIdle, TimeToLive
+from objectstore_core import TimeToIdle, TimeToLive
 from objectstore_core.emulator import Emulator, ObjectId, ObjectRecord, read_body
-from objectstore_sync._dirstore import DirectoryStorage
+from objectstore_sync.emulator import DirectoryStorage
 from tests.emulator.emulator_helpers import Client, FakeClock
 
 NOW = datetime(2026, 7, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -59,6 +60,21 @@ def test_objects_survive_a_restart(tmp_path: Path) -> None:
     reopened = DirectoryStorage(tmp_path)
     assert reopened.lookup(oid) == _record(9, **record_fields)
     assert _read(reopened, oid) == b"persisted"
+
+
+def test_sidecars_written_with_wire_timestamps_still_read(tmp_path: Path) -> None:
+    """Older sidecars hold ``...123456Z``; newer ones ISO 8601 with ``+00:00``."""
+    oid = ObjectId("test", "_", "k")
+    store = DirectoryStorage(tmp_path)
+    _write(store, oid, b"v", expiration=TimeToLive(timedelta(hours=1)), time_expires=NOW)
+    (sidecar,) = (tmp_path / "objects").rglob("*.json")
+    data = json.loads(sidecar.read_text())
+    assert data["record"]["time_created"] == "2026-07-01T12:00:00.123456+00:00"
+    data["record"]["time_created"] = "2026-07-01T12:00:00.123456Z"
+    data["record"]["time_expires"] = "2026-07-01T12:00:00.123456Z"
+    sidecar.write_text(json.dumps(data))
+    record = DirectoryStorage(tmp_path).lookup(oid)
+    assert record is not None and record.time_created == NOW and record.time_expires == NOW
 
 
 def test_emulator_over_a_directory_survives_a_restart(tmp_path: Path, clock: FakeClock) -> None:

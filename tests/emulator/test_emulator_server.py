@@ -14,9 +14,7 @@ from pathlib import Path
 import pytest
 
 from objectstore_core.emulator import MemoryStorage, ObjectId
-from objectstore_sync._dirstore import DirectoryStorage
-from objectstore_sync._server import EmulatorServer
-from objectstore_sync.testing import LocalServer
+from objectstore_sync.emulator import DirectoryStorage, EmulatorServer, LocalServer
 from tests.emulator.emulator_helpers import connect, recv_all
 
 OBJ = "/v1/objects/test/org=1"

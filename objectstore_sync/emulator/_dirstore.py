@@ -34,26 +34,36 @@ import json
 import os
 import threading
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from objectstore_core._durations import format_timestamp, parse_timestamp
-from objectstore_core._models import ExpirationPolicy, TimeToIdle, TimeToLive
+from objectstore_core import ExpirationPolicy, TimeToIdle, TimeToLive
 from objectstore_core.emulator import (
     BodyStream,
+    BytesLike,
     ObjectId,
     ObjectRecord,
     ObjectWriter,
     OpenObject,
     RecordChange,
 )
-from objectstore_core.emulator._messages import BytesLike
 
 __all__ = ["DirectoryStorage"]
 
 _SIDECAR_VERSION = 1
 _WRITE_BUFFER = 1 << 20
+
+
+def _moment_to_json(moment: datetime) -> str:
+    # ISO 8601 in UTC to the microsecond; older sidecars hold the wire form
+    # (``...Z``, PROTOCOL §4.4), which fromisoformat reads as well.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _moment_from_json(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _record_to_json(record: ObjectRecord) -> dict[str, Any]:
@@ -64,12 +74,12 @@ def _record_to_json(record: ObjectRecord) -> dict[str, Any]:
         expiration = {"kind": kind, "microseconds": micros}
     return {
         "size": record.size,
-        "time_created": format_timestamp(record.time_created),
+        "time_created": _moment_to_json(record.time_created),
         "content_type": record.content_type,
         "content_encoding": record.content_encoding,
         "expiration": expiration,
         "time_expires": (
-            None if record.time_expires is None else format_timestamp(record.time_expires)
+            None if record.time_expires is None else _moment_to_json(record.time_expires)
         ),
         "origin": record.origin,
         "filename": record.filename,
@@ -85,11 +95,11 @@ def _record_from_json(data: dict[str, Any]) -> ObjectRecord:
     expires = data["time_expires"]
     return ObjectRecord(
         size=data["size"],
-        time_created=parse_timestamp(data["time_created"]),
+        time_created=_moment_from_json(data["time_created"]),
         content_type=data["content_type"],
         content_encoding=data["content_encoding"],
         expiration=expiration,
-        time_expires=None if expires is None else parse_timestamp(expires),
+        time_expires=None if expires is None else _moment_from_json(expires),
         origin=data["origin"],
         filename=data["filename"],
         custom=tuple((name, value) for name, value in data["custom"]),

@@ -72,8 +72,8 @@ from objectstore_core.emulator import (
     ServerResponse,
     Storage,
 )
-from objectstore_sync._dirstore import DirectoryStorage
-from objectstore_sync._keys import AuthKeySpec, resolve_auth_keys
+from objectstore_sync.emulator._dirstore import DirectoryStorage
+from objectstore_sync.emulator._keys import AuthKeySpec, resolve_auth_keys
 
 __all__ = ["EmulatorServer"]
 
@@ -602,7 +602,7 @@ class EmulatorServer:
 
     ``auth_keys`` is the key directory (PROTOCOL §10.6): ``kid`` -> public
     key PEM text or file, optionally ``(key, permissions)``; see
-    :data:`objectstore_sync._keys.AuthKeySpec`. With ``enforce_auth`` every
+    :data:`~objectstore_sync.emulator.AuthKeySpec`. With ``enforce_auth`` every
     object request needs a valid token or pre-signed signature (§10, §11).
 
     >>> with EmulatorServer("127.0.0.1", 0) as server:

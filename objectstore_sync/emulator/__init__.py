@@ -1,0 +1,44 @@
+"""The Objectstore emulator as a server: sockets, threads and files around the pure handler.
+
+The protocol lives in :mod:`objectstore_core.emulator` (the sans-IO
+:class:`~objectstore_core.emulator.Emulator`, the storage interface and the
+in-memory store); this package gives it what needs I/O:
+
+* :class:`EmulatorServer`: HTTP/1.1 on a socket, one thread per connection
+  (``objectstore serve`` runs it);
+* :class:`LocalServer`: an ``EmulatorServer`` on a free loopback port, as a
+  context manager for tests (also re-exported by ``objectstore_sync.testing``
+  and ``objectstore_async.testing``);
+* :class:`DirectoryStorage`: objects as files, surviving restarts;
+* the key directory read from PEM files (:func:`resolve_auth_keys`,
+  :data:`AuthKeySpec`, :func:`parse_auth_key_option` for ``--auth-key``).
+
+::
+
+    from objectstore_sync.emulator import LocalServer
+
+    with LocalServer() as server:
+        ...  # point any Objectstore client at server.url
+
+Like the handler, it uses only the public names of ``objectstore_core``.
+"""
+
+from objectstore_sync.emulator._dirstore import DirectoryStorage
+from objectstore_sync.emulator._keys import (
+    AuthKeySpec,
+    KeySource,
+    parse_auth_key_option,
+    resolve_auth_keys,
+)
+from objectstore_sync.emulator._local import LocalServer
+from objectstore_sync.emulator._server import EmulatorServer
+
+__all__ = [
+    "AuthKeySpec",
+    "DirectoryStorage",
+    "EmulatorServer",
+    "KeySource",
+    "LocalServer",
+    "parse_auth_key_option",
+    "resolve_auth_keys",
+]
