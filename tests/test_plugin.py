@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 
 from objectstore_async import AsyncClient
 from objectstore_core.emulator import Emulator
@@ -39,3 +41,28 @@ def test_server_fixture_serves_over_loopback(objectstore_server: LocalServer) ->
     with Client(objectstore_server.url) as client:
         session = client.session(Usecase("plugin"))
         assert session.put(b"x", key="k") == "k"
+
+
+def test_loading_the_plugin_imports_nothing_heavy() -> None:
+    """pytest loads the plugin in every session; the fixtures import what they need."""
+    heavy = [
+        "objectstore_async",
+        "httpcore",
+        "httpx",
+        "anyio",
+        "h11",
+        "objectstore_core.emulator",
+        "objectstore_sync.emulator",
+        "objectstore_sync.testing",
+    ]
+    code = (
+        "import sys\n"
+        "import objectstore_sync.pytest_plugin\n"
+        f"heavy = {heavy!r}\n"
+        "print(','.join(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy or "
+        "any(m.startswith(h + '.') for h in heavy)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == ""
