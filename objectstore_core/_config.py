@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from objectstore_core._auth import SecretKey, TokenProvider
 from objectstore_core._models import Scope, Usecase
+from objectstore_core._options import ConnectionOptions
 from objectstore_core._paths import Target, split_base_url
 from objectstore_core._retry import RetryPolicy
 from objectstore_core._timeout import Timeout, seconds
@@ -81,6 +82,7 @@ class ClientConfig:
     user_agent: str
     token: TokenProvider | None = field(default=None, repr=False)
     connection_kwargs: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    connection_options: ConnectionOptions = field(default_factory=ConnectionOptions, repr=False)
     metrics_backend: Any = field(default_factory=NoOpMetricsBackend, repr=False)
     retries: int | None = None
     spool_dir: Any = None
@@ -140,6 +142,9 @@ def client_config(
         or max_connections < 1
     ):
         raise ValueError(f"max_connections={max_connections!r} is invalid: use an integer >= 1")
+    # connection_kwargs mean the same in both twins (_options); maxsize is max_connections.
+    connection = ConnectionOptions.parse(connection_kwargs, scheme)
+    max_connections = connection.pool_size(max_connections, DEFAULT_MAX_CONNECTIONS)
     agent = DEFAULT_USER_AGENT if user_agent is None else user_agent
     if not isinstance(agent, str) or any(c in agent for c in "\r\n\0"):
         raise ValueError(f"user_agent={agent!r} is invalid: it must be one line of text")
@@ -162,6 +167,7 @@ def client_config(
         user_agent=agent,
         token=token,
         connection_kwargs=dict(connection_kwargs or {}),
+        connection_options=connection,
         metrics_backend=metrics_backend if metrics_backend is not None else NoOpMetricsBackend(),
         retries=retries,
         spool_dir=spool_dir,
