@@ -13,8 +13,9 @@ sockets involved::
         assert await (await session.get(key)).aread() == b"hi"
 
 :class:`LocalServer` runs it on a free loopback port (``server.url``), with
-in-memory or directory storage, a fake ``clock``, auth enforcement and
-fault injection (``server.faults.inject(Fault.status(503))``). It serves
+in-memory or directory storage, a fake ``clock``, auth enforcement, fault
+injection (``server.faults.inject(Fault.status(503))``) and ``https``
+(``LocalServer(tls=True)``, a :class:`LocalCertificate`). It serves
 from a background thread, so it is entered with a plain ``with``, also
 inside a coroutine::
 
@@ -34,13 +35,14 @@ alike. ``objectstore_sync.testing`` exports the same names, with
 
 from objectstore_async._inprocess import AsyncInProcessTransport
 from objectstore_core.emulator import Emulator, Fault, FaultPlan, MemoryStorage
-from objectstore_sync.emulator import LocalServer
+from objectstore_sync.emulator import LocalCertificate, LocalServer
 
 __all__ = [
     "AsyncInProcessTransport",
     "Emulator",
     "Fault",
     "FaultPlan",
+    "LocalCertificate",
     "LocalServer",
     "MemoryStorage",
 ]

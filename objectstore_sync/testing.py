@@ -12,8 +12,9 @@ involved::
         assert session.get(session.put(b"hi")).read() == b"hi"
 
 :class:`LocalServer` runs it on a free loopback port (``server.url``), with
-in-memory or directory storage, a fake ``clock``, auth enforcement and
-fault injection (``server.faults.inject(Fault.status(503))``)::
+in-memory or directory storage, a fake ``clock``, auth enforcement, fault
+injection (``server.faults.inject(Fault.status(503))``) and ``https``
+(``LocalServer(tls=True)``, a :class:`LocalCertificate`; see its module)::
 
     from objectstore_sync.testing import LocalServer
 
@@ -28,6 +29,14 @@ alike. ``objectstore_async.testing`` exports the same names, with
 
 from objectstore_core.emulator import Emulator, Fault, FaultPlan, MemoryStorage
 from objectstore_sync._inprocess import InProcessTransport
-from objectstore_sync.emulator import LocalServer
+from objectstore_sync.emulator import LocalCertificate, LocalServer
 
-__all__ = ["Emulator", "Fault", "FaultPlan", "InProcessTransport", "LocalServer", "MemoryStorage"]
+__all__ = [
+    "Emulator",
+    "Fault",
+    "FaultPlan",
+    "InProcessTransport",
+    "LocalCertificate",
+    "LocalServer",
+    "MemoryStorage",
+]

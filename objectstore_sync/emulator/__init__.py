@@ -10,6 +10,8 @@ in-memory store); this package gives it what needs I/O:
   context manager for tests (also re-exported by ``objectstore_sync.testing``
   and ``objectstore_async.testing``);
 * :class:`DirectoryStorage`: objects as files, surviving restarts;
+* :class:`LocalCertificate`: a throwaway CA and a loopback server
+  certificate, for serving ``https`` in tests (``LocalServer(tls=True)``);
 * the key directory read from PEM files (:func:`resolve_auth_keys`,
   :data:`AuthKeySpec`, :func:`parse_auth_key_option` for ``--auth-key``).
 
@@ -32,12 +34,15 @@ from objectstore_sync.emulator._keys import (
 )
 from objectstore_sync.emulator._local import LocalServer
 from objectstore_sync.emulator._server import EmulatorServer
+from objectstore_sync.emulator._tls import LOOPBACK_NAMES, LocalCertificate
 
 __all__ = [
+    "LOOPBACK_NAMES",
     "AuthKeySpec",
     "DirectoryStorage",
     "EmulatorServer",
     "KeySource",
+    "LocalCertificate",
     "LocalServer",
     "parse_auth_key_option",
     "resolve_auth_keys",

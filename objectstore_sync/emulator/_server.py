@@ -38,6 +38,14 @@ Protocol details:
   visible); mid-download the body stream is closed. Malformed heads and
   bodies get a 400 (or h11's hint, e.g. 431, 501) and the connection is
   closed.
+
+TLS (``EmulatorServer(tls=context)``, for testing clients over ``https``;
+the reference server itself speaks plain HTTP, §1.1): the handshake runs in
+the connection's thread, and the paths TLS sockets lack fall back to plain
+ones: pieces are gathered and sent with ``sendall`` instead of ``sendmsg``,
+bodies are received without ``MSG_WAITALL``, stored files go through
+``send`` instead of ``sendfile``, and a stall watches for a hang-up by
+receiving (into the connection's buffer) instead of peeking.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ import os
 import re
 import selectors
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -222,6 +231,9 @@ def _response_head(response: ServerResponse, framing: str, close: bool) -> bytes
 
 def _send_all(sock: socket.socket, pieces: list[bytes | memoryview]) -> None:
     """Send ``pieces`` in order with as few copies and syscalls as possible."""
+    if isinstance(sock, ssl.SSLSocket):
+        _send_all_tls(sock, pieces)
+        return
     if len(pieces) == 1:
         sock.sendall(pieces[0])
         return
@@ -232,6 +244,36 @@ def _send_all(sock: socket.socket, pieces: list[bytes | memoryview]) -> None:
             continue
         sock.sendall(memoryview(piece)[sent:])
         sent = 0
+
+
+def _send_all_tls(sock: ssl.SSLSocket, pieces: list[bytes | memoryview]) -> None:
+    """``_send_all`` without ``sendmsg``: small pieces are joined into one TLS write."""
+    batch: list[bytes | memoryview] = []
+    size = 0
+    for piece in pieces:
+        if len(piece) >= _COALESCE:
+            if batch:
+                sock.sendall(b"".join(batch))
+                batch, size = [], 0
+            sock.sendall(piece)
+            continue
+        batch.append(piece)
+        size += len(piece)
+        if size >= _COALESCE:
+            sock.sendall(b"".join(batch))
+            batch, size = [], 0
+    if batch:
+        sock.sendall(b"".join(batch))
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """Shut both directions of the TCP connection (the peer sees EOF or its reset).
+
+    Called on the plain socket level even for TLS: ``SSLSocket.shutdown``
+    would also detach the TLS state another thread may be reading with.
+    """
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class _Connection:
@@ -250,9 +292,13 @@ class _Connection:
         self._start = 0
         self._end = 0
         self._http10 = False  # whether the current request is HTTP/1.0 (no chunked replies)
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._waitall = 0 if self._tls else _WAITALL  # TLS sockets take no recv flags
 
     def run(self) -> None:
         try:
+            if isinstance(self.sock, ssl.SSLSocket):
+                self.sock.do_handshake()  # a failed one (say, plain HTTP) is an OSError
             while self._serve_one():
                 pass
         except (_ClientGone, OSError):
@@ -336,7 +382,7 @@ class _Connection:
             try:
                 # Never past this body, so no byte of a pipelined request is taken; WAITALL
                 # fills the buffer in one call instead of returning every few segments.
-                n = recv_into(into, min(count, len(into)), _WAITALL)
+                n = recv_into(into, min(count, len(into)), self._waitall)
             except (ConnectionError, TimeoutError) as exc:
                 raise _ClientGone from exc
             if not n:
@@ -532,8 +578,7 @@ class _Connection:
             except (ConnectionError, TimeoutError) as exc:
                 raise _ClientGone from exc
             if sent < count:
-                with contextlib.suppress(OSError):
-                    self.sock.shutdown(socket.SHUT_RDWR)
+                _hang_up(self.sock)
                 raise _ClientGone
         if chunked:
             self._send([_CRLF + _LAST_CHUNK if count else _LAST_CHUNK])
@@ -557,7 +602,7 @@ class _Connection:
             if kind is FaultKind.RESET:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             else:
-                self.sock.shutdown(socket.SHUT_RDWR)
+                _hang_up(self.sock)
             self.sock.close()
         raise _ClientGone
 
@@ -574,6 +619,10 @@ class _Connection:
             while (left := deadline - time.monotonic()) > 0:
                 if not selector.select(left):
                     continue
+                if self._tls:
+                    if self._peer_gone_tls(left):
+                        raise _ClientGone
+                    continue
                 try:
                     gone = not self.sock.recv(1, socket.MSG_PEEK)
                 except OSError:
@@ -581,6 +630,27 @@ class _Connection:
                 if gone:
                     raise _ClientGone
                 time.sleep(max(0.0, deadline - time.monotonic()))  # data waits unread
+
+    def _peer_gone_tls(self, wait: float) -> bool:
+        """Whether a TLS peer hung up: TLS cannot peek, so what arrived is received.
+
+        The bytes go to the buffer like any received ones, so a pipelined
+        request is served later. Readable may also mean only part of a TLS
+        record: receiving then waits at most ``wait`` seconds.
+        """
+        if self._start == 0 and self._end == _BUFFER:
+            time.sleep(wait)  # no room to receive into: the bytes wait unread
+            return False
+        self.sock.settimeout(wait)
+        try:
+            return self._recv() == 0
+        except _ClientGone as exc:
+            return not isinstance(exc.__cause__, TimeoutError)
+        except OSError:
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                self.sock.settimeout(None)
 
     def _send_error(self, status: int) -> None:
         text = f"{status} {HTTPStatus(status).phrase}".encode()
@@ -605,6 +675,10 @@ class EmulatorServer:
     :data:`~objectstore_sync.emulator.AuthKeySpec`. With ``enforce_auth`` every
     object request needs a valid token or pre-signed signature (§10, §11).
 
+    ``tls`` is a server-side :class:`ssl.SSLContext` (for instance
+    ``LocalCertificate.create().server_context()``): connections then speak
+    TLS and :attr:`url` starts with ``https://``.
+
     >>> with EmulatorServer("127.0.0.1", 0) as server:
     ...     server.url.startswith("http://127.0.0.1:")
     True
@@ -621,7 +695,12 @@ class EmulatorServer:
         emulator: Emulator | None = None,
         auth_keys: Mapping[str, AuthKeySpec] | None = None,
         enforce_auth: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        if tls is not None and not isinstance(tls, ssl.SSLContext):
+            raise TypeError(f"tls must be an ssl.SSLContext (server side), got {tls!r}")
+        self.tls = tls
+        """The server's TLS context, or None for plain HTTP."""
         # Keys are read and checked even without enforcement: a bad key fails at start.
         keys = resolve_auth_keys(auth_keys)
         if emulator is None:
@@ -645,7 +724,7 @@ class EmulatorServer:
         bound_host, bound_port = self._listener.getsockname()[:2]
         self.host, self.port = bound_host, bound_port
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.url = f"http://{shown}:{bound_port}"
+        self.url = f"{'https' if tls is not None else 'http'}://{shown}:{bound_port}"
         self._wake_r, self._wake_w = socket.socketpair()
         self._lock = threading.Lock()
         self._closing = False
@@ -720,8 +799,7 @@ class EmulatorServer:
 
     @staticmethod
     def _hang_up(connection: _Connection) -> None:
-        with contextlib.suppress(OSError):
-            connection.sock.shutdown(socket.SHUT_RDWR)
+        _hang_up(connection.sock)
 
     def _mark_idle(self, connection: _Connection) -> bool:
         """Called before waiting for the next request; False when shutting down."""
@@ -762,6 +840,12 @@ class EmulatorServer:
             return
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:  # the handshake waits for the connection's own thread
+                sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except OSError:
+                sock.close()
+                return
         connection = _Connection(self, sock)
         thread = threading.Thread(
             target=connection.run, name="objectstore-emulator-connection", daemon=True
