@@ -128,7 +128,7 @@ class _Pool:
                 self._config.host,
                 self._config.port,
                 timeout=self._config.timeout.connect,
-                **dict(self._config.connection_kwargs),
+                **self._config.connection_options.urllib3_kwargs(),
             )
         return lease
 

@@ -39,12 +39,9 @@ from tests.certificates import ClientCertificate, requiring_client_certificates
 
 _counter = itertools.count()
 
-# Until the transports build their connections from config.connection_options:
-# the async transport still takes only its former options (ssl_context,
-# verify, cert, socket_options, local_address), the sync one hands
-# connection_kwargs to urllib3 unchanged.
+# Until the async transport builds its connections from config.connection_options
+# (the sync one does: ConnectionOptions.urllib3_kwargs()).
 _ASYNC_WAITS = "waits for the async transport to use ConnectionOptions (objectstore_async._tls)"
-_SYNC_WAITS = "waits for the sync transport to use ConnectionOptions.urllib3_kwargs()"
 
 
 _TRIO_CAUSE = (
@@ -132,7 +129,7 @@ def test_ca_cert_data(kind: str, server: LocalServer, certificate: LocalCertific
         _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(sync=_SYNC_WAITS, async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
 def test_ca_cert_data_as_pem_bytes(
     kind: str, server: LocalServer, certificate: LocalCertificate
 ) -> None:
@@ -306,7 +303,7 @@ def test_tls_versions(kind: str, server: LocalServer, certificate: LocalCertific
             _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(sync=_SYNC_WAITS, async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
 def test_socket_and_pool_options_over_https(
     kind: str, server: LocalServer, certificate: LocalCertificate
 ) -> None:
@@ -321,7 +318,7 @@ def test_socket_and_pool_options_over_https(
         _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(sync=_SYNC_WAITS, async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
 def test_socket_and_pool_options_over_http(kind: str) -> None:
     kwargs = {
         "socket_options": [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)],
