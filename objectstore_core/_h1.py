@@ -4,7 +4,11 @@ Why not only urllib3: every small operation pays for ``http.client``'s
 header parsing through the ``email`` package and for two layers of response
 wrappers, which is most of a client's CPU per request. The sync transport
 still uses urllib3 to establish connections (TCP, TLS, socket options) and
-speaks HTTP/1.1 on the socket with this codec.
+speaks HTTP/1.1 on the socket with this codec. Why not h11, which DESIGN
+prefers: per small exchange it costs several times this codec's CPU, a
+share of the whole client's CPU per small operation well above the 15 %
+that would have bought it (``benchmarks/h11_vs_codec.py`` measures both);
+``tests/core/test_h1_vs_h11.py`` fuzzes the parser against h11 instead.
 
 The parser follows h11's shape: push bytes with :meth:`ResponseParser.feed`
 (``b""`` is EOF), pull events with :meth:`ResponseParser.next_event`, which
@@ -55,12 +59,27 @@ LAST_CHUNK = b"0\r\n\r\n"
 """Ends a chunked request body."""
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Bounds on what a peer can make us hold or parse before an answer begins:
+# a head (each of its lines is bounded by the whole), the lines in it, the
+# informational responses before the final one, a chunk-size line, trailers.
 _MAX_HEAD = 256 * 1024
-_MAX_CHUNK_LINE = 4096
-_LENGTH_RE = re.compile(r"[0-9]{1,19}", re.ASCII)
+_MAX_HEADER_LINES = 256
 _MAX_INFORMATIONAL = 16
-# A chunk size line: hex digits, optional whitespace and extensions (RFC 9112 §7.1).
-_CHUNK_SIZE_RE = re.compile(rb"\s*([0-9A-Fa-f]{1,15})\s*(?:;.*)?", re.DOTALL)
+_MAX_CHUNK_LINE = 4096
+# Peer numbers are ASCII digits (hex digits for chunk sizes) and nothing else:
+# int() alone would also take Unicode digits, signs, underscores and spaces.
+_MAX_LENGTH_DIGITS = 19  # any such number fits 63 bits
+# A chunk size line: hex digits, then optional whitespace and extensions
+# (RFC 9112 §7.1; BWS before ";" per §7.1.1).
+_CHUNK_SIZE_RE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;.*)?", re.DOTALL)
+# The blank line ending a head or trailers, with a bare LF read as a line end
+# (RFC 9112 §2.2) where a CRLF belongs.
+_BLANK_LINE_RE = re.compile(rb"\n\r?\n")
+# Control characters a field or status line may not hold: all but HTAB
+# (RFC 9110 §5.5). As bytes, to be deleted in one pass; as a pattern, to search.
+_CONTROLS = bytes([*range(9), *range(10, 32), 127])
+_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+_STATUS_PREFIX = b"HTTP/1."
 # The CRLF ending a last data chunk, then the zero-size chunk and no trailers.
 _LAST_CRLF_AND_CHUNK = b"\r\n" + LAST_CHUNK
 
@@ -160,7 +179,19 @@ _DIRECT_STATES = frozenset(
 
 
 class ResponseParser:
-    """Parses one response to a request of ``method`` (HEAD responses have no body)."""
+    """Parses one response to a request of ``method`` (HEAD responses have no body).
+
+    Framing follows RFC 9112 §6.3: no body for HEAD, 1xx, 204 and 304;
+    chunked when ``transfer-encoding`` says so (it wins over a
+    ``content-length``, and the connection is then not reused); else a
+    ``content-length`` (repeats must agree); else the body runs until the
+    peer closes. Informational responses (at most 16; never 101, which we
+    never ask for) are skipped. A bare LF is read as a line end in heads,
+    chunk-size lines and trailers (RFC 9112 §2.2), not after chunk data;
+    obsolete line folding is replaced by a space (§5.2). Heads are bounded (256 KiB, 256 lines), and
+    so are chunk-size lines and trailers: a peer over a bound gets a
+    :class:`ProtocolError` as soon as the bound is crossed, not a wait.
+    """
 
     __slots__ = (
         "_buffer",
@@ -171,6 +202,7 @@ class ResponseParser:
         "_informational",
         "_method",
         "_remaining",
+        "_scan",
         "_state",
     )
 
@@ -182,6 +214,7 @@ class ResponseParser:
         self._eof = False
         self._head: ResponseHead | None = None
         self._informational = 0
+        self._scan = 0  # where the search for the end of a head resumes
         # Body bytes received while nothing else is buffered are kept as the
         # received object and handed out without copying (large downloads).
         self._direct: bytes | None = None
@@ -282,62 +315,72 @@ class ResponseParser:
     def _parse_head(self) -> ResponseHead | _Sentinel:
         buffer = self._buffer
         while True:
-            end = buffer.find(b"\r\n\r\n")
-            # RFC 9112 §2.2: a recipient may read a bare LF as a line end. A head
-            # ending in one is read as such, at once, rather than waited on.
-            bare = buffer.find(b"\n\n", 0, end if end >= 0 else len(buffer))
-            raw: bytes | bytearray
-            if bare >= 0:
-                raw = bytes(buffer[:bare]).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-                del buffer[: bare + 2]
-            elif end >= 0:
-                raw = buffer[:end]
-                del buffer[: end + 4]
-            else:
-                if len(buffer) > _MAX_HEAD:
+            end = buffer.find(b"\r\n\r\n", self._scan)
+            head = None
+            if end >= 0:
+                if end > _MAX_HEAD:
                     raise ProtocolError(f"response head exceeds {_MAX_HEAD} bytes")
-                if self._eof:
-                    if buffer:
-                        raise ProtocolError("connection closed in the middle of a response head")
-                    raise ProtocolError("connection closed before any response")
-                return NEED_DATA
-            if len(raw) > _MAX_HEAD:
-                raise ProtocolError(f"response head exceeds {_MAX_HEAD} bytes")
-            head = _parse_head(raw)
-            if 100 <= head.status < 200:
-                # Informational (e.g. 100 Continue): the real response follows.
-                # We never ask to switch protocols, and a bounded number only.
-                if head.status == 101:
-                    raise ProtocolError("unexpected 101 Switching Protocols: no upgrade was asked")
-                self._informational += 1
-                if self._informational > _MAX_INFORMATIONAL:
-                    raise ProtocolError(
-                        f"more than {_MAX_INFORMATIONAL} informational responses before the answer"
-                    )
-                continue
-            self._head = self._choose_framing(head)
-            return self._head
+                # The usual head, CRLF lines only: one decode, one split, and
+                # one pass deleting control characters, which must then have
+                # been the CRLFs alone. Else the head is read the long way.
+                raw = buffer[:end]
+                lines = raw.decode("latin-1").split("\r\n")
+                if len(raw) - len(raw.translate(None, _CONTROLS)) == 2 * len(lines) - 2:
+                    head = _parse_lines(lines)
+                    del buffer[: end + 4]
+            if head is None:  # not yet whole, or not plain CRLF lines
+                found = _BLANK_LINE_RE.search(buffer, self._scan)
+                if found is None:
+                    self._scan = max(0, len(buffer) - 3)
+                    self._check_incomplete_head()
+                    return NEED_DATA
+                if found.start() > _MAX_HEAD:
+                    raise ProtocolError(f"response head exceeds {_MAX_HEAD} bytes")
+                head = _parse_lf_head(bytes(buffer[: found.start()]))
+                del buffer[: found.end()]
+            self._scan = 0
+            if head.status >= 200:
+                self._head = self._choose_framing(head)
+                return self._head
+            _framing(head.headers)  # checked even here, as h11 does
+            # Informational (e.g. 100 Continue): the real response follows.
+            # We never ask to switch protocols, and take a bounded number only.
+            if head.status == 101:
+                raise ProtocolError("unexpected 101 Switching Protocols: no upgrade was asked")
+            self._informational += 1
+            if self._informational > _MAX_INFORMATIONAL:
+                raise ProtocolError(
+                    f"more than {_MAX_INFORMATIONAL} informational responses before the answer"
+                )
+
+    def _check_incomplete_head(self) -> None:
+        """Raise at once what waiting for the rest of a head cannot mend."""
+        buffer = self._buffer
+        if len(buffer) > _MAX_HEAD:
+            raise ProtocolError(f"response head exceeds {_MAX_HEAD} bytes")
+        if not _STATUS_PREFIX.startswith(buffer[: len(_STATUS_PREFIX)]):
+            # Not HTTP/1.x at all (a TLS server, say): no point waiting for a blank line.
+            raise ProtocolError(f"malformed status line {bytes(buffer[:40])!r}")
+        if self._eof:
+            if buffer:
+                raise ProtocolError("connection closed in the middle of a response head")
+            raise ProtocolError("connection closed before any response")
 
     def _choose_framing(self, head: ResponseHead) -> ResponseHead:
-        headers = head.headers
+        chunked, length = _framing(head.headers)
         if self._method == "HEAD" or head.status in (204, 304):
             self._state = _DONE
             return head
-        encoding = headers.get("transfer-encoding")
-        if encoding is not None:
-            if encoding.strip().lower() != "chunked":
-                raise ProtocolError(f"unsupported transfer-encoding {encoding!r}")
+        if chunked:
             self._state = _CHUNK_SIZE
-            return head
-        length = headers.get("content-length")
+            if length is None:
+                return head
+            # RFC 9112 §6.3: transfer-encoding wins over content-length; such a
+            # message may be an attempt at response splitting: do not reuse.
+            return replace(head, keep_alive=False)
         if length is not None:
-            # ASCII digits only: str.strip and int() would also take Unicode
-            # spaces and digits (RFC 9110 §8.6).
-            digits = length.strip(" \t")
-            if not _LENGTH_RE.fullmatch(digits):
-                raise ProtocolError(f"invalid content-length {length[:40]!r}")
-            self._remaining = int(digits)
-            self._state = _LENGTH if self._remaining else _DONE
+            self._remaining = length
+            self._state = _LENGTH if length else _DONE
             return head
         # Delimited by the end of the connection, which therefore cannot be reused.
         self._state = _UNTIL_CLOSE
@@ -425,26 +468,47 @@ class ResponseParser:
                         self._state = _CHUNK_SIZE
                         continue
                 self._spill()
-                if self._buffer == _LAST_CRLF_AND_CHUNK:
+                buffer = self._buffer
+                if buffer == _LAST_CRLF_AND_CHUNK:
                     # The usual end of a body, all received: skip three state steps.
-                    self._buffer.clear()
+                    buffer.clear()
                     self._state = _DONE
                     return END
-                if len(self._buffer) < 2:
+                # A CRLF, strictly, unlike line ends elsewhere: these two bytes are the
+                # only check that the chunk size was right, and with a lone LF a
+                # chunk one byte short whose data ends in CR would pass unnoticed.
+                if buffer[:2] != b"\r\n":
+                    if len(buffer) >= 2 or (buffer and buffer[0] != 13):  # not b"" or b"\r"
+                        raise ProtocolError("malformed chunked body: missing CRLF after chunk data")
                     if self._eof:
                         raise IntegrityError("response body was truncated inside chunked framing")
                     return NEED_DATA
-                if self._buffer[:2] != b"\r\n":
-                    raise ProtocolError("malformed chunked body: missing CRLF after chunk data")
-                del self._buffer[:2]
+                del buffer[:2]
                 self._state = _CHUNK_SIZE
-            else:  # trailers: skip lines until an empty one
+            else:  # trailers: read (and checked) as header lines, then dropped
                 line = self._line()
                 if line is None:
                     return NEED_DATA
                 if not line:
                     self._state = _DONE
                     return END
+                self._check_trailer(line)
+
+    def _check_trailer(self, line: bytes) -> None:
+        # _remaining counts the trailer bytes so far: they are bounded as a head is.
+        self._remaining += len(line) + 2
+        if self._remaining > _MAX_HEAD:
+            raise ProtocolError(f"response trailers exceed {_MAX_HEAD} bytes")
+        text = line.decode("latin-1")
+        if _CONTROL_RE.search(text):
+            raise ProtocolError(f"malformed trailer line {text[:80]!r}")
+        if text[0] in " \t":  # obsolete line folding (RFC 9112 §5.2): continues a field
+            if self._remaining == len(line) + 2:
+                raise ProtocolError("a continuation line begins the trailers")
+            return
+        name, sep, _ = text.partition(":")
+        if not sep or not _TOKEN_RE.fullmatch(name):
+            raise ProtocolError(f"malformed trailer line {text[:80]!r}")
 
     def _take_length_chunk(self) -> bytes | memoryview | _Sentinel:
         if not self._buffered():
@@ -466,23 +530,25 @@ class ResponseParser:
             self._direct_at = at
 
     def _line(self) -> bytes | None:
+        """The next chunk-size or trailer line, without its CRLF (or bare LF)."""
         if (direct := self._direct) is not None:
             # A framing line inside a received piece: read in place, no spill.
             at = self._direct_at
-            end = direct.find(b"\r\n", at, at + _MAX_CHUNK_LINE + 2)
+            end = direct.find(b"\n", at, at + _MAX_CHUNK_LINE + 2)
             if end >= 0:
-                self._advance_direct(end + 2)
-                return direct[at:end]
+                self._advance_direct(end + 1)
+                return direct[at : end - 1 if end > at and direct[end - 1] == 13 else end]
         self._spill()
-        end = self._buffer.find(b"\r\n")
+        buffer = self._buffer
+        end = buffer.find(b"\n", 0, _MAX_CHUNK_LINE + 2)
         if end < 0:
-            if len(self._buffer) > _MAX_CHUNK_LINE:
+            if len(buffer) > _MAX_CHUNK_LINE + 1:
                 raise ProtocolError("chunked framing line is too long")
             if self._eof:
                 raise IntegrityError("response body was truncated inside chunked framing")
             return None
-        line = bytes(self._buffer[:end])
-        del self._buffer[: end + 2]
+        line = bytes(buffer[: end - 1 if end and buffer[end - 1] == 13 else end])
+        del buffer[: end + 1]
         return line
 
 
@@ -493,15 +559,26 @@ _NAMES: dict[str, str] = {}
 _NAMES_LIMIT = 1024
 
 
-def _parse_head(raw: bytes | bytearray) -> ResponseHead:
-    # One decode and plain string operations: this runs for every response.
-    lines = raw.decode("latin-1").split("\r\n")
+def _parse_lf_head(raw: bytes) -> ResponseHead:
+    """A head whose lines may end in a bare LF (RFC 9112 §2.2); other controls are errors."""
+    lines = raw.decode("latin-1").split("\n")
+    for index, line in enumerate(lines):
+        if line.endswith("\r"):
+            lines[index] = line = line[:-1]
+        if _CONTROL_RE.search(line):
+            raise ProtocolError(f"control character in response head line {line[:80]!r}")
+    return _parse_lines(lines)
+
+
+def _parse_lines(lines: list[str]) -> ResponseHead:
+    if len(lines) > _MAX_HEADER_LINES + 1:
+        raise ProtocolError(f"response head has more than {_MAX_HEADER_LINES} header lines")
     status_line = lines[0]
     version, _, rest = status_line.partition(" ")
     code, _, reason = rest.partition(" ")
     if version not in ("HTTP/1.1", "HTTP/1.0"):
         raise ProtocolError(f"malformed status line {status_line[:80]!r}")
-    if len(code) != 3 or not (code.isascii() and code.isdigit()):
+    if len(code) != 3 or not (code.isascii() and code.isdigit()) or code[0] == "0":
         raise ProtocolError(f"malformed status code in {status_line[:80]!r}")
     headers: dict[str, str] = {}
     names = _NAMES
@@ -510,6 +587,8 @@ def _parse_head(raw: bytes | bytearray) -> ResponseHead:
         name, sep, value = line.partition(":")
         key = names.get(name)
         if key is None or not sep:
+            if line[:1] in (" ", "\t"):
+                return _parse_lines(_unfold(lines))
             if not sep or not _TOKEN_RE.fullmatch(name):
                 raise ProtocolError(f"malformed header line {line[:80]!r}")
             key = name.lower()
@@ -521,9 +600,54 @@ def _parse_head(raw: bytes | bytearray) -> ResponseHead:
         else:
             headers[key] = text
     connection = headers.get("connection")
-    # HTTP/1.1 keeps connections open unless told otherwise; HTTP/1.0 the reverse.
+    options = () if connection is None else [o.strip(" \t") for o in connection.lower().split(",")]
+    # HTTP/1.1 keeps connections open unless told otherwise; HTTP/1.0 the
+    # reverse, and never after a transfer-encoding (RFC 9112 §9.3, §6.1).
     if version == "HTTP/1.1":
-        keep_alive = connection is None or "close" not in connection.lower()
+        keep_alive = "close" not in options
     else:
-        keep_alive = connection is not None and "keep-alive" in connection.lower()
+        keep_alive = (
+            "keep-alive" in options
+            and "close" not in options
+            and "transfer-encoding" not in headers
+        )
     return ResponseHead(int(code), reason, headers, keep_alive)
+
+
+def _unfold(lines: list[str]) -> list[str]:
+    """Obsolete line folding replaced by a space (RFC 9112 §5.2)."""
+    out = [lines[0]]
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t"):
+            if len(out) == 1:
+                raise ProtocolError("a continuation line begins the header fields")
+            out[-1] += " " + line.lstrip(" \t")
+        else:
+            out.append(line)
+    return out
+
+
+def _framing(headers: dict[str, str]) -> tuple[bool, int | None]:
+    """Whether the body is chunked, and its content-length, checked on every head.
+
+    Only ``chunked`` is a transfer coding we read. A content-length is ASCII
+    digits; repeats (joined by ``, ``) must all be the same number (RFC 9110
+    §8.6), any other list is an error.
+    """
+    encoding = headers.get("transfer-encoding")
+    if encoding is not None and encoding.lower() != "chunked":
+        raise ProtocolError(f"unsupported transfer-encoding {encoding[:40]!r}")
+    value = headers.get("content-length")
+    if value is None:
+        return encoding is not None, None
+    if not _is_length(value):
+        values = {part.strip(" \t") for part in value.split(",")}
+        value = values.pop() if len(values) == 1 else ""
+        if not _is_length(value):
+            raise ProtocolError(f"invalid content-length {headers['content-length'][:40]!r}")
+    return encoding is not None, int(value)
+
+
+def _is_length(text: str) -> bool:
+    # isdigit alone would take Unicode digits (and int() them): ASCII first.
+    return text.isascii() and text.isdigit() and len(text) <= _MAX_LENGTH_DIGITS
