@@ -102,6 +102,7 @@ from objectstore_core._models import (
     TimeToLive,
     Usecase,
 )
+from objectstore_core._multipart import CompletePart, PartInfo
 from objectstore_core._operations import (
     GetOutcome,
     delete_flow,
@@ -141,6 +142,7 @@ __all__ = [
     "ClientConfig",
     "ClientTarget",
     "Clock",
+    "CompletePart",
     "Compress",
     "Compression",
     "ConnectError",
@@ -161,6 +163,7 @@ __all__ = [
     "NoOpMetricsBackend",
     "ObjectNotFound",
     "ObjectstoreError",
+    "PartInfo",
     "Payload",
     "PayloadKind",
     "Permission",

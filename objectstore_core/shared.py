@@ -6,6 +6,7 @@ offer from the core.
 """
 
 from objectstore_core import (
+    CompletePart,
     Compression,
     ConnectError,
     ConnectTimeout,
@@ -19,6 +20,7 @@ from objectstore_core import (
     NoOpMetricsBackend,
     ObjectNotFound,
     ObjectstoreError,
+    PartInfo,
     Permission,
     PoolTimeout,
     ProtocolError,
@@ -45,6 +47,7 @@ from objectstore_core import (
 )
 
 __all__ = [
+    "CompletePart",
     "Compression",
     "ConnectError",
     "ConnectTimeout",
@@ -58,6 +61,7 @@ __all__ = [
     "NoOpMetricsBackend",
     "ObjectNotFound",
     "ObjectstoreError",
+    "PartInfo",
     "Permission",
     "PoolTimeout",
     "ProtocolError",
