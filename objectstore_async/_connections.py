@@ -13,10 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import socket
-import ssl
 import sys
-from collections.abc import Mapping
 from typing import Any
 
 import anyio
@@ -27,7 +24,6 @@ from objectstore_core import ClientConfig
 from objectstore_core._pool import Lease, PoolPolicy, Return
 
 _CLOSE_GRACE = 1.0  # seconds a (TLS) close may take before the socket is dropped
-_SOCKET_OPTIONS = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 # An idle connection: the stream, and its socket (for the liveness check).
@@ -196,41 +192,3 @@ def _forget(stream: httpcore.AsyncNetworkStream) -> None:
         finally:
             os.close(null)
     _forgotten.append(stream)
-
-
-# ---------------------------------------------------------------------- TLS
-
-
-def _ssl_context(config: ClientConfig, options: Mapping[str, Any]) -> ssl.SSLContext | None:
-    """The TLS context for an https base URL, from ``connection_kwargs`` (see the class)."""
-    context = options.get("ssl_context")
-    verify = options.get("verify", True)
-    cert = options.get("cert")
-    if config.scheme != "https":
-        return None
-    if isinstance(context, ssl.SSLContext):
-        return context
-    if context is not None:
-        raise TypeError("connection_kwargs['ssl_context'] must be an ssl.SSLContext")
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if isinstance(verify, str | os.PathLike):
-        path = os.fspath(verify)
-        if os.path.isdir(path):
-            context = ssl.create_default_context(capath=path)
-        else:
-            context = ssl.create_default_context(cafile=path)
-    else:
-        context = ssl.create_default_context()
-        if not verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-    if cert is not None:
-        if isinstance(cert, str | os.PathLike):
-            context.load_cert_chain(cert)
-        else:
-            context.load_cert_chain(*cert)
-    return context
-
-
-_CONNECTION_KWARGS = frozenset({"ssl_context", "verify", "cert", "socket_options", "local_address"})

@@ -14,21 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 import httpcore
 
-from objectstore_async._connections import (
-    _CONNECTION_KWARGS,
-    _SOCKET_OPTIONS,
-    _close,
-    _Idle,
-    _Pool,
-    _ssl_context,
-)
+from objectstore_async import _tls
+from objectstore_async._connections import _close, _Idle, _Pool
 from objectstore_async._sources import aiter_upload
 from objectstore_async._streams import _AsyncioStream, _FastStream
 from objectstore_core import ClientConfig, ObjectstoreError, Request, Response, Upload
@@ -154,31 +148,22 @@ class AsyncH1Transport:
     After ``fork()`` the child starts with an empty pool and never uses an
     inherited socket.
 
-    ``connection_kwargs`` may hold ``ssl_context`` (an :class:`ssl.SSLContext`
-    for https), ``verify`` (False, a CA bundle path, or an SSLContext, as in
-    httpx), ``cert`` (a client certificate file, or a ``(certfile, keyfile[,
-    password])`` tuple), ``socket_options`` (``setsockopt`` triples, added
-    to TCP_NODELAY) and ``local_address`` (the address to connect from).
-    Without them an https connection uses ``ssl.create_default_context()``.
+    ``connection_kwargs`` mean what they mean in the sync twin (urllib3's
+    names, checked once by :class:`ConnectionOptions`): the TLS context is
+    made once per client by :mod:`objectstore_async._tls`, the socket
+    options and the local address go to every new connection.
     """
 
     def __init__(self, config: ClientConfig) -> None:
         prime_heap()  # socket reads of up to PIECE_SIZE come from the heap
-        options = dict(config.connection_kwargs)
-        unknown = set(options) - _CONNECTION_KWARGS
-        if unknown:
-            raise TypeError(
-                f"unsupported connection_kwargs {sorted(unknown)} for the async client: "
-                f"use {sorted(_CONNECTION_KWARGS)}"
-            )
+        options = config.connection_options
         self._config = config
+        self._options = options
         self._pool = _Pool(config)
-        self._ssl_context = _ssl_context(config, options)
-        self._socket_options: list[tuple[int, int, int]] = [
-            *_SOCKET_OPTIONS,
-            *options.get("socket_options", ()),
-        ]
-        self._local_address: str | None = options.get("local_address")
+        self._ssl_context = _tls.ssl_context(options)
+        self._server_hostname = _tls.server_hostname(options, config.host)
+        self._socket_options: list[Any] = list(options.socket_options)
+        self._local_address = options.local_address
         self._host_header = host_header(config.scheme, config.host, config.port)
         self._where = f"{config.host}:{config.port}"
 
@@ -242,11 +227,14 @@ class AsyncH1Transport:
             if self._ssl_context is None:
                 return _AsyncioStream.take_over(stream)
             stream = _FastStream(stream)
-            return await stream.start_tls(
+            stream = await stream.start_tls(
                 self._ssl_context,
-                server_hostname=config.host,
+                server_hostname=self._server_hostname,
                 timeout=exchange.connect_timeout(time.monotonic()),
             )
+            # The name check urllib3 makes itself where OpenSSL does not.
+            _tls.check_hostname(self._options, config.host, stream.get_extra_info("ssl_object"))
+            return stream
         except BaseException as exc:
             if stream is not None:
                 await _close(stream)

@@ -450,8 +450,19 @@ class SmallBody:
 
 
 def _describe(exc: BaseException | None) -> str:
-    """A short description of a socket library's exception, never empty."""
+    """A short description of a socket library's exception, never empty.
+
+    A wrapper without text (trio's connect errors, for one) is described by
+    the first exception in its cause chain that has some: the TLS or OS
+    error that says what went wrong.
+    """
     if exc is None:
         return "unknown error"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    seen = 0
+    found: BaseException | None = exc
+    while found is not None and not str(found) and seen < 8:
+        found = found.__cause__ or found.__context__
+        seen += 1
+    if found is None or not str(found):
+        return type(exc).__name__
+    return f"{type(found).__name__}: {found}"

@@ -371,9 +371,6 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return _self_signed(tmp_path_factory.mktemp("tls"))
 
 
-@pytest.mark.xfail(
-    strict=False, reason="waits for the async transport to read config.connection_options"
-)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_https_verifies_with_the_given_ca_and_reuses_the_connection(
     backend: str, tls_files: tuple[Path, Path]

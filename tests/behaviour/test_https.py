@@ -39,28 +39,10 @@ from tests.certificates import ClientCertificate, requiring_client_certificates
 
 _counter = itertools.count()
 
-# Until the async transport builds its connections from config.connection_options
-# (the sync one does: ConnectionOptions.urllib3_kwargs()).
-_ASYNC_WAITS = "waits for the async transport to use ConnectionOptions (objectstore_async._tls)"
 
-
-_TRIO_CAUSE = (
-    "httpcore's trio backend raises a ConnectError without text (the TLS error is its "
-    "cause's cause): the async transport should describe the cause"
-)
-
-
-def _kinds(
-    *, sync: str | None = None, async_: str | None = None, trio: str | None = None
-) -> list[Any]:
-    """sync, asyncio and trio; those given a reason are expected to fail for now
-    (``trio`` defaults to the ``async_`` reason)."""
-
-    def param(kind: str, reason: str | None) -> Any:
-        marks = [pytest.mark.xfail(strict=False, reason=reason)] if reason else []
-        return pytest.param(kind, marks=marks, id=kind)
-
-    return [param("sync", sync), param("asyncio", async_), param("trio", trio or async_)]
+def _kinds() -> list[Any]:
+    """The sync twin, and the async twin under asyncio and under trio."""
+    return [pytest.param(kind, id=kind) for kind in ("sync", "asyncio", "trio")]
 
 
 @pytest.fixture(scope="module")
@@ -116,20 +98,20 @@ def _verification_failed(error: BaseException) -> bool:
 # ------------------------------------------------------------------ trusting the CA
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_ca_certs_file(kind: str, server: LocalServer) -> None:
     assert server.url.startswith("https://127.0.0.1:")
     with _session(kind, server.url, ca_certs=server.ca_file) as session:
         _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_ca_cert_data(kind: str, server: LocalServer, certificate: LocalCertificate) -> None:
     with _session(kind, server.url, ca_cert_data=certificate.ca_pem) as session:
         _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_ca_cert_data_as_pem_bytes(
     kind: str, server: LocalServer, certificate: LocalCertificate
 ) -> None:
@@ -144,7 +126,7 @@ def test_ssl_context(kind: str, server: LocalServer) -> None:
         _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_a_path_object_names_the_ca_file(kind: str, server: LocalServer) -> None:
     with _session(kind, server.url, ca_certs=Path(server.ca_file)) as session:
         _round_trip(session)
@@ -153,7 +135,7 @@ def test_a_path_object_names_the_ca_file(kind: str, server: LocalServer) -> None
 # ------------------------------------------------------------------ refusing the server
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS, trio=f"{_ASYNC_WAITS}; {_TRIO_CAUSE}"))
+@pytest.mark.parametrize("kind", _kinds())
 def test_another_ca_is_a_connect_error_about_verification(kind: str, server: LocalServer) -> None:
     stranger = LocalCertificate.create()
     with (
@@ -165,14 +147,14 @@ def test_another_ca_is_a_connect_error_about_verification(kind: str, server: Loc
     assert isinstance(info.value.__cause__, Exception)
 
 
-@pytest.mark.parametrize("kind", _kinds(trio=_TRIO_CAUSE))
+@pytest.mark.parametrize("kind", _kinds())
 def test_the_system_cas_do_not_trust_a_throwaway_ca(kind: str, server: LocalServer) -> None:
     with _session(kind, server.url) as session, pytest.raises(ConnectError) as info:
         session.head("refused")
     assert _verification_failed(info.value), info.value
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_cert_none_connects_without_verifying(kind: str, server: LocalServer) -> None:
     with _session(kind, server.url, cert_reqs="CERT_NONE") as session:
         _round_trip(session)
@@ -189,7 +171,7 @@ def named_server() -> Iterator[tuple[LocalServer, LocalCertificate]]:
         yield running, certificate
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_a_certificate_for_another_name_is_refused(
     kind: str, named_server: tuple[LocalServer, LocalCertificate]
 ) -> None:
@@ -202,7 +184,7 @@ def test_a_certificate_for_another_name_is_refused(
     assert "127.0.0.1" in str(info.value)
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_server_hostname_names_the_certificate(
     kind: str, named_server: tuple[LocalServer, LocalCertificate]
 ) -> None:
@@ -212,7 +194,7 @@ def test_server_hostname_names_the_certificate(
         _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_assert_hostname(kind: str, named_server: tuple[LocalServer, LocalCertificate]) -> None:
     running, certificate = named_server
     trusted = {"ca_cert_data": certificate.ca_pem}
@@ -245,7 +227,7 @@ def strict_server(
         yield running
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_a_client_certificate_is_presented(
     kind: str,
     strict_server: LocalServer,
@@ -265,7 +247,7 @@ def test_a_client_certificate_is_presented(
         _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_no_client_certificate_is_refused_by_a_strict_server(
     kind: str, strict_server: LocalServer, certificate: LocalCertificate
 ) -> None:
@@ -295,7 +277,7 @@ def test_a_client_certificate_in_a_given_context(
 # ------------------------------------------------------------------ versions, sockets, pool
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_tls_versions(kind: str, server: LocalServer, certificate: LocalCertificate) -> None:
     for bound in ("ssl_minimum_version", "ssl_maximum_version"):
         kwargs = {"ca_cert_data": certificate.ca_pem, bound: ssl.TLSVersion.TLSv1_2}
@@ -303,7 +285,7 @@ def test_tls_versions(kind: str, server: LocalServer, certificate: LocalCertific
             _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_socket_and_pool_options_over_https(
     kind: str, server: LocalServer, certificate: LocalCertificate
 ) -> None:
@@ -318,7 +300,7 @@ def test_socket_and_pool_options_over_https(
         _round_trip(session)
 
 
-@pytest.mark.parametrize("kind", _kinds(async_=_ASYNC_WAITS))
+@pytest.mark.parametrize("kind", _kinds())
 def test_socket_and_pool_options_over_http(kind: str) -> None:
     kwargs = {
         "socket_options": [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)],
