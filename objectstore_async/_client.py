@@ -18,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, open_async_response
-from objectstore_async._transport import AsyncH1Transport, AsyncTransport
+from objectstore_async._transport import AsyncSocketTransport, AsyncTransport
 from objectstore_core import (
     BaseClient,
     BaseSession,
@@ -61,7 +61,7 @@ class AsyncClient(BaseClient[AsyncTransport, "AsyncSession"]):
         return os.environ
 
     def _default_transport(self, config: ClientConfig) -> AsyncTransport:
-        return AsyncH1Transport(config)
+        return AsyncSocketTransport(config)
 
     def _new_session(self, target: Target) -> AsyncSession:
         return AsyncSession(self, target)

@@ -31,7 +31,7 @@ from objectstore_core._download import PIECE_SIZE, prime_heap
 from objectstore_core._h1 import host_header
 from objectstore_core._pool import Lease
 
-__all__ = ["AsyncH1Transport", "AsyncRawBody", "AsyncRawStream", "AsyncTransport"]
+__all__ = ["AsyncRawBody", "AsyncRawStream", "AsyncSocketTransport", "AsyncTransport"]
 
 # Body reads ask for at most this much (the transport primes the heap: see
 # PIECE_SIZE). One read of compressed data can decode into many MiB; the
@@ -139,7 +139,7 @@ class _SourceFailure(Exception):
         self.error = error
 
 
-class AsyncH1Transport:
+class AsyncSocketTransport:
     """Sends :class:`Request` descriptions over pooled HTTP/1.1 connections.
 
     httpcore's network backend (anyio under asyncio, trio under trio)

@@ -27,7 +27,7 @@ from objectstore_core import (
 )
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, open_response
-from objectstore_sync._transport import SyncTransport, Urllib3Transport
+from objectstore_sync._transport import SocketTransport, SyncTransport
 
 __all__ = ["Client", "Session"]
 
@@ -61,7 +61,7 @@ class Client(BaseClient[SyncTransport, "Session"]):
         return os.environ
 
     def _default_transport(self, config: ClientConfig) -> SyncTransport:
-        return Urllib3Transport(config)
+        return SocketTransport(config)
 
     def _new_session(self, target: Target) -> Session:
         return Session(self, target)

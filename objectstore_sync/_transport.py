@@ -28,7 +28,7 @@ from objectstore_core._h1 import host_header
 from objectstore_core._pool import Lease, PoolPolicy, Return
 from objectstore_sync._sources import iter_upload
 
-__all__ = ["RawBody", "RawStream", "SyncTransport", "Urllib3Transport"]
+__all__ = ["RawBody", "RawStream", "SocketTransport", "SyncTransport"]
 
 _READ_CHUNK = PIECE_SIZE  # largest socket read (the heap is primed: see PIECE_SIZE)
 _HEAD_CHUNK = 64 * 1024
@@ -281,7 +281,7 @@ def _guarded(
         yield chunk
 
 
-class Urllib3Transport:
+class SocketTransport:
     """Sends :class:`Request` descriptions over pooled connections.
 
     urllib3 establishes the connections (TCP, TLS, socket options from

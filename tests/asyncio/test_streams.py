@@ -21,18 +21,18 @@ import httpcore
 import pytest
 
 from objectstore_async._streams import _AsyncioStream, _FastStream
-from objectstore_async._transport import AsyncH1Transport
+from objectstore_async._transport import AsyncSocketTransport
 from objectstore_core import ReadError, Request, client_config
 from tests.reliability.conftest import RawServer, answer, numbered, read_head
 
 BIG = 3 * 1024 * 1024  # more than the stream buffers before it stops reading the socket
 
 
-def _transport(url: str, **kwargs: Any) -> AsyncH1Transport:
-    return AsyncH1Transport(client_config(url, **kwargs))
+def _transport(url: str, **kwargs: Any) -> AsyncSocketTransport:
+    return AsyncSocketTransport(client_config(url, **kwargs))
 
 
-def _idle_streams(transport: AsyncH1Transport) -> list[Any]:
+def _idle_streams(transport: AsyncSocketTransport) -> list[Any]:
     return [stream for stream, _ in transport._pool._policy.idle()]
 
 

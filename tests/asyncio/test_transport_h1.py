@@ -24,7 +24,7 @@ import anyio
 import anyio.from_thread
 import pytest
 
-from objectstore_async._transport import AsyncH1Transport
+from objectstore_async._transport import AsyncSocketTransport
 from objectstore_core import (
     ConnectError,
     PayloadKind,
@@ -47,8 +47,8 @@ def _run(test: Callable[[], Any], backend: str) -> None:
     anyio.run(test, backend=backend)
 
 
-def _transport(url: str, **kwargs: Any) -> AsyncH1Transport:
-    return AsyncH1Transport(client_config(url, **kwargs))
+def _transport(url: str, **kwargs: Any) -> AsyncSocketTransport:
+    return AsyncSocketTransport(client_config(url, **kwargs))
 
 
 def _numbered_connections() -> tuple[Callable[[socket.socket], None], list[bytes]]:

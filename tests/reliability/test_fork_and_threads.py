@@ -24,7 +24,7 @@ import pytest
 from objectstore_async import AsyncClient
 from objectstore_core import ObjectstoreError, TimeToLive
 from objectstore_sync import Client, GetResponse, Session, Usecase
-from objectstore_sync._transport import Urllib3Transport
+from objectstore_sync._transport import SocketTransport
 from objectstore_sync.testing import LocalServer
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
@@ -85,7 +85,7 @@ def _get(session: Session, key: str) -> GetResponse:
 
 def _stats(client: Client) -> dict[str, int]:
     transport = client._transport
-    assert isinstance(transport, Urllib3Transport)
+    assert isinstance(transport, SocketTransport)
     return transport.pool_stats()
 
 

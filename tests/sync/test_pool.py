@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from objectstore_core import PoolTimeout, ReadTimeout, Request, Timeout, client_config
-from objectstore_sync._transport import Urllib3Transport
+from objectstore_sync._transport import SocketTransport
 from tests.reliability.conftest import RawServer, numbered
 
 
-def _transport(url: str, **kwargs: Any) -> Urllib3Transport:
-    return Urllib3Transport(client_config(url, **kwargs))
+def _transport(url: str, **kwargs: Any) -> SocketTransport:
+    return SocketTransport(client_config(url, **kwargs))
 
 
 def test_a_full_pool_times_out_then_hands_the_freed_slot_to_a_waiter() -> None:
