@@ -89,12 +89,17 @@ class ClientConfig:
     retry: RetryPolicy | None = None
 
     def base_headers(self) -> dict[str, str]:
-        """Headers sent on every request: the User-Agent and a static token (§10.2)."""
+        """Headers sent on every request.
+
+        The User-Agent, a static token (§10.2) and ``connection_kwargs``'
+        ``headers``.
+        """
         # identity: the server never applies transport compression (PROTOCOL §5);
         # asking for none keeps proxies from adding it.
         headers = {"user-agent": self.user_agent, "accept-encoding": "identity"}
         if isinstance(self.token, str):
             headers["x-os-auth"] = f"Bearer {self.token}"
+        headers.update(self.connection_options.headers)  # none of the above (_options)
         return headers
 
 
@@ -129,8 +134,23 @@ def client_config(
         isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
     ):
         raise ValueError(f"retries={retries!r} is invalid: use a count >= 0 or None")
-    policy = _retry_policy(retries, retry)
+    # connection_kwargs mean the same in both twins (_options); maxsize is max_connections,
+    # and urllib3's pool timeout and retries are the client's own.
+    connection = ConnectionOptions.parse(connection_kwargs, scheme)
+    if connection.retries is not None and (retries is not None or retry is not None):
+        raise ValueError("pass retries in connection_kwargs or as retries=/retry=, not both")
+    policy = (
+        RetryPolicy.transport_failures(connection.retries)
+        if connection.retries is not None
+        else _retry_policy(retries, retry)
+    )
     chosen = Timeout.coerce(timeout)
+    if connection.timeout is not None:
+        if chosen is not None or timeout_ms is not None:
+            raise ValueError(
+                "pass timeout in connection_kwargs or as timeout=/timeout_ms=, not both"
+            )
+        chosen = connection.timeout
     if chosen is None:
         read = seconds(timeout_ms, "timeout_ms")
         chosen = Timeout(read=read / 1000 if read is not None else None)
@@ -142,8 +162,6 @@ def client_config(
         or max_connections < 1
     ):
         raise ValueError(f"max_connections={max_connections!r} is invalid: use an integer >= 1")
-    # connection_kwargs mean the same in both twins (_options); maxsize is max_connections.
-    connection = ConnectionOptions.parse(connection_kwargs, scheme)
     max_connections = connection.pool_size(max_connections, DEFAULT_MAX_CONNECTIONS)
     agent = DEFAULT_USER_AGENT if user_agent is None else user_agent
     if not isinstance(agent, str) or any(c in agent for c in "\r\n\0"):

@@ -18,9 +18,12 @@ recognised by their class).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
+
+from objectstore_core._timeout import Timeout
 
 if TYPE_CHECKING:
     from ssl import SSLContext, TLSVersion
@@ -54,16 +57,13 @@ _TLS = (
 _CONTEXT_SETTINGS = frozenset(_TLS) - {"ssl_context", "server_hostname"}
 _SOCKETS = ("socket_options", "source_address")
 _POOL = ("maxsize", "block")
-SUPPORTED = frozenset((*_TLS, *_SOCKETS, *_POOL))
+# urllib3 pool settings that map onto the client's own: default headers, the
+# default timeout, connection retries (see ConnectionOptions).
+_REQUESTS = ("headers", "timeout", "retries")
+SUPPORTED = frozenset((*_TLS, *_SOCKETS, *_POOL, *_REQUESTS))
 
 # urllib3 (or former async-twin) names with no meaning here, and what to use instead.
 _REFUSED = {
-    "timeout": "urllib3's pool timeout is not used: pass timeout=Timeout(connect=..., "
-    "read=..., write=..., pool=...) (or timeout_ms=) to the client",
-    "retries": "urllib3's retries are not used: pass retry=RetryPolicy(...) (or retries=N) "
-    "to the client",
-    "headers": "per-client headers are not supported (the User-Agent is user_agent=, "
-    "the token is token=)",
     "assert_fingerprint": "certificate pinning is not supported: pass the server's own "
     "certificate as ca_cert_data= or ca_certs=",
     "ssl_version": "it is deprecated by urllib3: use ssl_minimum_version= and "
@@ -186,6 +186,90 @@ def _source_address(value: object) -> tuple[str, int] | None:
     return (value[0], 0)
 
 
+# Headers the client writes itself on every request or per operation (framing,
+# content coding, auth, the protocol's own x-sn-/x-snme-/x-os- headers): a
+# default value for one of them would be overwritten or would corrupt a request.
+_OWN_HEADERS = frozenset(
+    {
+        "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+        "trailer", "upgrade", "expect", "accept-encoding", "content-encoding", "content-type",
+        "range", "authorization", "user-agent", "proxy-authorization", "proxy-connection",
+    }
+)  # fmt: skip
+_OWN_PREFIXES = ("x-sn-", "x-snme-", "x-os-")
+_HEADER_NAME_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _headers(value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise _invalid("headers", value, "use a mapping of header names to str values")
+    headers: dict[str, str] = {}
+    for name, text in value.items():
+        if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
+            raise ValueError(f"{_named('headers')} has an invalid header name {name!r}")
+        lower = name.lower()
+        if lower in _OWN_HEADERS or lower.startswith(_OWN_PREFIXES):
+            raise ValueError(
+                f"{_named('headers')} cannot set {name!r}: the client writes it itself "
+                "(the User-Agent is user_agent=, the token is token=, metadata is a put option)"
+            )
+        if lower in headers:
+            raise ValueError(f"{_named('headers')} names {name!r} twice")
+        # The value is never shown: a default header may carry a credential.
+        if not isinstance(text, str) or any(c in text for c in "\r\n\0"):
+            raise ValueError(
+                f"{_named('headers')}[{name!r}] is invalid: use one line of text (a str "
+                "without CR, LF or NUL)"
+            )
+        headers[lower] = text
+    return tuple(headers.items())
+
+
+def _timeout(value: object) -> Timeout | None:
+    """urllib3's pool ``timeout``: a number (connect and read), None, or a urllib3 Timeout."""
+    if value is None:
+        return None
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not value > 0 or value == float("inf"):
+            raise _invalid("timeout", value, "use a finite number of seconds > 0")
+        return Timeout(connect=value, read=value, write=value)
+    if type(value).__name__ == "Timeout" and type(value).__module__.startswith("urllib3"):
+        # Read through its public properties; urllib3's "default" marker is not a number.
+        def part(name: str) -> float | None:
+            try:  # a part derived from total asks for a started timer: not given, then
+                found = getattr(value, name, None)
+            except Exception:
+                return None
+            is_number = isinstance(found, int | float) and not isinstance(found, bool)
+            return float(cast(float, found)) if is_number else None
+
+        read = part("read_timeout")
+        return Timeout(connect=part("connect_timeout"), read=read, write=read, total=part("total"))
+    raise _invalid(
+        "timeout", value, "use a number of seconds, a urllib3 Timeout or an objectstore Timeout"
+    )
+
+
+def _retries(value: object) -> int | None:
+    """urllib3's pool ``retries``: a count of retries after a failed connection, or False."""
+    if value is None:
+        return None
+    if value is False:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise _invalid(
+        "retries",
+        value,
+        "use a count >= 0 or False (a urllib3 Retry's other settings have no meaning here: "
+        "pass retry=RetryPolicy(...) to the client)",
+    )
+
+
 def _text(name: str, value: object) -> str | None:
     if value is None:
         return None
@@ -253,12 +337,29 @@ class ConnectionOptions:
       waits up to ``Timeout.pool`` for a free connection); ``False`` (open
       extra, unpooled connections) is a ValueError.
 
-    Refused with a ValueError pointing at the client's own argument:
-    ``timeout`` (use ``timeout=``), ``retries`` (use ``retry=``/``retries=``),
-    ``headers``, ``assert_fingerprint``, ``ssl_version``, ``blocksize``, and
-    the names the async twin once took (``verify``, ``cert``,
-    ``local_address``); any other name is a ValueError listing the supported
-    ones.
+    Requests (urllib3's pool defaults, given the client's own meaning):
+
+    - ``headers``: a mapping of headers sent on every request. Headers the
+      client writes itself (framing, ``content-type``, ``accept-encoding``,
+      ``user-agent``, ``authorization``, the protocol's ``x-sn-``/``x-snme-``/
+      ``x-os-`` headers) are a ValueError: use the client's own arguments.
+    - ``timeout``: a number of seconds bounds the connect and each read and
+      write; a urllib3 ``Timeout`` gives its connect, read and total parts; an
+      objectstore :class:`Timeout` is used as it is. It is the client's
+      timeout, so passing ``timeout=`` or ``timeout_ms=`` as well is a
+      ValueError.
+    - ``retries``: a count (or ``False``: none) of retries after a failed
+      exchange (connect errors, timeouts, lost connections, wherever a retry
+      cannot duplicate a write; statuses are not retried), as urllib3's
+      ``Retry(total=N)``; passing ``retries=`` or
+      ``retry=`` as well is a ValueError, and so is a urllib3 ``Retry``
+      (its status and backoff settings have no meaning here: pass
+      ``retry=RetryPolicy(...)``).
+
+    Refused with a ValueError pointing at what to use instead:
+    ``assert_fingerprint``, ``ssl_version``, ``blocksize``, and the names the
+    async twin once took (``verify``, ``cert``, ``local_address``); any other
+    name is a ValueError listing the supported ones.
 
     >>> options = ConnectionOptions.parse({"ca_certs": "ca.pem", "maxsize": 8}, "https")
     >>> options.urllib3_kwargs()["ca_certs"], options.maxsize
@@ -286,6 +387,9 @@ use an https:// base URL, or leave the option out
     socket_options: tuple[SocketOption, ...] = (TCP_NODELAY_ON,)
     source_address: tuple[str, int] | None = None
     maxsize: int | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    timeout: Timeout | None = None
+    retries: int | None = None
 
     def __post_init__(self) -> None:
         fix = object.__setattr__
@@ -314,6 +418,10 @@ use an https:// base URL, or leave the option out
             isinstance(self.maxsize, bool) or not isinstance(self.maxsize, int) or self.maxsize < 1
         ):
             raise _invalid("maxsize", self.maxsize, "use an integer >= 1 (the pool size)")
+        given = self.headers
+        fix(self, "headers", _headers(dict(given) if isinstance(given, tuple) else given))
+        fix(self, "timeout", _timeout(self.timeout))
+        fix(self, "retries", _retries(self.retries))
         self._check_combinations()
 
     def _check_combinations(self) -> None:

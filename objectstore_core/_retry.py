@@ -168,6 +168,16 @@ class RetryPolicy:
         return cls(max_attempts=retries + 1, statuses=frozenset(), errors=NEVER_SENT_ERRORS)
 
     @classmethod
+    def transport_failures(cls, retries: int) -> RetryPolicy:
+        """urllib3's pool ``retries=N`` (``connection_kwargs``): retry failed exchanges, N times.
+
+        Like ``urllib3.Retry(total=N)``: failed connects, timeouts and lost
+        connections are retried where a retry cannot duplicate a write;
+        statuses are never retried (urllib3 retries none by default).
+        """
+        return cls(max_attempts=retries + 1, statuses=frozenset())
+
+    @classmethod
     def disabled(cls) -> RetryPolicy:
         """A policy that never retries."""
         return cls(max_attempts=1)

@@ -231,9 +231,6 @@ def test_a_key_password_of_the_wrong_type_is_not_shown() -> None:
 @pytest.mark.parametrize(
     ("name", "hint"),
     [
-        ("timeout", "timeout=Timeout("),
-        ("retries", "retry=RetryPolicy("),
-        ("headers", "user_agent="),
         ("assert_fingerprint", "ca_cert_data="),
         ("ssl_version", "ssl_minimum_version="),
         ("blocksize", "read and write sizes"),
