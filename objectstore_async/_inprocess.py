@@ -5,6 +5,7 @@ from __future__ import annotations
 from objectstore_async._sources import aiter_upload
 from objectstore_core import Request, Response
 from objectstore_core.emulator._bridge import InProcessBase, InProcessBody, InProcessCall
+from objectstore_sync.emulator._clock import wall_clock
 
 __all__ = ["AsyncInProcessTransport"]
 
@@ -34,6 +35,8 @@ class AsyncInProcessTransport(InProcessBase):
     Pass ``emulator`` to share one emulator with other clients, or
     ``storage``/``clock`` to build one.
     """
+
+    default_clock = staticmethod(wall_clock)
 
     async def send(self, request: Request) -> tuple[Response, _AsyncBody | None]:
         """Hand the request to the emulator; see :class:`objectstore_core.Request`."""

@@ -34,8 +34,8 @@ alike. ``objectstore_sync.testing`` exports the same names, with
 """
 
 from objectstore_async._inprocess import AsyncInProcessTransport
-from objectstore_core.emulator import Emulator, Fault, FaultPlan, MemoryStorage
-from objectstore_sync.emulator import LocalCertificate, LocalServer
+from objectstore_core.emulator import Fault, FaultPlan, MemoryStorage
+from objectstore_sync.emulator import Emulator, LocalCertificate, LocalServer
 
 __all__ = [
     "AsyncInProcessTransport",

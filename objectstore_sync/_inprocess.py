@@ -5,6 +5,7 @@ from __future__ import annotations
 from objectstore_core import Request, Response
 from objectstore_core.emulator._bridge import InProcessBase, InProcessBody, InProcessCall
 from objectstore_sync._sources import iter_upload
+from objectstore_sync.emulator._clock import wall_clock
 
 __all__ = ["InProcessTransport"]
 
@@ -21,6 +22,8 @@ class InProcessTransport(InProcessBase):
     Pass ``emulator`` to share one emulator between clients (or with an
     async in-process transport), or ``storage``/``clock`` to build one.
     """
+
+    default_clock = staticmethod(wall_clock)
 
     def send(self, request: Request) -> tuple[Response, InProcessBody | None]:
         """Hand the request to the emulator; see :class:`objectstore_core.Request`."""

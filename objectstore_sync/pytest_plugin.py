@@ -53,9 +53,10 @@ IN_PROCESS_URL = "http://objectstore.test"
 @pytest.fixture
 def objectstore_emulator() -> Emulator:
     """A fresh in-memory emulator."""
-    from objectstore_core.emulator import Emulator, MemoryStorage
+    from objectstore_core.emulator import MemoryStorage
+    from objectstore_sync.emulator import Emulator as WallClockEmulator
 
-    return Emulator(MemoryStorage())
+    return WallClockEmulator(MemoryStorage())
 
 
 @pytest.fixture

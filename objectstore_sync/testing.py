@@ -27,9 +27,9 @@ alike. ``objectstore_async.testing`` exports the same names, with
 ``AsyncInProcessTransport`` in place of ``InProcessTransport``.
 """
 
-from objectstore_core.emulator import Emulator, Fault, FaultPlan, MemoryStorage
+from objectstore_core.emulator import Fault, FaultPlan, MemoryStorage
 from objectstore_sync._inprocess import InProcessTransport
-from objectstore_sync.emulator import LocalCertificate, LocalServer
+from objectstore_sync.emulator import Emulator, LocalCertificate, LocalServer
 
 __all__ = [
     "Emulator",

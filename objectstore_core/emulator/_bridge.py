@@ -111,7 +111,14 @@ class InProcessBase:
 
     Pass ``emulator`` to share one emulator between clients (sync and async
     alike), or ``storage``/``clock`` to build a new one (in memory by default).
+    Without a ``clock`` the new emulator runs on :attr:`default_clock`, which
+    each twin sets to the wall clock (the core never reads the time).
     """
+
+    @staticmethod
+    def default_clock() -> datetime:
+        """The clock of an emulator built without one; each twin gives the wall clock."""
+        raise NotImplementedError("an in-process transport needs a clock")
 
     def __init__(
         self,
@@ -122,7 +129,7 @@ class InProcessBase:
     ) -> None:
         if emulator is None:
             storage = storage if storage is not None else MemoryStorage()
-            emulator = Emulator(storage) if clock is None else Emulator(storage, clock=clock)
+            emulator = Emulator(storage, clock=self.default_clock if clock is None else clock)
         self.emulator = emulator
 
 

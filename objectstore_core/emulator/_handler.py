@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from objectstore_core import Permission
 from objectstore_core.emulator._auth import ALLOW_ALL, Permit
@@ -95,15 +95,16 @@ _JSON_BODY_LIMIT = 64 * 1024  # PATCH bodies are tiny; bound what we buffer
 _KEDA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Emulator:
     """A faithful Objectstore server without I/O, over a :class:`Storage`.
 
+    ``clock`` gives the current time (an aware UTC ``datetime``): the handler
+    never reads the host's clock. ``objectstore_sync.emulator.Emulator`` is
+    this handler on the wall clock.
+
+    >>> from datetime import UTC, datetime
     >>> from objectstore_core.emulator import MemoryStorage, ServerRequest
-    >>> emulator = Emulator(MemoryStorage())
+    >>> emulator = Emulator(MemoryStorage(), clock=lambda: datetime(2026, 1, 1, tzinfo=UTC))
     >>> put = ServerRequest("PUT", "/v1/objects/demo/org=1/hello", ())
     >>> emulator.handle(put, b"hi")[0].status
     200
@@ -116,7 +117,7 @@ class Emulator:
         self,
         storage: Storage,
         *,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime],
         enforce_expiry: bool = True,
         authorize: Authorize | None = None,
     ) -> None:

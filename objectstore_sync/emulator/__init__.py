@@ -10,6 +10,8 @@ in-memory store); this package gives it what needs I/O:
   context manager for tests (also re-exported by ``objectstore_sync.testing``
   and ``objectstore_async.testing``);
 * :class:`DirectoryStorage`: objects as files, surviving restarts;
+* :class:`Emulator`: the pure handler with the wall clock (:func:`wall_clock`)
+  as its default, since the core never reads the time;
 * :class:`LocalCertificate`: a throwaway CA and a loopback server
   certificate, for serving ``https`` in tests (``LocalServer(tls=True)``);
 * the key directory read from PEM files (:func:`resolve_auth_keys`,
@@ -25,6 +27,7 @@ in-memory store); this package gives it what needs I/O:
 Like the handler, it uses only the public names of ``objectstore_core``.
 """
 
+from objectstore_sync.emulator._clock import Emulator, wall_clock
 from objectstore_sync.emulator._dirstore import DirectoryStorage
 from objectstore_sync.emulator._keys import (
     AuthKeySpec,
@@ -40,10 +43,12 @@ __all__ = [
     "LOOPBACK_NAMES",
     "AuthKeySpec",
     "DirectoryStorage",
+    "Emulator",
     "EmulatorServer",
     "KeySource",
     "LocalCertificate",
     "LocalServer",
     "parse_auth_key_option",
     "resolve_auth_keys",
+    "wall_clock",
 ]

@@ -81,6 +81,7 @@ from objectstore_core.emulator import (
     ServerResponse,
     Storage,
 )
+from objectstore_sync.emulator._clock import wall_clock
 from objectstore_sync.emulator._dirstore import DirectoryStorage
 from objectstore_sync.emulator._keys import AuthKeySpec, resolve_auth_keys
 
@@ -709,7 +710,7 @@ class EmulatorServer:
                     storage = MemoryStorage(lock=threading.Lock())
                 else:
                     storage = DirectoryStorage(data_dir)
-            emulator = Emulator(storage) if clock is None else Emulator(storage, clock=clock)
+            emulator = Emulator(storage, clock=wall_clock if clock is None else clock)
             if enforce_auth:
                 emulator.authorize = Authenticator(keys)
         elif auth_keys is not None or enforce_auth:

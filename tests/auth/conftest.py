@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from objectstore_async.testing import AsyncInProcessTransport
-from objectstore_core.emulator import Authenticator, AuthKey, Emulator, MemoryStorage
+from objectstore_core.emulator import Authenticator, AuthKey, MemoryStorage
 from objectstore_sync import Permission
 from objectstore_sync._inprocess import InProcessTransport
-from objectstore_sync.emulator import AuthKeySpec, LocalServer
+from objectstore_sync.emulator import AuthKeySpec, Emulator, LocalServer
 from tests.behaviour.twins import COMBOS, Twin
 
 DATA = Path(__file__).parent.parent / "data"

@@ -18,12 +18,12 @@ from objectstore_core._auth import b64url_encode
 from objectstore_core.emulator import (
     Authenticator,
     AuthKey,
-    Emulator,
     MemoryStorage,
     ServerRequest,
     load_public_key,
     parse_permission,
 )
+from objectstore_sync.emulator import Emulator
 from tests.auth.conftest import KID, PRIVATE_PEM, PUBLIC_PEM, READ_ONLY_KID, key_directory
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)

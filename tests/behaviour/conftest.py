@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from objectstore_async.testing import AsyncInProcessTransport
-from objectstore_core.emulator import Emulator, MemoryStorage
+from objectstore_core.emulator import MemoryStorage
 from objectstore_sync import Usecase
 from objectstore_sync._inprocess import InProcessTransport
+from objectstore_sync.emulator import Emulator
 from objectstore_sync.testing import LocalServer
 from tests.behaviour.twins import COMBOS, Twin
 

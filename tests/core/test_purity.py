@@ -426,25 +426,9 @@ def _module(path: pathlib.Path) -> str:
     return path.relative_to(CORE_DIR).as_posix()
 
 
-# The emulator's default clock still reads the wall clock (``_handler._utc_now``,
-# ``datetime.now``): it is fixed by giving ``Emulator`` its clock from the
-# emulator's I/O side (the socket server, LocalServer, the in-process
-# transports), as the twins give the core theirs. Strict: the mark must go then.
-_EMULATOR_CLOCK = pytest.mark.xfail(
-    strict=True, reason="Emulator's default clock reads datetime.now: pass a clock"
-)
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(path, marks=_EMULATOR_CLOCK)
-        if _module(path) == "emulator/_handler.py"
-        else path
-        for path in core_sources()
-    ],
-    ids=_module,
-)
+# The emulator's handler included: its clock is given by the emulator's I/O
+# side (objectstore_sync.emulator.wall_clock), as the twins give the core theirs.
+@pytest.mark.parametrize("path", core_sources(), ids=_module)
 def test_core_source_reads_no_host_state(path: pathlib.Path) -> None:
     """No clock, environment, CPU count, file metadata or file method in the core."""
     assert host_violations(path.read_text(encoding="utf-8"), _module(path)) == []

@@ -9,10 +9,10 @@ import pytest
 
 from objectstore_core.emulator import (
     BodyStream,
-    Emulator,
     MemoryStorage,
     ServerRequest,
 )
+from objectstore_sync.emulator import Emulator
 from tests.emulator.emulator_helpers import Client, FakeClock
 
 OBJ = "/v1/objects/test/org=1;project=2"

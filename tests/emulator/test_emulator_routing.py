@@ -199,7 +199,8 @@ def test_batch_and_multipart_are_not_implemented_yet(client: Client) -> None:
 def test_authorize_hook_runs_after_routing_and_before_path_parsing(
     storage: MemoryStorage,
 ) -> None:
-    from objectstore_core.emulator import Emulator, Route, ServerRequest, ServerResponse
+    from objectstore_core.emulator import Route, ServerRequest, ServerResponse
+    from objectstore_sync.emulator import Emulator
 
     seen: list[Route] = []
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from objectstore_core.emulator import (
-    Emulator,
     Fault,
     MemoryStorage,
     ObjectId,
@@ -22,6 +21,7 @@ from objectstore_core.emulator import (
     read_body,
 )
 from objectstore_core.emulator._storage import _PIECE
+from objectstore_sync.emulator import Emulator
 from objectstore_sync.testing import LocalServer
 from tests.emulator.emulator_helpers import connect, recv_all
 

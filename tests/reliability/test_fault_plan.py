@@ -10,7 +10,6 @@ import pytest
 
 from objectstore_core import IntegrityError, ReadError
 from objectstore_core.emulator import (
-    Emulator,
     Fault,
     FaultedBody,
     FaultKind,
@@ -18,6 +17,7 @@ from objectstore_core.emulator import (
     MemoryStorage,
     ServerRequest,
 )
+from objectstore_sync.emulator import Emulator
 
 GET = ServerRequest("GET", "/v1/objects/demo/org=1/key")
 PUT = ServerRequest("PUT", "/v1/objects/demo/org=1/key")

@@ -27,7 +27,8 @@ from objectstore_core import (
     TimeToLive,
     compress,
 )
-from objectstore_core.emulator import Emulator, Fault, FaultPlan, MemoryStorage
+from objectstore_core.emulator import Fault, FaultPlan, MemoryStorage
+from objectstore_sync.emulator import Emulator
 from objectstore_sync.testing import InProcessTransport, LocalServer
 from tests.reliability.conftest import RawServer, Twin, pausing_reader
 

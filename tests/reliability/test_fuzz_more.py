@@ -20,7 +20,8 @@ from objectstore_core import (
     compress,
 )
 from objectstore_core._retry import retry_delay
-from objectstore_core.emulator import Emulator, MemoryStorage, ServerRequest
+from objectstore_core.emulator import MemoryStorage, ServerRequest
+from objectstore_sync.emulator import Emulator
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
