@@ -22,9 +22,8 @@ import base64
 import binascii
 import json
 import math
-import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -200,16 +199,32 @@ def _load_private_key(secret_key: object) -> Ed25519PrivateKey:
     return key
 
 
-def _standalone_clock() -> float:
-    """The signing time of a token asked for without ``now``: the one clock the core reads.
+_wall_clock: Callable[[], float] | None = None
+
+
+def use_wall_clock(clock: Callable[[], float]) -> None:
+    """Give the core the clock a key used on its own signs with; each twin calls it at import.
 
     :class:`SecretKey` is a value shared by both twins (API §0.3), and the
     official client's ``key.token_for_scope(usecase, scope)`` signs for the
-    current time, so a key used on its own must read the clock. Everything a
-    client does passes the time its twin read instead: drivers give it to
-    :meth:`KeyCredentials.headers`, sessions to ``token_for_scope(now=...)``.
+    current time, so a key used on its own needs a clock. The core reads
+    none: importing ``objectstore_sync`` or ``objectstore_async`` hands it
+    theirs. Everything a client does passes the time its twin read instead:
+    drivers give it to :meth:`KeyCredentials.headers`, sessions to
+    ``token_for_scope(now=...)``.
     """
-    return time.time()
+    global _wall_clock
+    _wall_clock = clock
+
+
+def _standalone_clock() -> float:
+    """The signing time of a token asked for without ``now`` (see :func:`use_wall_clock`)."""
+    if _wall_clock is None:
+        raise RuntimeError(
+            "no clock to sign with: pass now= (seconds since the epoch), or import "
+            "objectstore_sync or objectstore_async, which give the core their clock"
+        )
+    return _wall_clock()
 
 
 class SecretKey:
