@@ -126,6 +126,7 @@ class Exchange:
         "_reused",
         "_sent",
         "_silent_close",
+        "_started",
         "head",
         "limits",
         "request",
@@ -150,6 +151,7 @@ class Exchange:
         self._silent_close = False
         self._cut = False
         self._resent = False
+        self._started = False
         self._sent = 0
         self._pending = b""
         self.head: ResponseHead | None = None
@@ -163,13 +165,16 @@ class Exchange:
 
     def start(self, *, reused: bool) -> None:
         """Begin (again) on a connection; ``reused``: it carried a request before."""
+        self._reused = reused
+        if not self._started:  # the first connection: the state is as __init__ left it
+            self._started = True
+            return
         if self._phase != _SENDING or self._sent:
             if not (self._resent and self._resendable):
                 raise RuntimeError("Exchange.start after the exchange went past its sending")
             self._resendable = False  # once only
-        self._reused = reused
         self._phase = _SENDING
-        self._parser = ResponseParser(self.request.method)
+        self._parser = ResponseParser(self.request.method)  # the last one saw other bytes
         self._early = None
         self._received = False
         self._silent_close = False
@@ -185,6 +190,8 @@ class Exchange:
 
     def connect_timeout(self, now: float) -> float | None:
         """How long the connect (TCP and TLS) may take."""
+        if self._deadline is None:
+            return self.limits.connect
         return self._wait(self.limits.connect, now, "connecting")
 
     def connect_failed(
@@ -202,11 +209,15 @@ class Exchange:
         """The request head and a bytes body, in writes of at most :data:`WRITE_SLICE`."""
         head = self.wire_head
         body = self.request.body
-        if isinstance(body, bytes) and body and len(body) > _SMALL_WRITE:
-            yield from self._sliced(head)
-            yield from self._sliced(body)
-        elif isinstance(body, bytes) and body:
-            yield from self._sliced(head + body)
+        if isinstance(body, bytes) and body:
+            if len(body) > _SMALL_WRITE:
+                yield from self._sliced(head)
+                yield from self._sliced(body)
+                return
+            head += body
+        if len(head) <= WRITE_SLICE:  # a small request: one write, no inner generator
+            yield head
+            self._sent += len(head)
         else:
             yield from self._sliced(head)
 
@@ -244,6 +255,8 @@ class Exchange:
 
     def write_timeout(self, now: float) -> float | None:
         """How long the next write may wait for the server to take it."""
+        if self._deadline is None:  # the usual case, once per write: no call
+            return self.limits.write
         return self._wait(self.limits.write, now, "sending the request")
 
     def send_failed(self, failure: Failure, cause: BaseException) -> _Sentinel | None:
@@ -287,6 +300,8 @@ class Exchange:
 
     def read_timeout(self, now: float) -> float | None:
         """How long the next receive may wait."""
+        if self._deadline is None:
+            return self.limits.read
         return self._wait(self.limits.read, now, "waiting for the response")
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -365,6 +380,8 @@ class Exchange:
 
     def next_head(self) -> ResponseHead | _Sentinel | None:
         """The response head, :data:`RESEND`, or None: receive more first."""
+        if self._phase == _AWAITING and not self._received and not self._silent_close:
+            return None  # nothing arrived yet: no parse to attempt
         event = self.next_event()
         if event is NEED_DATA:
             return None

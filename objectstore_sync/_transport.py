@@ -97,8 +97,11 @@ class _Pool:
         self._check_fork()
         policy = self._policy
         with self._lock:
-            waiter = None if policy.take_slot() else threading.Event()
-            if waiter is not None:
+            if policy.take_slot():  # the usual case: a free slot, leased under the same lock
+                waiter = None
+                lease, closing = self._take(fresh)
+            else:
+                waiter = threading.Event()
                 policy.wait_for_slot(waiter)
         if waiter is not None:
             try:
@@ -116,11 +119,7 @@ class _Pool:
             with self._lock:
                 if not policy.stop_waiting(waiter, woken=waiter.is_set()):
                     raise policy.timeout_error(wait)
-        with self._lock:
-            lease, closing = policy.lease(fresh=fresh)
-            while lease.connection is not None and not _alive(lease.connection):
-                closing.append(lease.connection)
-                policy.next_idle(lease)
+                lease, closing = self._take(fresh)
         for conn in closing:
             conn.close()
         if lease.connection is None:
@@ -131,6 +130,14 @@ class _Pool:
                 **self._config.connection_options.urllib3_kwargs(),
             )
         return lease
+
+    def _take(self, fresh: bool) -> tuple[Lease[HTTPConnection], list[HTTPConnection]]:
+        """For a taken slot, under the lock: a lease past stale idle connections, and those."""
+        lease, closing = self._policy.lease(fresh=fresh)
+        while lease.connection is not None and not _alive(lease.connection):
+            closing.append(lease.connection)
+            self._policy.next_idle(lease)
+        return lease, closing
 
     def release(self, lease: Lease[HTTPConnection], reusable: bool) -> None:
         """Give a lease back (its connection kept only if reusable) and free its slot."""
