@@ -375,18 +375,44 @@ def _check_output(path: str) -> None:
         raise ValueError(f"-o {path!r} is invalid: it is a directory")
 
 
-def _write_atomically(path: str, chunks: Iterator[bytes]) -> None:
+def _write_output(path: str, chunks: Iterator[bytes]) -> None:
+    """Write a download to ``-o path``.
+
+    A regular file (new, or through a symbolic link) is written atomically; anything
+    else that exists (``/dev/null``, a named pipe, a terminal) is written in place,
+    never replaced by a file.
+    """
+    try:
+        existing = os.stat(path)  # follows links, as writing to the path would
+    except OSError:
+        existing = None
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        try:
+            with open(path, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+        except OSError as exc:
+            if isinstance(exc, ObjectstoreError):
+                raise
+            raise OSError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+        return
+    # A link is kept and its target replaced, as writing through it would do.
+    target = os.path.realpath(path) if os.path.islink(path) else path
+    kept_mode = None if existing is None else stat.S_IMODE(existing.st_mode)
+    _write_atomically(target, chunks, kept_mode, shown=path)
+
+
+def _write_atomically(
+    path: str, chunks: Iterator[bytes], kept_mode: int | None, shown: str
+) -> None:
     """Write to a temporary file beside ``path`` and rename: never a half-written file.
 
-    A new file gets mode 0666 less the umask and a file replaced keeps its mode, as
-    with ``cp`` and ``curl -o``.
+    A new file gets mode 0666 less the umask and a file replaced keeps its mode
+    (``kept_mode``), as with ``cp`` and ``curl -o``. Errors name ``shown``, the
+    path the user gave.
     """
     directory = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(path)
-    try:
-        kept_mode: int | None = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        kept_mode = None
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for attempt in range(100):
         temp = os.path.join(directory, f".{name}.objectstore-{os.getpid()}-{attempt}")
@@ -396,9 +422,9 @@ def _write_atomically(path: str, chunks: Iterator[bytes]) -> None:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise OSError(f"cannot write {path!r}: {exc.strerror}") from None
+            raise OSError(f"cannot write {shown!r}: {exc.strerror}") from None
     else:
-        raise OSError(f"cannot write {path!r}: no free temporary name in {directory!r}")
+        raise OSError(f"cannot write {shown!r}: no free temporary name in {directory!r}")
     try:
         with os.fdopen(fd, "wb") as out:
             if kept_mode is not None:
@@ -411,7 +437,7 @@ def _write_atomically(path: str, chunks: Iterator[bytes]) -> None:
             os.unlink(temp)
         # A failed download (some of which are OSErrors too) is reported as it is.
         if isinstance(exc, OSError) and not isinstance(exc, ObjectstoreError):
-            raise OSError(f"cannot write {path!r}: {exc.strerror or exc}") from None
+            raise OSError(f"cannot write {shown!r}: {exc.strerror or exc}") from None
         raise
 
 
@@ -435,7 +461,7 @@ def _cmd_get(args: argparse.Namespace) -> int:
             return _not_found(args)
         with response:
             if to_file:
-                _write_atomically(args.output, response.iter_bytes())
+                _write_output(args.output, response.iter_bytes())
             else:
                 out: BinaryIO = sys.stdout.buffer
                 for chunk in response.iter_bytes():

@@ -111,6 +111,39 @@ def test_get_output_over_an_existing_file_keeps_its_mode(
     assert stat.S_IMODE((workdir / "copy").stat().st_mode) == 0o640
 
 
+def test_get_output_through_a_link_writes_its_target(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "f").write_bytes(b"new contents")
+    (workdir / "real").write_bytes(b"old")
+    (workdir / "link").symlink_to("real")
+    with LocalServer() as server:
+        assert _run(capsys, "put", "f", "--key", "k", "--url", server.url)[0] == 0
+        assert _run(capsys, "get", "k", "-o", "link", "--url", server.url)[0] == 0
+    assert (workdir / "link").is_symlink()
+    assert (workdir / "real").read_bytes() == b"new contents"
+
+
+def test_get_output_into_a_named_pipe_writes_into_it(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A special file (a pipe here, /dev/null alike) is written, never replaced by a file."""
+    os.mkfifo(workdir / "pipe")
+    # Held open for reading and writing, the pipe never blocks the command's open; the
+    # contents are small enough to wait in the pipe's buffer.
+    held = os.open(workdir / "pipe", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        with LocalServer() as server:
+            with Client(server.url) as client:
+                client.session(Usecase("default")).put(b"through the pipe", key="k")
+            status, _, err = _run(capsys, "get", "k", "-o", "pipe", "--url", server.url)
+        assert (status, err) == (0, "")
+        assert stat.S_ISFIFO((workdir / "pipe").stat().st_mode)
+        assert os.read(held, 1000) == b"through the pipe"
+    finally:
+        os.close(held)
+
+
 def test_get_output_into_a_missing_directory_names_the_path(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
