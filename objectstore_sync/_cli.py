@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 from objectstore_core import (
     Metadata,
@@ -94,6 +94,14 @@ def _printable_json(value: Any) -> str:
 
 def _error(message: str) -> None:
     print(f"objectstore: {_printable(message)}", file=sys.stderr)
+
+
+def _result(text: str) -> None:
+    """Print a command's result line on standard output."""
+    try:
+        print(text)
+    except OSError as exc:
+        _raise_stdout_error(exc)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -232,6 +240,8 @@ def _server_url(args: argparse.Namespace) -> Iterator[str]:
 
     data_dir: str | None = args.data_dir
     where = args.data_dir if os.path.isabs(args.data_dir) else f"./{args.data_dir}"
+    if os.path.exists(args.data_dir) and not os.path.isdir(args.data_dir):
+        raise ValueError(f"--data-dir {args.data_dir!r} is invalid: it is not a directory")
     note = f"the embedded emulator over {where}"
     if args.command in _READ_COMMANDS and not os.path.isdir(args.data_dir):
         # Nothing is stored yet: an empty in-memory store answers the same, and a
@@ -347,7 +357,7 @@ def _cmd_put(args: argparse.Namespace) -> int:
             origin=args.origin,
             filename=filename,
         )
-    print(_printable(key))
+    _result(_printable(key))
     return 0
 
 
@@ -464,10 +474,20 @@ def _cmd_get(args: argparse.Namespace) -> int:
                 _write_output(args.output, response.iter_bytes())
             else:
                 out: BinaryIO = sys.stdout.buffer
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-                out.flush()
+                try:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                    out.flush()
+                except OSError as exc:
+                    _raise_stdout_error(exc)
     return 0
+
+
+def _raise_stdout_error(exc: OSError) -> NoReturn:
+    """Re-raise a failed write to standard output as saying so (a closed pipe stays as is)."""
+    if isinstance(exc, (BrokenPipeError, ObjectstoreError)):
+        raise exc
+    raise OSError(f"cannot write standard output: {exc.strerror or exc}") from None
 
 
 def _cmd_head(args: argparse.Namespace) -> int:
@@ -475,7 +495,7 @@ def _cmd_head(args: argparse.Namespace) -> int:
         metadata = session.head(args.key)
     if metadata is None:
         return _not_found(args)
-    print(_printable_json(_metadata_json(metadata)))
+    _result(_printable_json(_metadata_json(metadata)))
     return 0
 
 
@@ -501,7 +521,7 @@ def _cmd_url(args: argparse.Namespace) -> int:
     signs = validity is not None
     what = "objectstore url --validity" if signs else "objectstore url"
     with _offline_session(args, what, need_url=True, need_key=signs) as session:
-        print(session.object_url(args.key, token_validity=validity))
+        _result(session.object_url(args.key, token_validity=validity))
     return 0
 
 
@@ -509,7 +529,7 @@ def _cmd_presign(args: argparse.Namespace) -> int:
     duration = _seconds(args.duration, "--duration", _MAX_PRESIGN_SECONDS)
     assert duration is not None  # the option has a default
     with _offline_session(args, "objectstore presign", need_url=True, need_key=True) as session:
-        print(session.presigned_object_url(args.method, args.key, duration))
+        _result(session.presigned_object_url(args.method, args.key, duration))
     return 0
 
 
@@ -522,7 +542,7 @@ def _cmd_token(args: argparse.Namespace) -> int:
             f"--expiry {args.expiry} is invalid: it must be a number of seconds above 0"
         )
     with _offline_session(args, "objectstore token", need_url=False, need_key=True) as session:
-        print(session.mint_token(permissions, args.expiry))
+        _result(session.mint_token(permissions, args.expiry))
     return 0
 
 
@@ -613,7 +633,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         status = _COMMANDS[args.command](args)
-        sys.stdout.flush()  # a closed pipe is found here, not in the interpreter's exit
+        try:
+            sys.stdout.flush()  # a closed pipe is found here, not in the interpreter's exit
+        except OSError as exc:
+            _raise_stdout_error(exc)
         return status
     except BrokenPipeError:
         return _stdout_closed()

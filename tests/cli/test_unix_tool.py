@@ -178,6 +178,34 @@ def test_get_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
     assert status == 141  # 128 + SIGPIPE, as a shell reports for `cat`
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", ["get", "head"])
+def test_a_full_standard_output_is_named(tmp_path: Path, command: str) -> None:
+    with LocalServer() as server:
+        with Client(server.url) as client:
+            client.session(Usecase("default")).put(os.urandom(1 << 20), key="k")
+        with open("/dev/full", "wb") as full:  # every write fails with ENOSPC
+            done = subprocess.run(
+                [sys.executable, "-m", "objectstore_sync", command, "k", "--url", server.url],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                env=_environment(),
+                cwd=tmp_path,
+            )
+    assert done.returncode == 1
+    assert done.stderr == b"objectstore: cannot write standard output: No space left on device\n"
+
+
+def test_a_data_dir_that_is_a_file_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "store").write_bytes(b"not a directory")
+    for argv in (["head", "k"], ["put", "store"]):
+        status, out, err = _run(capsys, *argv, "--data-dir", "store")
+        assert (status, out) == (2, "")
+        assert err == "objectstore: --data-dir 'store' is invalid: it is not a directory\n"
+
+
 @pytest.mark.parametrize("command", ["head", "put"])
 def test_short_output_into_a_closed_pipe_is_quiet(tmp_path: Path, command: str) -> None:
     """Output small enough to sit in a buffer fails when flushed: still quiet."""
