@@ -42,6 +42,7 @@ from objectstore_core import (
     parse_duration,
     token_from_env,
 )
+from objectstore_core._paths import split_base_url
 from objectstore_core.emulator import parse_permission
 from objectstore_sync._client import Client, Session
 from objectstore_sync.emulator import parse_auth_key_option
@@ -229,10 +230,25 @@ def _pairs(values: Sequence[str], what: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _given_url(args: argparse.Namespace) -> str | None:
+    """``--url`` or ``$OBJECTSTORE_URL`` (None for neither), refused if it is no server URL."""
+    source, url = "--url", str(args.url or "")
+    if not url:
+        source, url = "$OBJECTSTORE_URL", os.environ.get("OBJECTSTORE_URL", "").strip()
+    if not url:
+        return None
+    try:
+        split_base_url(url)
+    except ValueError as exc:
+        reason = str(exc).partition(" is invalid: ")[2] or str(exc)
+        raise ValueError(f"{source} {url!r} is invalid: {reason}") from None
+    return url
+
+
 @contextlib.contextmanager
 def _server_url(args: argparse.Namespace) -> Iterator[str]:
     """The URL to use: --url, $OBJECTSTORE_URL, or an embedded emulator for this command."""
-    url = args.url or os.environ.get("OBJECTSTORE_URL")
+    url = _given_url(args)
     if url:
         yield url
         return
@@ -292,7 +308,7 @@ def _offline_session(
 
     With ``need_key``, the command signs, so it needs the key variables (not a token).
     """
-    url = args.url or os.environ.get("OBJECTSTORE_URL")
+    url = _given_url(args)
     if not url:
         if need_url:
             raise ValueError(

@@ -354,6 +354,20 @@ def test_not_found_names_usecase_and_scope(
             assert "'k'" in err and "attachments" in err and "org=7" in err
 
 
+def test_a_bad_server_url_names_where_it_came_from(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for argv in (["head", "k"], ["url", "k"]):
+        status, out, err = _run(capsys, *argv, "--url", "localhost:8888")
+        assert (status, out) == (2, "")
+        assert err.startswith("objectstore: --url 'localhost:8888' is invalid: expected http://")
+    monkeypatch.setenv("OBJECTSTORE_URL", "ftp://host")
+    status, _, err = _run(capsys, "get", "k")
+    assert status == 2 and err.startswith("objectstore: $OBJECTSTORE_URL 'ftp://host' is invalid")
+    assert "base_url" not in err
+    assert not (workdir / ".objectstore").exists()
+
+
 @pytest.mark.parametrize("option", ["--ttl", "--tti"])
 @pytest.mark.parametrize("value", ["0s", "0", "0d 0h"])
 def test_zero_expiry_is_refused_before_any_io(
