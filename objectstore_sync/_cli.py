@@ -285,12 +285,24 @@ def _session(args: argparse.Namespace) -> Iterator[Session]:
 
 
 def _read_text(path: str) -> str:
-    return Path(path).read_text(encoding="utf-8")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"$OBJECTSTORE_KEY_FILE {path!r} is invalid: it is not text") from None
 
 
 def _token_from_env() -> Any:
     """$OBJECTSTORE_TOKEN, or a SecretKey from $OBJECTSTORE_KEY_ID + $OBJECTSTORE_KEY_FILE."""
-    return token_from_env(os.environ, _read_text)
+    try:
+        return token_from_env(os.environ, _read_text)
+    except ValueError as exc:
+        text = str(exc)
+        if not text.startswith("secret_key "):
+            raise
+        # The key's own check names the Python parameter: name the variable instead.
+        path = os.environ.get("OBJECTSTORE_KEY_FILE", "").strip()
+        reason = text.partition(" is invalid: ")[2] or text
+        raise ValueError(f"$OBJECTSTORE_KEY_FILE {path!r} is invalid: {reason}") from None
 
 
 def _scope_of(args: argparse.Namespace) -> Scope:

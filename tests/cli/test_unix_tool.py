@@ -343,6 +343,22 @@ def test_refused_credentials_name_the_cli_variables(
     assert "Client(" not in err and "SecretKey" not in err
 
 
+@pytest.mark.parametrize("contents", [b"not a key\n", b"\xff\xfe binary"])
+def test_a_bad_key_file_names_the_variable(
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    contents: bytes,
+) -> None:
+    (workdir / "key.pem").write_bytes(contents)
+    monkeypatch.setenv("OBJECTSTORE_KEY_ID", "kid")
+    monkeypatch.setenv("OBJECTSTORE_KEY_FILE", "key.pem")
+    status, out, err = _run(capsys, "token")
+    assert (status, out) == (2, "")
+    assert err.startswith("objectstore: $OBJECTSTORE_KEY_FILE 'key.pem' is invalid: ")
+    assert "secret_key" not in err and "codec" not in err
+
+
 def test_not_found_names_usecase_and_scope(
     workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
