@@ -10,6 +10,10 @@ Credentials come from ``$OBJECTSTORE_TOKEN`` (a pre-made token) or
 PEM). ``token`` mints a token with that key; ``url`` and ``presign`` print
 object URLs and need ``--url`` or ``$OBJECTSTORE_URL``: a URL of the embedded
 emulator would be dead as soon as the command exits.
+
+It behaves like a Unix tool: only results on standard output, one-line errors
+on standard error, exit statuses 0/1/2 (141 for a closed pipe, 130 for Ctrl-C),
+control characters from the server escaped, files created under the umask.
 """
 
 from __future__ import annotations
@@ -654,7 +658,7 @@ def _auth_hint(exc: RequestError, args: argparse.Namespace) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input).
+    """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input, 130 Ctrl-C).
 
     A closed standard output ends the command quietly with status 141, as for ``cat``.
     """
