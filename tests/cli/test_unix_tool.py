@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -176,6 +177,26 @@ def test_get_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
             status = process.wait()
     assert err == b""
     assert status == 141  # 128 + SIGPIPE, as a shell reports for `cat`
+
+
+def test_ctrl_c_ends_a_download_without_a_traceback(tmp_path: Path) -> None:
+    payload = os.urandom(8 << 20)
+    with LocalServer() as server:
+        with Client(server.url) as client:
+            client.session(Usecase("default")).put(payload, key="big", compress="none")
+        with subprocess.Popen(
+            [sys.executable, "-m", "objectstore_sync", "get", "big", "--url", server.url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_environment(),
+            cwd=tmp_path,
+        ) as process:
+            assert process.stdout is not None
+            assert process.stdout.read(10) == payload[:10]  # it is writing, into a full pipe
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate()
+    assert len(out) < len(payload) - 10  # stopped before the end
+    assert (process.returncode, err) == (130, b"")
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
