@@ -167,6 +167,19 @@ def test_get_output_into_a_missing_directory_names_the_path(
     assert ".objectstore-" not in err
 
 
+def test_get_output_onto_a_directory_is_refused(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "f").write_bytes(b"x")
+    (workdir / "out").mkdir()
+    with LocalServer() as server:
+        assert _run(capsys, "put", "f", "--key", "k", "--url", server.url)[0] == 0
+        status, _, err = _run(capsys, "get", "k", "-o", "out", "--url", server.url)
+    assert (status, err) == (2, "objectstore: -o 'out' is invalid: it is a directory\n")
+    assert sorted(p.name for p in workdir.iterdir()) == ["f", "out"]
+    assert not any((workdir / "out").iterdir())
+
+
 # Standard output closed early, full, or interrupted: quiet or named, never a traceback.
 
 
