@@ -44,15 +44,18 @@ class AsyncPayload:
     def closed(self) -> bool:
         return self._closed
 
-    async def _pull(self, limit: int | None) -> bytes:
-        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end."""
+    async def _pull(self, limit: int | None, whole: bool = False) -> bytes:
+        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end.
+
+        ``whole``: for a read of the whole body (bounded by ``max_read_size``).
+        """
         if self._closed:
             raise ValueError("I/O operation on a closed payload")
         try:
             if time.perf_counter() >= self._turn_due:
                 await anyio.lowlevel.checkpoint()
                 self._turn_due = time.perf_counter() + _TURN_SECONDS
-            while (chunk := self._download.read(limit)) is None:
+            while (chunk := self._download.read(limit, whole=whole)) is None:
                 data = await self._stream.read()
                 self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
@@ -67,7 +70,7 @@ class AsyncPayload:
         """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
         parts = []
         if size is None or size < 0:
-            while chunk := await self._pull(None):
+            while chunk := await self._pull(None, whole=True):
                 parts.append(chunk)
         else:
             while size > 0 and (chunk := await self._pull(size)):

@@ -62,6 +62,16 @@ def split_base_url(base_url: str) -> tuple[str, str, int, str]:
         raise ValueError(
             f"base_url {base_url!r} is invalid: expected http://host[:port][/prefix] or https://..."
         )
+    if "@" in parts.netloc:
+        # Userinfo would never reach the server as a credential (it reads a
+        # Bearer token or os_auth, PROTOCOL §10.2), yet would show in every
+        # repr and error: refused, and the message shows the URL without it.
+        host = parts.netloc.rpartition("@")[2]
+        shown = f"{parts.scheme}://***@{host}{parts.path}"
+        raise ValueError(
+            f"base_url {shown!r} is invalid: it must not contain a user name or password; "
+            "pass credentials as token= instead"
+        )
     if parts.query or parts.fragment:
         raise ValueError(f"base_url {base_url!r} is invalid: it must not have a query or fragment")
     try:

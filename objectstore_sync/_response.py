@@ -31,12 +31,15 @@ class Payload(io.BufferedIOBase):
     def readable(self) -> bool:
         return True
 
-    def _pull(self, limit: int | None) -> bytes:
-        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end."""
+    def _pull(self, limit: int | None, whole: bool = False) -> bytes:
+        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end.
+
+        ``whole``: for a read of the whole body (bounded by ``max_read_size``).
+        """
         if self.closed:
             raise ValueError("I/O operation on a closed payload")
         try:
-            while (chunk := self._download.read(limit)) is None:
+            while (chunk := self._download.read(limit, whole=whole)) is None:
                 data = self._stream.read()
                 self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
@@ -51,7 +54,7 @@ class Payload(io.BufferedIOBase):
         """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
         parts = []
         if size is None or size < 0:
-            while chunk := self._pull(None):
+            while chunk := self._pull(None, whole=True):
                 parts.append(chunk)
             return parts[0] if len(parts) == 1 else b"".join(parts)
         while size > 0 and (chunk := self._pull(size)):
