@@ -20,29 +20,10 @@ from objectstore_core._metadata import (
     metadata_headers,
 )
 from objectstore_core._paths import split_base_url
+from tests.zstd_frames import RLE_BLOCK, rle_frame
 
 KIB = 1024
 MIB = 1024 * KIB
-_MAGIC = (0xFD2FB528).to_bytes(4, "little")
-_RLE_BLOCK = 128 * KIB  # the largest block: 4 input bytes regenerate 128 KiB
-
-
-def rle_frame(blocks: int, *, declared: int | None = None, byte: int = 0) -> bytes:
-    """A zstd frame of ``blocks`` RLE blocks of 128 KiB each (4 bytes per block).
-
-    With ``declared``, the header states that Frame_Content_Size (4-byte
-    field, window of 128 KiB, so not a single-segment frame), whatever the
-    blocks really hold: a hostile server's frame.
-    """
-    descriptor = 0x80 if declared is not None else 0x00  # FCS field of 4 bytes, or none
-    header = _MAGIC + bytes([descriptor, 0x38])  # window descriptor: 2**17 bytes
-    if declared is not None:
-        header += declared.to_bytes(4, "little")
-
-    def block(last: int) -> bytes:
-        return ((_RLE_BLOCK << 3) | (1 << 1) | last).to_bytes(3, "little") + bytes([byte])
-
-    return header + block(0) * (blocks - 1) + block(1)
 
 
 def read_whole(download: Download, body: bytes, piece: int = 64 * KIB) -> bytes:
@@ -64,7 +45,7 @@ def read_whole(download: Download, body: bytes, piece: int = 64 * KIB) -> bytes:
 
 def test_a_decompression_bomb_stops_one_byte_past_the_bound() -> None:
     """A 1 MiB body that decodes to 32 GiB: refused after decoding limit + 1 bytes."""
-    body = rle_frame(32 * 1024 * MIB // _RLE_BLOCK)
+    body = rle_frame(32 * 1024 * MIB // RLE_BLOCK)
     assert len(body) < MIB + 16
     download = Download(decode=True, expected_length=len(body), max_read_size=MIB)
 
@@ -104,7 +85,7 @@ def test_a_body_at_the_bound_reads_whole(decode: bool) -> None:
 
 def test_streaming_reads_are_not_bounded_and_decode_only_what_is_asked() -> None:
     """The same bomb, read in pieces: every piece small, nothing decoded ahead."""
-    body = rle_frame(32 * 1024 * MIB // _RLE_BLOCK)
+    body = rle_frame(32 * 1024 * MIB // RLE_BLOCK)
     download = Download(decode=True, expected_length=len(body), max_read_size=MIB)
     download.feed(body)
     handed_out = 0
@@ -140,7 +121,7 @@ def decode_all(decoder: ZstdDecoder, body: bytes) -> bytes:
 def test_a_frame_holding_more_than_it_declares_is_refused_at_once(declared: int) -> None:
     """It declares 1 KiB (decoded in one call) or 2 MiB (streamed) and holds 32 GiB:
     at most one byte past the declared size is decoded."""
-    body = rle_frame(32 * 1024 * MIB // _RLE_BLOCK, declared=declared)
+    body = rle_frame(32 * 1024 * MIB // RLE_BLOCK, declared=declared)
     decoder = ZstdDecoder(max_output=256 * KIB)
     with pytest.raises(IntegrityError, match="zstd data is corrupt"):
         decode_all(decoder, body)
@@ -157,19 +138,19 @@ def test_streamed_frames_holding_more_than_they_declare_are_named() -> None:
 
 @pytest.mark.parametrize("max_output", [256 * KIB, 2 * MIB])
 def test_a_frame_holding_less_than_it_declares_is_refused(max_output: int) -> None:
-    body = rle_frame(8, declared=8 * _RLE_BLOCK + 1)
+    body = rle_frame(8, declared=8 * RLE_BLOCK + 1)
     with pytest.raises(IntegrityError, match="zstd data is corrupt"):
         decode_all(ZstdDecoder(max_output=max_output), body)
 
 
 def test_frames_holding_what_they_declare_decode() -> None:
-    body = rle_frame(8, declared=8 * _RLE_BLOCK, byte=7) + compress(b"tail" * 1000)
-    assert decode_all(ZstdDecoder(), body) == bytes([7]) * 8 * _RLE_BLOCK + b"tail" * 1000
+    body = rle_frame(8, declared=8 * RLE_BLOCK, byte=7) + compress(b"tail" * 1000)
+    assert decode_all(ZstdDecoder(), body) == bytes([7]) * 8 * RLE_BLOCK + b"tail" * 1000
 
 
 def test_a_small_single_frame_declaring_a_wrong_size_is_refused() -> None:
     """The one-call path for small frames checks the size as well."""
-    body = rle_frame(1, declared=_RLE_BLOCK - 1)
+    body = rle_frame(1, declared=RLE_BLOCK - 1)
     with pytest.raises(IntegrityError):
         decode_all(ZstdDecoder(max_output=MIB), body)
 
