@@ -333,10 +333,10 @@ _KEY_CONTROLS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 def parse_key_response(response: Response, target: Target, operation: str, key: str | None) -> str:
     """Read ``{"key": "..."}`` from a write response (PROTOCOL §3.1, §3.2).
 
-    The key is not trusted blindly: it must be a non-empty string without
-    control characters that can name an object (§2.3), and for a write to a
-    given key it must be that key (§3.2: the body names the decoded key).
-    Anything else is a :class:`ProtocolError`.
+    The key is not trusted blindly: for a write to a given key it must be
+    that key (§3.2: the body names the decoded key); a generated key must be
+    a non-empty string that can name an object (§2.3), without control
+    characters. Anything else is a :class:`ProtocolError`.
     """
     try:
         parsed = json.loads(response.body)

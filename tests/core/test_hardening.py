@@ -12,7 +12,7 @@ import pytest
 from objectstore_core import IntegrityError, ProtocolError
 from objectstore_core._codec import ZstdDecoder, compress
 from objectstore_core._download import DEFAULT_CHUNK, Download
-from objectstore_core._h1 import END, ResponseHead, ResponseParser
+from objectstore_core._h1 import _MAX_HEAD, END, ResponseHead, ResponseParser
 from objectstore_core._metadata import (
     MAX_REQUEST_HEAD,
     MAX_REQUEST_HEADERS,
@@ -243,7 +243,14 @@ def test_a_300_kb_value_fits() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://user:secret@host", "https://user:secret@host:8443/prefix", "http://user@h"]
+    "url",
+    [
+        "http://user:secret@host",
+        "https://user:secret@host:8443/prefix",
+        "http://user@h",
+        "http://user:secret@",  # no host either: still not shown
+        "ftp://user:secret@h",
+    ],
 )
 def test_userinfo_in_the_base_url_is_refused_without_showing_it(url: str) -> None:
     with pytest.raises(ValueError, match="must not contain a user name or password") as info:
@@ -251,3 +258,8 @@ def test_userinfo_in_the_base_url_is_refused_without_showing_it(url: str) -> Non
     message = str(info.value)
     assert "secret" not in message and "user" not in message.split("must")[0]
     assert "***@" in message
+
+
+def test_the_client_reads_every_head_a_server_can_answer_with_accepted_metadata() -> None:
+    """A GET answers with the metadata once and the filename again (content-disposition)."""
+    assert _MAX_HEAD >= 2 * MAX_REQUEST_HEAD + 64 * KIB
