@@ -67,7 +67,11 @@ class AsyncPayload:
         return chunk
 
     async def read(self, size: int | None = -1) -> bytes:
-        """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
+        """Read up to ``size`` bytes (all remaining bytes when negative or None).
+
+        Reading all remaining bytes raises IntegrityError once the payload
+        passes the ``max_read_size`` of the client or of the ``get``.
+        """
         parts = []
         if size is None or size < 0:
             while chunk := await self._pull(None, whole=True):
@@ -142,7 +146,7 @@ class AsyncGetResponse(_AsyncGetResponseFields):
     __slots__ = ()
 
     async def aread(self) -> bytes:
-        """The whole (decoded) payload."""
+        """The whole (decoded) payload, within ``max_read_size`` (else IntegrityError)."""
         return await self.payload.read()
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:

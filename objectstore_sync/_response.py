@@ -51,7 +51,11 @@ class Payload(io.BufferedIOBase):
         return chunk
 
     def read(self, size: int | None = -1) -> bytes:
-        """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
+        """Read up to ``size`` bytes (all remaining bytes when negative or None).
+
+        Reading all remaining bytes raises IntegrityError once the payload
+        passes the ``max_read_size`` of the client or of the ``get``.
+        """
         parts = []
         if size is None or size < 0:
             while chunk := self._pull(None, whole=True):
@@ -115,7 +119,7 @@ class GetResponse(_GetResponseFields):
     __slots__ = ()
 
     def read(self) -> bytes:
-        """The whole (decoded) payload."""
+        """The whole (decoded) payload, within ``max_read_size`` (else IntegrityError)."""
         return self.payload.read()
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:
