@@ -225,12 +225,35 @@ def test_a_decompression_bomb_read_whole_stops_at_max_read_size(
     assert got is not None
     with got, pytest.raises(IntegrityError, match=r"max_read_size=1048576"):
         got.read()
+    assert decoded(got) <= MIB + 1  # not the other 15 MiB
     # The same object streams in small pieces, the bound notwithstanding.
     got = session.get("bomb")
     assert got is not None
     with got:
         sizes = [len(chunk) for chunk in got.iter_bytes()]
     assert sum(sizes) == 16 * MIB and max(sizes) <= DEFAULT_CHUNK
+
+
+def decoded(got: Any) -> int:
+    """How much of a response's payload was decoded (the twin's download state)."""
+    payload = got.payload
+    payload = getattr(payload, "_payload", payload)  # the async twin, seen through the portal
+    count: int = payload._download.decoded
+    return count
+
+
+@pytest.mark.parametrize("how", ["read", "iter_bytes"])
+def test_a_frame_holding_more_than_it_declares_is_refused(
+    make_twin: Callable[..., Twin], how: str
+) -> None:
+    """It declares 2 MiB and holds 16 MiB: refused after at most one byte too many."""
+    session = new_session(make_twin())
+    session.put(rle_frame(128, declared=2 * MIB), key="liar", precompressed="zstd")
+    got = session.get("liar")
+    assert got is not None
+    with got, pytest.raises(IntegrityError, match="zstd data is corrupt"):
+        got.read() if how == "read" else list(got.iter_bytes())
+    assert decoded(got) <= 2 * MIB + 1
 
 
 def test_max_read_size_per_get_overrides_the_client(make_twin: Callable[..., Twin]) -> None:
