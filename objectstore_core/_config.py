@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from objectstore_core._auth import SecretKey, TokenProvider
+from objectstore_core._download import check_max_read_size
 from objectstore_core._models import Scope, Usecase
 from objectstore_core._options import ConnectionOptions
 from objectstore_core._paths import Target, split_base_url
@@ -87,6 +88,7 @@ class ClientConfig:
     retries: int | None = None
     spool_dir: Any = None
     retry: RetryPolicy | None = None
+    max_read_size: int | None = None
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every request.
@@ -117,6 +119,7 @@ def client_config(
     retry: RetryPolicy | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     user_agent: str | None = None,
+    max_read_size: int | None = None,
 ) -> ClientConfig:
     """Validate client arguments (official names first, then ours) into a config.
 
@@ -190,6 +193,7 @@ def client_config(
         retries=retries,
         spool_dir=spool_dir,
         retry=policy,
+        max_read_size=check_max_read_size(max_read_size),
     )
 
 

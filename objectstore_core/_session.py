@@ -105,6 +105,7 @@ class SessionFlows:
         *,
         byte_range: tuple[int, int | None] | None = None,
         timeout: Timeout | float | None = None,
+        max_read_size: int | None = None,
     ) -> Flow[GetOutcome | None]:
         """Fetch an object with a streamed payload, or None if it does not exist.
 
@@ -113,6 +114,8 @@ class SessionFlows:
         stored bytes are returned and ``metadata.compression`` stays set.
         ``byte_range=(first, last)`` reads stored bytes ``first..last``
         inclusive (``last=None``: to the end); ranges are never decompressed.
+        ``max_read_size`` bounds ``read()`` of the whole payload for this call
+        (None: the client's); past it the read raises IntegrityError.
         """
         return get_flow(
             self.target,
@@ -121,6 +124,7 @@ class SessionFlows:
             accept_encoding,
             byte_range,
             timeout=Timeout.coerce(timeout),
+            max_read_size=max_read_size,
         )
 
     def head(self, key: str, *, timeout: Timeout | float | None = None) -> Flow[Metadata | None]:
