@@ -467,19 +467,40 @@ class SmallBody:
 
 
 def _describe(exc: BaseException | None) -> str:
-    """A short description of a socket library's exception, never empty.
+    """A short description of what a socket library's exception reports, never empty.
 
-    A wrapper without text (trio's connect errors, for one) is described by
-    the first exception in its cause chain that has some: the TLS or OS
-    error that says what went wrong.
+    The socket libraries wrap the error that says what went wrong (urllib3's
+    NewConnectionError, httpcore's ConnectError, trio's textless errors), each
+    with its own text: the description is taken from the cause chain instead,
+    so both twins say the same and no library's wording or class reaches the
+    user. A TLS error gives its own text; else the innermost OS error gives
+    the system's message for its errno; else the first text in the chain.
     """
     if exc is None:
         return "unknown error"
-    seen = 0
+    chain: list[BaseException] = []
     found: BaseException | None = exc
-    while found is not None and not str(found) and seen < 8:
-        found = found.__cause__ or found.__context__
-        seen += 1
-    if found is None or not str(found):
-        return type(exc).__name__
-    return f"{type(found).__name__}: {found}"
+    while found is not None and len(chain) < 8 and found not in chain:
+        chain.append(found)
+        following = found.__cause__ or found.__context__
+        if following is None and isinstance(found, BaseExceptionGroup) and found.exceptions:
+            following = found.exceptions[0]  # trio: one error per address tried
+        found = following
+    for error in chain:
+        if type(error).__module__ in ("ssl", "_ssl") and str(error):
+            return f"TLS error: {error}"
+    for error in reversed(chain):
+        number = error.errno if isinstance(error, OSError) else None
+        if isinstance(number, int) and number > 0:
+            return f"{_strerror(number)} (errno {number})"
+    for error in chain:
+        if str(error):
+            name = type(error).__name__
+            return f"{name}: {error}" if type(error).__module__ == "builtins" else str(error)
+    return type(exc).__name__
+
+
+def _strerror(number: int) -> str:
+    import os  # the system's message table: no I/O, no state
+
+    return os.strerror(number)
