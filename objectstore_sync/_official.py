@@ -1,0 +1,130 @@
+"""The I/O halves of the official client's helpers: reading a file, the clock, urllib3, Sentry.
+
+Each one gathers what it needs and hands it to the core (``objectstore_core._official``),
+where the logic lives.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any, Protocol
+
+from objectstore_core import RequestError, Scope, Usecase
+from objectstore_core._config import MetricsBackend
+from objectstore_core._official import (
+    MIME_SNIFF_BYTES,
+    StorageMetricEmitter,
+    error_for_status,
+    sniff_mime_type,
+)
+
+__all__ = ["guess_mime_type", "measure_storage_operation", "raise_for_status", "storage_span"]
+
+
+def guess_mime_type(contents: bytes | IO[bytes]) -> str | None:
+    """The media type announced by the first bytes of ``contents``, or None.
+
+    ``contents`` is bytes or a binary file; a file is read from its current
+    position and put back there (a file that cannot seek gives None).
+
+    >>> guess_mime_type(b"\\x89PNG\\r\\n\\x1a\\n...")
+    'image/png'
+    """
+    if isinstance(contents, bytes | bytearray | memoryview):
+        return sniff_mime_type(bytes(contents[:MIME_SNIFF_BYTES]))
+    if not contents.seekable():
+        return None
+    position = contents.tell()
+    try:
+        head = contents.read(MIME_SNIFF_BYTES)
+    finally:
+        contents.seek(position)
+    return sniff_mime_type(bytes(head or b""))
+
+
+class _Response(Protocol):
+    status: int
+
+    @property
+    def data(self) -> bytes: ...
+
+
+def raise_for_status(response: _Response, *, error_type: type[RequestError] = RequestError) -> None:
+    """Raise ``error_type`` if a urllib3 response has a status of 400 or more.
+
+    The message is ``Objectstore request failed with status <status>``;
+    ``response`` of the error is the body as text.
+    """
+    error = error_for_status(response.status, response.data or b"", error_type)
+    if error is not None:
+        raise error
+
+
+@contextmanager
+def measure_storage_operation(
+    backend: MetricsBackend,
+    operation: str,
+    usecase: str,
+    uncompressed_size: int | None = None,
+    compressed_size: int | None = None,
+    compression: str = "unknown",
+) -> Iterator[StorageMetricEmitter]:
+    """Time the enclosed block and emit the ``storage.<operation>.*`` metrics to ``backend``.
+
+    Yields the :class:`StorageMetricEmitter`, so sizes known only inside the
+    block (a download's) can be recorded there. Latency, compression ratio
+    and throughputs are emitted when the block ends, also when it raises.
+
+    >>> with measure_storage_operation(backend, "get", "attachments") as metric:  # doctest: +SKIP
+    ...     metric.record_uncompressed_size(len(data))
+    """
+    emitter = StorageMetricEmitter(backend, operation, usecase)
+    emitter.compression = compression
+    if uncompressed_size is not None:
+        emitter.record_uncompressed_size(uncompressed_size)
+    if compressed_size is not None:
+        emitter.record_compressed_size(compressed_size, compression)
+    emitter.start = time.monotonic()
+    try:
+        yield emitter
+    finally:
+        emitter.record_latency(time.monotonic() - emitter.start)
+        emitter.maybe_record_compression_ratio()
+        emitter.maybe_record_throughputs()
+
+
+class _NoSpan:
+    """What :func:`storage_span` yields when the Sentry SDK is not installed."""
+
+    def set_attribute(self, key: str, value: object) -> None:
+        return None
+
+    def set_attributes(self, attributes: dict[str, object]) -> None:
+        return None
+
+
+@contextmanager
+def storage_span(
+    operation: str, usecase: Usecase, scope: Scope, **attributes: Any
+) -> Iterator[Any]:
+    """A Sentry span ``objectstore.<operation>`` around the enclosed block.
+
+    Its attributes are ``objectstore.usecase``, ``objectstore.scope`` and
+    ``objectstore.<name>`` for each keyword argument that is not None. With
+    the Sentry SDK absent or not initialised, the span records nothing.
+    """
+    try:
+        from sentry_sdk import traces
+    except ImportError:
+        yield _NoSpan()
+        return
+    values: dict[str, Any] = {
+        "sentry.op": f"objectstore.{operation}",
+        "objectstore.usecase": usecase.name,
+        "objectstore.scope": str(scope),
+    }
+    values.update({f"objectstore.{k}": v for k, v in attributes.items() if v is not None})
+    with traces.start_span(name=f"objectstore.{operation}", attributes=values) as span:
+        yield span
