@@ -93,16 +93,13 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"BZh", "application/x-bzip2"),
     (0, b"\xfd7zXZ\x00", "application/x-xz"),
     (0, b"7z\xbc\xaf\x27\x1c", "application/x-7z-compressed"),
-    (0, b"Rar!\x1a\x07", "application/vnd.rar"),
+    (0, b"Rar!\x1a\x07", "application/x-rar-compressed"),
     (0, b"PK\x03\x04", "application/zip"),
-    (257, b"ustar", "application/x-tar"),
     (0, b"\x00asm", "application/wasm"),
     (0, b"SQLite format 3\x00", "application/x-sqlite3"),
-    (0, b"\x7fELF", "application/x-executable"),
     (0, b"OggS", "audio/ogg"),
     (0, b"fLaC", "audio/x-flac"),
     (0, b"ID3", "audio/mpeg"),
-    (0, b"\x1a\x45\xdf\xa3", "video/webm"),
 )
 _RIFF = {b"WEBP": "image/webp", b"WAVE": "audio/x-wav", b"AVI ": "video/x-msvideo"}
 
@@ -121,6 +118,8 @@ def sniff_mime_type(head: bytes) -> str | None:
     for offset, signature, media_type in _SIGNATURES:
         if head.startswith(signature, offset):
             return media_type
+    if head.startswith(b"\x7fELF") and len(head) > 52:  # magic plus a whole ELF header
+        return "application/x-executable"
     if head.startswith(b"RIFF") and head[8:12] in _RIFF:
         return _RIFF[head[8:12]]
     if head[4:8] == b"ftyp":  # ISO base media: the brand tells MP4 from HEIC and others

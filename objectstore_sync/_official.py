@@ -20,7 +20,20 @@ from objectstore_core._official import (
     sniff_mime_type,
 )
 
-__all__ = ["guess_mime_type", "measure_storage_operation", "raise_for_status", "storage_span"]
+__all__ = [
+    "SPAN_ORIGIN",
+    "SpanAttributeValue",
+    "guess_mime_type",
+    "measure_storage_operation",
+    "raise_for_status",
+    "storage_span",
+]
+
+SPAN_ORIGIN = "auto.objectstore.client"
+"""The ``sentry.origin`` of the spans :func:`storage_span` starts."""
+
+SpanAttributeValue = str | int | float | bool | list[str] | list[int] | list[float]
+"""What a span attribute may hold."""
 
 
 def guess_mime_type(contents: bytes | IO[bytes]) -> str | None:
@@ -34,6 +47,8 @@ def guess_mime_type(contents: bytes | IO[bytes]) -> str | None:
     """
     if isinstance(contents, bytes | bytearray | memoryview):
         return sniff_mime_type(bytes(contents[:MIME_SNIFF_BYTES]))
+    if not callable(getattr(contents, "seekable", None)):
+        raise TypeError(f"contents must be bytes or a binary file, got {type(contents).__name__}")
     if not contents.seekable():
         return None
     position = contents.tell()
@@ -107,7 +122,7 @@ class _NoSpan:
 
 @contextmanager
 def storage_span(
-    operation: str, usecase: Usecase, scope: Scope, **attributes: Any
+    operation: str, usecase: Usecase, scope: Scope, **attributes: SpanAttributeValue | None
 ) -> Iterator[Any]:
     """A Sentry span ``objectstore.<operation>`` around the enclosed block.
 
@@ -122,6 +137,7 @@ def storage_span(
         return
     values: dict[str, Any] = {
         "sentry.op": f"objectstore.{operation}",
+        "sentry.origin": SPAN_ORIGIN,
         "objectstore.usecase": usecase.name,
         "objectstore.scope": str(scope),
     }
