@@ -36,7 +36,7 @@ SpanAttributeValue = str | int | float | bool | list[str] | list[int] | list[flo
 """What a span attribute may hold."""
 
 
-def guess_mime_type(contents: bytes | IO[bytes]) -> str | None:
+def guess_mime_type(contents: bytes | bytearray | memoryview | IO[bytes]) -> str | None:
     """The media type announced by the first bytes of ``contents``, or None.
 
     ``contents`` is bytes or a binary file; a file is read from its current
