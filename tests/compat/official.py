@@ -18,6 +18,7 @@ import importlib
 import inspect
 import pkgutil
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -100,3 +101,20 @@ def is_ours(value: Any) -> bool:
 
 def is_official(value: Any) -> bool:
     return str(getattr(value, "__module__", "")).split(".")[0] == PACKAGE
+
+
+def outcome(case: Callable[[Any], Any], side: Any) -> tuple[str, Any]:
+    """``("ok", value)`` or ``("raises", exception class name)`` of ``case(side)``."""
+    try:
+        return ("ok", case(side))
+    except Exception as error:  # the outcome under test
+        # Builtins, our own and the official classes by name; the standard library's as the
+        # builtin they are (dataclasses' FrozenInstanceError is an AttributeError, as
+        # ``except`` sees it); anything else (a urllib3 error) by its full name.
+        cls = type(error)
+        top = cls.__module__.split(".")[0]
+        if top in ("builtins", PACKAGE, "objectstore_core", "objectstore_sync"):
+            return ("raises", cls.__name__)
+        if top in sys.stdlib_module_names:
+            return ("raises", next(c for c in cls.__mro__ if c.__module__ == "builtins").__name__)
+        return ("raises", f"{cls.__module__}.{cls.__name__}")

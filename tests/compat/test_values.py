@@ -25,7 +25,7 @@ import jwt
 import pytest
 import urllib3
 
-from tests.compat.official import OFFICIAL, OURS, PACKAGE, load
+from tests.compat.official import OFFICIAL, OURS, PACKAGE, load, outcome
 
 if OFFICIAL is None:  # pragma: no cover
     pytest.skip(
@@ -44,22 +44,6 @@ class Side:
 
     def __getattr__(self, module: str) -> ModuleType:
         return load(self.package, "" if module == "top" else module)
-
-
-def outcome(case: Callable[[Side], Any], side: Side) -> tuple[str, Any]:
-    try:
-        return ("ok", case(side))
-    except Exception as error:  # the outcome under test
-        # Our own or the official classes by name; others as the builtin they are
-        # (dataclasses' FrozenInstanceError is an AttributeError, as ``except`` sees it).
-        cls = type(error)
-        if cls.__module__ != "builtins" and cls.__module__.split(".")[0] not in (
-            PACKAGE,
-            "objectstore_core",
-            "objectstore_sync",
-        ):
-            cls = next(c for c in cls.__mro__ if c.__module__ == "builtins")
-        return ("raises", cls.__name__)
 
 
 def _roundtrip(value: Any) -> Any:
