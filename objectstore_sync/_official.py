@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, Protocol
 
-from objectstore_core import RequestError, Scope, Usecase
+import urllib3
+
+from objectstore_core import ReadError, RequestError, Scope, Usecase
 from objectstore_core._config import MetricsBackend
 from objectstore_core._official import (
     MIME_SNIFF_BYTES,
@@ -70,9 +72,16 @@ def raise_for_status(response: _Response, *, error_type: type[RequestError] = Re
     """Raise ``error_type`` if a urllib3 response has a status of 400 or more.
 
     The message is ``Objectstore request failed with status <status>``;
-    ``response`` of the error is the body as text.
+    ``response`` of the error is the body as text. A body that cannot be
+    read raises :class:`ReadError` (never a urllib3 error).
     """
-    error = error_for_status(response.status, response.data or b"", error_type)
+    if response.status < 400:
+        return
+    try:
+        body = response.data or b""
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # the body could not be read
+        raise ReadError(f"reading the error body failed: {exc}") from exc
+    error = error_for_status(response.status, body, error_type)
     if error is not None:
         raise error
 

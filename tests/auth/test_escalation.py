@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from objectstore_async import AsyncClient
 from objectstore_core import Request, Response
 from objectstore_core.emulator._bridge import InProcessBody
 from objectstore_sync import Client, Permission, Scope, SecretKey, Usecase
@@ -90,3 +91,10 @@ def test_object_url_token_needs_the_read_permission() -> None:
     with pytest.raises(ValueError, match=r"\['object.read'\] are not granted"):
         session.object_url("k", token_validity=timedelta(minutes=1))
     assert session.object_url("k") == "http://objectstore:8888/v1/objects/attachments/org=1/k"
+
+
+def test_the_async_twin_refuses_the_same() -> None:
+    client = AsyncClient("http://objectstore:8888", token=_key([READ]))
+    session = client.session(Usecase("attachments"), org=1)
+    with pytest.raises(ValueError, match=r"\['object.write'\] are not granted"):
+        session.mint_token([WRITE])

@@ -14,7 +14,7 @@ from typing import IO, cast
 import pytest
 import urllib3
 
-from objectstore_sync import ObjectNotFound, RequestError, Scope, Usecase
+from objectstore_sync import ObjectNotFound, ReadError, RequestError, Scope, Usecase
 from objectstore_sync.errors import raise_for_status
 from objectstore_sync.metrics import measure_storage_operation
 from objectstore_sync.testing import LocalServer
@@ -59,6 +59,21 @@ def test_raise_for_status_on_a_real_urllib3_response() -> None:
             raise_for_status(missing)
         health = http.request("GET", f"{server.url}/health")
         raise_for_status(health)  # below 400: nothing
+
+
+class Broken(io.RawIOBase):
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        raise ConnectionResetError("peer went away")
+
+
+def test_raise_for_status_when_the_body_cannot_be_read() -> None:
+    response = urllib3.HTTPResponse(body=Broken(), status=500, preload_content=False)
+    with pytest.raises(ReadError, match="reading the error body failed") as info:
+        raise_for_status(response)
+    assert isinstance(info.value.__cause__, urllib3.exceptions.HTTPError | OSError)
 
 
 class Recorder:
