@@ -8,6 +8,7 @@ this client behaves otherwise on purpose; both outcomes are asserted.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -175,3 +176,63 @@ def test_session_behaves_like_the_official_one(name: str, server: LocalServer) -
 
 def test_differences_are_cases() -> None:
     assert set(DIFFERENT) <= set(CASES)
+
+
+# -- the metrics a client with a metrics backend reports ---------------------------------
+
+
+class Recorder:
+    """A metrics backend keeping (name, tags, unit): values vary with timing and checksums."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, str], Any]] = []
+
+    def increment(self, name: str, value: float = 1, tags: Any = None) -> None:
+        self.calls.append((name, dict(tags or {}), None))
+
+    def gauge(self, name: str, value: float, tags: Any = None) -> None:
+        self.calls.append((name, dict(tags or {}), None))
+
+    def distribution(self, name: str, value: float, tags: Any = None, unit: Any = None) -> None:
+        self.calls.append((name, dict(tags or {}), unit))
+
+
+METRIC_CASES: dict[str, Callable[[Any], Any]] = {
+    "put compressed": lambda s: s.put(b"x" * 1000, key="m"),
+    "put raw": lambda s: s.put(b"x" * 1000, key="m", compress="none"),
+    "put precompressed": lambda s: s.put(
+        b"\x28\xb5\x2f\xfd\x00\x00\x01\x00\x00", key="m", precompressed="zstd"
+    ),
+    "get": lambda s: s.get(s.put(b"x", key="g")).payload.read(),
+    "get missing": lambda s: s.get("missing-object"),
+    "head": lambda s: s.head("missing-object"),
+    "delete": lambda s: s.delete("missing-object"),
+    "extend expiry rejected": lambda s: s.extend_expiry(s.put(b"x", key="e"), from_now=HOUR),
+    "put a file": lambda s: s.put(io.BytesIO(b"y" * 1000), key="f"),
+}
+# A streamed payload is sized by our transport as it sends it, so its put reports the latency
+# only; the official client reads the whole file into memory first.
+METRIC_DIFFERENCES = {"put a file"}
+
+
+def _metrics(package: str, url: str, case: Callable[[Any], Any]) -> list[Any]:
+    module = load(package, "")
+    backend = Recorder()
+    client = module.Client(url, metrics_backend=backend)
+    session = client.session(module.Usecase("attachments"), org=43)
+    try:
+        outcome(case, session)
+        return backend.calls
+    finally:
+        _close(client)
+
+
+@pytest.mark.parametrize("name", sorted(METRIC_CASES))
+def test_operations_report_the_official_metrics(name: str, server: LocalServer) -> None:
+    theirs = _metrics(PACKAGE, server.url, METRIC_CASES[name])
+    ours = _metrics(OURS, server.url, METRIC_CASES[name])
+    if name in METRIC_DIFFERENCES:
+        assert [c[0] for c in ours] == ["storage.put.latency"]
+        assert "storage.put.size" in [c[0] for c in theirs]
+    else:
+        assert ours == theirs
