@@ -20,10 +20,10 @@ from objectstore_async.testing import AsyncInProcessTransport
 from objectstore_core import NoOpMetricsBackend, session_target
 from objectstore_core._op_metrics import measured
 from objectstore_core.emulator import MemoryStorage
-from objectstore_sync import Client, ExpiryExtensionRejected, Usecase
+from objectstore_sync import Client, ExpiryExtensionRejected, RetryPolicy, Usecase
 from objectstore_sync._inprocess import InProcessTransport
 from objectstore_sync.emulator import Emulator
-from objectstore_sync.testing import LocalServer
+from objectstore_sync.testing import Fault, LocalServer
 from tests.behaviour.twins import COMBOS, Twin
 
 USECASE = {"usecase": "attachments"}
@@ -133,3 +133,21 @@ def test_without_a_backend_flows_run_unwrapped() -> None:
     assert isinstance(client.config.metrics_backend, NoOpMetricsBackend)
     flow = iter(())
     assert measured(target, "head", flow) is flow  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio", "trio"])
+def test_a_retried_operation_reports_one_latency_after_its_retries(kind: str) -> None:
+    backend = Recorder()
+    with LocalServer() as server:
+        server.faults.inject(Fault.status(503), count=2, method="HEAD")
+        twin = Twin(kind, server.url, None, metrics_backend=backend, retry=RetryPolicy(backoff=0.0))
+        try:
+            session = twin.session(Usecase("attachments"), org=1)
+            assert session.head("missing") is None  # answered after two retried 503s
+        finally:
+            twin.close()
+    assert backend.names() == [
+        "objectstore.retries",
+        "objectstore.retries",
+        "storage.head.latency",
+    ]
