@@ -133,11 +133,14 @@ class _NoSpan:
 def storage_span(
     operation: str, usecase: Usecase, scope: Scope, **attributes: SpanAttributeValue | None
 ) -> Iterator[Any]:
-    """A Sentry span ``objectstore.<operation>`` around the enclosed block.
+    """A Sentry span ``objectstore.<operation> <usecase>`` around the enclosed block.
 
-    Its attributes are ``objectstore.usecase``, ``objectstore.scope`` and
-    ``objectstore.<name>`` for each keyword argument that is not None. With
-    the Sentry SDK absent or not initialised, the span records nothing.
+    Its ``sentry.op`` is ``objectstore.<operation>``; its attributes are
+    ``objectstore.usecase``, ``objectstore.scopes.<name>`` for each scope
+    component (its value as given) and ``objectstore.<name>`` for each
+    keyword argument that is not None. Attributes known only later can be
+    set on the yielded span. With the Sentry SDK absent or not initialised,
+    the span records nothing.
     """
     try:
         from sentry_sdk import traces
@@ -148,8 +151,9 @@ def storage_span(
         "sentry.op": f"objectstore.{operation}",
         "sentry.origin": SPAN_ORIGIN,
         "objectstore.usecase": usecase.name,
-        "objectstore.scope": str(scope),
     }
+    values.update({f"objectstore.scopes.{k}": v for k, v in scope.dict().items()})
     values.update({f"objectstore.{k}": v for k, v in attributes.items() if v is not None})
-    with traces.start_span(name=f"objectstore.{operation}", attributes=values) as span:
+    name = f"objectstore.{operation} {usecase.name}"
+    with traces.start_span(name=name, attributes=values) as span:
         yield span
