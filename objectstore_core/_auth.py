@@ -288,8 +288,7 @@ class SecretKey:
 
         >>> token = key.token_for_scope("attachments", Scope(org=42))     # doctest: +SKIP
         """
-        chosen = self.permissions if permissions is None else permissions
-        perms = validate_permissions(chosen)
+        perms = self._granted(permissions)
         expiry = self.expiry_seconds if expiry_seconds is None else expiry_seconds
         _validate_expiry(expiry, "expiry_seconds")
         issued = _standalone_clock() if now is None else now
@@ -297,6 +296,24 @@ class SecretKey:
             _usecase_name(usecase), _scope_items(scope), perms, math.floor(issued) + expiry
         )
         return encode_jwt(self._private_key, self.kid, claims)
+
+    def _granted(self, permissions: object) -> tuple[Permission, ...]:
+        """``permissions`` (the key's when None), refusing any the key does not hold.
+
+        A key limited to some permissions never signs a token for more: asking
+        for others is a ValueError naming them, raised before any request.
+        """
+        if permissions is None:
+            return tuple(self.permissions)
+        asked = validate_permissions(permissions)
+        beyond = [str(p) for p in asked if p not in self.permissions]
+        if beyond:
+            held = [str(p) for p in self.permissions]
+            raise ValueError(
+                f"permissions {beyond!r} are not granted to key {self.kid!r}, which holds "
+                f"{held!r}: a key cannot sign a token for more than its own permissions"
+            )
+        return asked
 
     def sign_for_scope(
         self,
@@ -330,8 +347,7 @@ class SecretKey:
         One :class:`KeyCredentials` per (usecase, scope, permissions), so
         sessions created per request still reuse a cached token.
         """
-        chosen = self.permissions if permissions is None else permissions
-        cache_key = (_usecase_name(usecase), _scope_items(scope), validate_permissions(chosen))
+        cache_key = (_usecase_name(usecase), _scope_items(scope), self._granted(permissions))
         found = self._cache.get(cache_key)
         if found is None:
             if len(self._cache) >= _CACHE_LIMIT:

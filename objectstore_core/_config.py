@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from objectstore_core._auth import SecretKey, TokenProvider
 from objectstore_core._download import check_max_read_size
@@ -42,8 +42,9 @@ DEFAULT_MAX_CONNECTIONS = 32
 Tags = Mapping[str, str]
 
 
+@runtime_checkable
 class MetricsBackend(Protocol):
-    """Receiver of client metrics (the official client's interface)."""
+    """Receiver of client metrics (the official client's interface; isinstance() works)."""
 
     def increment(self, name: str, value: int | float = 1, tags: Tags | None = None) -> None: ...
 
@@ -54,7 +55,7 @@ class MetricsBackend(Protocol):
     ) -> None: ...
 
 
-class NoOpMetricsBackend:
+class NoOpMetricsBackend(MetricsBackend):
     """A metrics backend that records nothing (the default)."""
 
     def increment(self, name: str, value: int | float = 1, tags: Tags | None = None) -> None:

@@ -122,8 +122,9 @@ def format_duration(delta: timedelta) -> str:
     return " ".join(parts) or "0s"
 
 
-def format_expiration(policy: ExpirationPolicy | None) -> str:
+def format_expiration(expiration_policy: ExpirationPolicy | None) -> str:
     """The ``x-sn-expiration`` value for a policy (PROTOCOL §4.3); None is ``manual``."""
+    policy = expiration_policy  # the parameter is named as in the official client
     if policy is None:
         return "manual"
     if isinstance(policy, TimeToLive):
@@ -133,8 +134,9 @@ def format_expiration(policy: ExpirationPolicy | None) -> str:
     raise TypeError(f"expiration policy {policy!r} must be TimeToLive, TimeToIdle or None")
 
 
-def parse_expiration(text: str) -> ExpirationPolicy | None:
+def parse_expiration(value: str) -> ExpirationPolicy | None:
     """Parse an ``x-sn-expiration`` value: ``manual``, ``ttl:<d>`` or ``tti:<d>`` (§4.3)."""
+    text = value  # the parameter is named as in the official client
     if text == "manual":
         return None
     kind, sep, rest = text.partition(":")

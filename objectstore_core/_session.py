@@ -19,6 +19,7 @@ from objectstore_core._config import ClientConfig
 from objectstore_core._http import Flow, Payload
 from objectstore_core._metadata import Metadata
 from objectstore_core._models import Compression, ExpirationPolicy, Permission, Scope, Usecase
+from objectstore_core._op_metrics import measured
 from objectstore_core._operations import (
     GetOutcome,
     delete_flow,
@@ -81,7 +82,7 @@ class SessionFlows:
         ``compress=``. ``expiration_policy`` defaults to the usecase's.
         ``timeout`` overrides the client's for this call.
         """
-        return put_flow(
+        flow = put_flow(
             self.target,
             contents,
             key,
@@ -96,6 +97,7 @@ class SessionFlows:
             resumable_threshold_bytes,
             timeout=Timeout.coerce(timeout),
         )
+        return measured(self.target, "put", flow, contents, precompressed)
 
     def get(
         self,
@@ -117,7 +119,7 @@ class SessionFlows:
         ``max_read_size`` bounds ``read()`` of the whole payload for this call
         (None: the client's); past it the read raises IntegrityError.
         """
-        return get_flow(
+        flow = get_flow(
             self.target,
             key,
             decompress,
@@ -126,14 +128,17 @@ class SessionFlows:
             timeout=Timeout.coerce(timeout),
             max_read_size=max_read_size,
         )
+        return measured(self.target, "get", flow)
 
     def head(self, key: str, *, timeout: Timeout | float | None = None) -> Flow[Metadata | None]:
         """An object's metadata, or None if it does not exist."""
-        return head_flow(self.target, key, timeout=Timeout.coerce(timeout))
+        flow = head_flow(self.target, key, timeout=Timeout.coerce(timeout))
+        return measured(self.target, "head", flow)
 
     def delete(self, key: str, *, timeout: Timeout | float | None = None) -> Flow[None]:
         """Delete an object; deleting a missing object is not an error."""
-        return delete_flow(self.target, key, timeout=Timeout.coerce(timeout))
+        flow = delete_flow(self.target, key, timeout=Timeout.coerce(timeout))
+        return measured(self.target, "delete", flow)
 
     def extend_expiry(
         self,
@@ -150,9 +155,10 @@ class SessionFlows:
         raised. Raises ObjectNotFound when the object is missing and
         ExpiryExtensionRejected when it has no expiry (manual).
         """
-        return extend_expiry_flow(
+        flow = extend_expiry_flow(
             self.target, key, at, from_creation, from_now, timeout=Timeout.coerce(timeout)
         )
+        return measured(self.target, "extend_expiry", flow)
 
 
 def with_return_annotation(

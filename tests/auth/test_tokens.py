@@ -139,10 +139,10 @@ def test_token_round_trip_with_pyjwt() -> None:
 
 
 def test_token_permissions_and_expiry_override_the_key_defaults() -> None:
-    key = _key(expiry_seconds=30, permissions=[Permission.OBJECT_READ])
+    key = _key(expiry_seconds=30, permissions=[Permission.OBJECT_READ, Permission.OBJECT_WRITE])
     assert _decode(key.token_for_scope("u-case", Scope(), now=0)) == {
         "res": {"os:usecase": "u-case"},
-        "permissions": ["object.read"],
+        "permissions": ["object.read", "object.write"],
         "exp": 30,
     }
     other = key.token_for_scope(Usecase("u-case"), Scope(), [Permission.OBJECT_WRITE], 5, now=0)
