@@ -60,7 +60,7 @@ from objectstore_core._h1 import (
     chunk_header,
     encode_request_head,
 )
-from objectstore_core._http import Request, Upload
+from objectstore_core._http import Request, Response, Upload
 from objectstore_core._retry import IDEMPOTENT_METHODS
 
 __all__ = [
@@ -400,9 +400,24 @@ class Exchange:
             return event
         raise RuntimeError("Exchange.next_data before the head")  # pragma: no cover
 
-    def stream_to_caller(self) -> None:
-        """The body goes to the caller: from now on ``Timeout.total`` no longer applies."""
-        self._deadline = None
+    def hand_over(self) -> bool:
+        """Whether the open body goes to the caller as a stream (see :class:`Request`).
+
+        A streaming request's 2xx answer does, and ``Timeout.total`` then stops
+        applying; any other body is read whole by the transport.
+        """
+        head = self.head
+        if self.request.stream and head is not None and 200 <= head.status < 300:
+            self._deadline = None
+            return True
+        return False
+
+    def response(self, body: bytes = b"") -> Response:
+        """The response for the flow: the head's status and headers, with ``body``."""
+        head = self.head
+        if head is None:
+            raise RuntimeError("Exchange.response before the head")
+        return Response(head.status, head.headers, body)
 
     def _closed_without_answer(self) -> object:
         if self._resendable_now():

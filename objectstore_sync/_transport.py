@@ -256,6 +256,16 @@ class RawStream:
         """True once the body is complete and the connection released: reads give ``b""``."""
         return self._done
 
+    def read_all(self) -> bytes:
+        """The whole (small, error-sized) body, then the connection released."""
+        body = SmallBody()
+        try:
+            while data := self.read():
+                body.add(data)
+        finally:
+            self.close()
+        return body.result()
+
     def close(self) -> None:
         """Release the connection; an unfinished body makes it unusable, so it is closed."""
         if not self._done:
@@ -330,22 +340,13 @@ class SocketTransport:
                 pool.release(lease, False)
                 raise
             pool.release(lease, False)  # RESEND: on a fresh connection
-        head = exchange.head
-        assert head is not None
         if exchange.complete:  # no body (HEAD, 204, 304, an empty one)
             pool.release(lease, exchange.reusable)
-            return Response(head.status, head.headers), None
+            return exchange.response(), None
         stream = RawStream(pool, lease, exchange)
-        if request.stream and 200 <= head.status < 300:
-            exchange.stream_to_caller()
-            return Response(head.status, head.headers), stream
-        body = SmallBody()
-        try:
-            while data := stream.read():
-                body.add(data)
-        finally:
-            stream.close()
-        return Response(head.status, head.headers, body.result()), None
+        if exchange.hand_over():
+            return exchange.response(), stream
+        return exchange.response(stream.read_all()), None
 
     def _exchange(self, lease: Lease[HTTPConnection], exchange: Exchange) -> object:
         """Send the request and receive the response head on the lease's connection.
