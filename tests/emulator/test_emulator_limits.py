@@ -15,9 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import anyio
 import pytest
 
+from objectstore_async import AsyncClient
+from objectstore_async import Usecase as AsyncUsecase
 from objectstore_core.emulator import ServerRequest
+from objectstore_sync import Client, Usecase
 from objectstore_sync.emulator import EmulatorServer, LocalCertificate
 from objectstore_sync.emulator._server import MAX_HEAD_BYTES, MAX_HEADERS
 from tests.emulator.emulator_helpers import connect, recv_all
@@ -308,3 +312,45 @@ def test_tls_connections_have_the_same_timeouts(
         slow.sendall(GET[:10])
         assert _status(recv_all(slow)) == 408
     assert _until(lambda: server.connections_open == 0)
+
+
+# -- clients across the idle timeout ---------------------------------------------------------
+
+
+def test_clients_reuse_pools_across_the_idle_timeout(
+    make_server: Callable[..., EmulatorServer],
+) -> None:
+    """A pooled connection the server closed for idleness is not a failed request."""
+    server = make_server(idle_timeout=0.2)
+    with Client(server.url) as client:
+        session = client.session(Usecase("test"), org=1)
+        for round_ in range(3):
+            key = session.put(b"payload", key=f"k{round_}")
+            assert _until(lambda: server.connections_open == 0)  # closed by the server
+            found = session.get(key)
+            assert found is not None and found.read() == b"payload"
+    official = pytest.importorskip("objectstore_client")
+    peer = official.Client(server.url).session(official.Usecase("test"), org=1)
+    for round_ in range(3):
+        peer.put(b"peer", key=f"p{round_}")
+        assert _until(lambda: server.connections_open == 0)
+        assert peer.get(f"p{round_}").payload.read() == b"peer"
+
+
+def test_the_async_client_reuses_its_pool_across_the_idle_timeout(
+    make_server: Callable[..., EmulatorServer],
+) -> None:
+    server = make_server(idle_timeout=0.2)
+
+    async def main() -> None:
+        with anyio.fail_after(BOUND):
+            async with AsyncClient(server.url, timeout=10) as client:
+                session = client.session(AsyncUsecase("test"), org=1)
+                for round_ in range(3):
+                    key = await session.put(b"payload", key=f"a{round_}")
+                    while server.connections_open:  # closed by the server soon
+                        await anyio.sleep(0.01)
+                    found = await session.get(key)
+                    assert found is not None and await found.aread() == b"payload"
+
+    anyio.run(main)
