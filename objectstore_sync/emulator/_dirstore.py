@@ -381,10 +381,20 @@ class DirectoryStorage:
             _unlink_quietly(self._body_path(sidecar, digest, previous[0]["body"]))
 
     def lookup(self, oid: ObjectId) -> ObjectRecord | None:
-        """The current record (sidecars are replaced atomically, so no lock is needed)."""
-        sidecar, _ = self._sidecar_path(oid)
-        loaded = self._read_sidecar(sidecar)
-        return None if loaded is None else loaded[1]
+        """The current record; None when absent, unreadable, or its body is missing.
+
+        Under the lock, as in :meth:`open`: an overwrite unlinks the previous
+        body only after the sidecar names the new one, so a body missing here
+        is really missing, not replaced in the meantime.
+        """
+        sidecar, digest = self._sidecar_path(oid)
+        with self._lock:
+            loaded = self._read_sidecar(sidecar)
+            if loaded is None:
+                return None
+            if not self._body_path(sidecar, digest, loaded[0]["body"]).exists():
+                return None  # as in open(): a sidecar without its body is an absent object
+        return loaded[1]
 
     def open(self, oid: ObjectId) -> OpenObject | None:
         """Open the current version; its record and bytes stay consistent while read."""

@@ -81,6 +81,7 @@ def test_a_sidecar_whose_body_is_gone_is_an_absent_object(
     (body,) = tmp_path.glob("objects/*/*.body")
     body.unlink()
     assert _request(server, "GET", f"{OBJ}/k") == (404, b"")
+    assert _request(server, "HEAD", f"{OBJ}/k")[0] == 404
     assert _request(server, "PUT", f"{OBJ}/k", b"again")[0] == 200
     assert _request(server, "GET", f"{OBJ}/k") == (200, b"again")
 
