@@ -22,7 +22,7 @@ from objectstore_async import AsyncClient
 from objectstore_async import Usecase as AsyncUsecase
 from objectstore_core.emulator import ServerRequest
 from objectstore_sync import Client, Usecase
-from objectstore_sync.emulator import EmulatorServer, LocalCertificate
+from objectstore_sync.emulator import EmulatorServer, LocalCertificate, LocalServer
 from objectstore_sync.emulator._server import MAX_HEAD_BYTES, MAX_HEADERS
 from tests.emulator.emulator_helpers import connect, recv_all
 
@@ -354,3 +354,15 @@ def test_the_async_client_reuses_its_pool_across_the_idle_timeout(
                     assert found is not None and await found.aread() == b"payload"
 
     anyio.run(main)
+
+
+def test_local_server_passes_limits_through() -> None:
+    with LocalServer(limits={"idle_timeout": 0.2, "max_connections": 1}) as running:
+        server = running.server
+        assert server.idle_timeout == 0.2 and server.max_connections == 1
+        with connect(running.url) as sock:
+            assert sock.recv(1) == b""  # closed for idleness
+    with pytest.raises(ValueError, match="idle_timout is not one of"):
+        LocalServer(limits={"idle_timout": 1})
+    with pytest.raises(ValueError, match="idle_timeout"), LocalServer(limits={"idle_timeout": 0}):
+        pass
