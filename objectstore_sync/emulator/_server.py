@@ -43,8 +43,9 @@ Limits (constructor parameters of :class:`EmulatorServer`): a connection cap
 (503 past it), an idle timeout before each request, a head timeout and a
 body timeout (408), a send timeout for clients that stop reading, and
 hyper's head limits (431). A connection's receive buffer starts small and
-grows only for a long head or a body read through it; the timeouts are the
-kernel's socket options, so the fast paths above keep their syscalls.
+grows only for a long head or a body read through it. On plain sockets the
+timeouts are the kernel's socket options, so the fast paths above keep their
+syscalls; TLS sockets use Python's socket timeout.
 
 TLS (``EmulatorServer(tls=context)``, for testing clients over ``https``;
 the reference server itself speaks plain HTTP, §1.1): the handshake runs in
