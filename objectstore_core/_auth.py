@@ -69,16 +69,24 @@ def b64url_encode(data: bytes) -> str:
 def b64url_decode(text: str) -> bytes:
     """Strict inverse of :func:`b64url_encode`; ValueError for anything else.
 
-    Padding, the standard alphabet's ``+``/``/`` and whitespace are refused.
+    Padding, the standard alphabet's ``+``/``/`` and whitespace are refused,
+    and so is text whose unused trailing bits are not zero (PROTOCOL §10.3,
+    §11.3): only the one spelling :func:`b64url_encode` gives decodes.
+
+    >>> b64url_decode("-_8")
+    b'\\xfb\\xff'
     """
     if not isinstance(text, str) or len(text) % 4 == 1:
         raise ValueError("invalid base64url text")
     if any(not (c.isascii() and (c.isalnum() or c in "-_")) for c in text):
         raise ValueError("invalid base64url text")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
         raise ValueError("invalid base64url text") from None
+    if b64url_encode(data) != text:
+        raise ValueError("invalid base64url text: unused trailing bits are not zero")
+    return data
 
 
 def _json(value: object) -> bytes:

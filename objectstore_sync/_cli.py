@@ -136,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="require a valid token or pre-signed URL on every object request",
     )
+    serve.add_argument(
+        "--fsync",
+        action=argparse.BooleanOptionalAction,
+        help="flush every write to the disk before answering (default: on with --data-dir)",
+    )
+    serve.add_argument("--tls-cert", metavar="CERT.pem", help="serve https with this certificate")
+    serve.add_argument("--tls-key", metavar="KEY.pem", help="the private key of --tls-cert")
 
     def common(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--url", help="server URL (default $OBJECTSTORE_URL, else embedded)")
@@ -579,19 +586,31 @@ def _cmd_token(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from objectstore_sync.emulator import EmulatorServer
+    from objectstore_sync.emulator import EmulatorServer, server_context_from_files
 
+    if args.fsync and not args.data_dir:
+        raise ValueError("--fsync needs --data-dir (objects in memory have nothing to flush)")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ValueError("--tls-cert and --tls-key go together: give both or neither")
+    tls = None
+    if args.tls_cert is not None:
+        tls = server_context_from_files(args.tls_cert, args.tls_key)
     if args.data_dir:
         os.makedirs(args.data_dir, exist_ok=True)
     auth_keys = dict(parse_auth_key_option(value) for value in args.auth_key)
+    fsync = bool(args.data_dir) and args.fsync is not False
     server = EmulatorServer(
         args.host,
         args.port,
         data_dir=args.data_dir,
         auth_keys=auth_keys,
         enforce_auth=args.enforce_auth,
+        tls=tls,
+        fsync=fsync,
     )
     storage = f"data in {args.data_dir}" if args.data_dir else "data in memory"
+    if args.data_dir and not fsync:
+        storage += ", no fsync"
     auth = "auth enforced" if args.enforce_auth else "auth off"
     kids = f", keys: {', '.join(sorted(auth_keys))}" if auth_keys else ""
     print(

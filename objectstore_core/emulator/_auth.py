@@ -20,6 +20,7 @@ reference server ignores, and importing it loads socket modules).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -279,6 +280,10 @@ class Authenticator:
         exp = claims.get("exp")
         if isinstance(exp, bool) or not isinstance(exp, int | float):
             return _decode_failure("MissingRequiredClaim(exp)")
+        if not math.isfinite(exp):
+            # §10.3: a finite number. Python's JSON reads NaN, Infinity and 1e999 as
+            # floats the comparison below would accept (NaN) or accept for ever.
+            return _decode_failure("InvalidClaims(exp)")
         if exp < now.timestamp() - LEEWAY_SECONDS:  # accepted until exp + 60 s
             return _decode_failure("ExpiredSignature")
         if "aud" in claims:

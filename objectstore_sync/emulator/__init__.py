@@ -37,7 +37,11 @@ from objectstore_sync.emulator._keys import (
 )
 from objectstore_sync.emulator._local import LocalServer
 from objectstore_sync.emulator._server import EmulatorServer
-from objectstore_sync.emulator._tls import LOOPBACK_NAMES, LocalCertificate
+from objectstore_sync.emulator._tls import (
+    LOOPBACK_NAMES,
+    LocalCertificate,
+    server_context_from_files,
+)
 
 __all__ = [
     "LOOPBACK_NAMES",
@@ -50,5 +54,6 @@ __all__ = [
     "LocalServer",
     "parse_auth_key_option",
     "resolve_auth_keys",
+    "server_context_from_files",
     "wall_clock",
 ]

@@ -40,6 +40,9 @@ With ``tls`` it serves ``https``. ``tls=True`` makes a fresh
 ``tls`` may also be a :class:`LocalCertificate` made beforehand, or any
 server-side :class:`ssl.SSLContext` (then ``certificate`` is None and the
 client side is up to the caller).
+
+``limits`` passes the server's limits and timeouts through (see
+:class:`EmulatorServer`), e.g. ``LocalServer(limits={"idle_timeout": 0.5})``.
 """
 
 from __future__ import annotations
@@ -60,6 +63,16 @@ from objectstore_sync.emulator._tls import LocalCertificate
 
 __all__ = ["LocalServer"]
 
+_LIMITS = (
+    "max_connections",
+    "idle_timeout",
+    "head_timeout",
+    "body_timeout",
+    "send_timeout",
+    "max_headers",
+    "max_head_bytes",
+)  # the EmulatorServer keywords ``limits`` may set
+
 
 class LocalServer:
     """A context manager running an :class:`EmulatorServer` on ``127.0.0.1``, port 0.
@@ -77,7 +90,15 @@ class LocalServer:
         *,
         clock: Callable[[], datetime] | None = None,
         tls: bool | LocalCertificate | ssl.SSLContext | None = None,
+        limits: Mapping[str, float | None] | None = None,
     ) -> None:
+        unknown = sorted(set(limits or ()) - set(_LIMITS))
+        if unknown:
+            raise ValueError(
+                f"limits={dict(limits or {})!r} is invalid: {', '.join(unknown)} is not one of "
+                f"{', '.join(_LIMITS)}"
+            )
+        self.limits = dict(limits or {})
         self.data_dir = data_dir
         self.auth_keys = dict(auth_keys) if auth_keys is not None else None
         self.enforce_auth = enforce_auth
@@ -155,6 +176,7 @@ class LocalServer:
             auth_keys=self.auth_keys,
             enforce_auth=self.enforce_auth,
             tls=self._tls_context(),
+            **self.limits,  # type: ignore[arg-type]
         )
         server.start()
         self._server = server

@@ -39,6 +39,14 @@ Protocol details:
   bodies get a 400 (or h11's hint, e.g. 431, 501) and the connection is
   closed.
 
+Limits (constructor parameters of :class:`EmulatorServer`): a connection cap
+(503 past it), an idle timeout before each request, a head timeout and a
+body timeout (408), a send timeout for clients that stop reading, and
+hyper's head limits (431). A connection's receive buffer starts small and
+grows only for a long head or a body read through it. On plain sockets the
+timeouts are the kernel's socket options, so the fast paths above keep their
+syscalls; TLS sockets use Python's socket timeout.
+
 TLS (``EmulatorServer(tls=context)``, for testing clients over ``https``;
 the reference server itself speaks plain HTTP, §1.1): the handshake runs in
 the connection's thread, and the paths TLS sockets lack fall back to plain
@@ -53,12 +61,14 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import logging
+import math
 import os
 import re
 import selectors
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -89,13 +99,30 @@ __all__ = ["EmulatorServer"]
 
 _log = logging.getLogger(__name__)
 
-_BUFFER = 1 << 20  # receive buffer per connection (larger than _MAX_HEAD)
+_SMALL_BUFFER = 16 * 1024  # receive buffer of a new or idle connection; grows as needed
+_BUFFER = 1 << 20  # the receive buffer's size for bodies at most (one recv per MiB)
 _CHUNK = 1 << 20  # response chunk size when reading a stream that copies (files, faults)
 _VIEW_CHUNK = 1 << 20  # response chunk size when the stream lends views of stored bytes
 _COALESCE = 64 * 1024  # gather response pieces up to this size into one sendmsg
-_MAX_HEAD = 512 * 1024  # like hyper's ~400 KiB request head limit (PROTOCOL §4.2)
-_MAX_LINE = 64 * 1024  # chunk-size and trailer lines (h11 bounds them by _MAX_HEAD)
+_MAX_LINE = 64 * 1024  # chunk-size and trailer lines (h11 bounds them by the head limit)
+
+MAX_HEADERS = 100
+"""Request header fields allowed by default: hyper's limit (PROTOCOL §4.2, §12); more is 431."""
+MAX_HEAD_BYTES = 8192 + 4096 * 100
+"""Request head size allowed by default: hyper's read buffer, ~400 KiB (PROTOCOL §4.2); 431."""
+MAX_CONNECTIONS = 1024
+"""Open connections allowed by default; past it a connection is answered 503 (PROTOCOL §12)."""
+IDLE_TIMEOUT = 60.0
+"""Default seconds a connection may wait for the first byte of its next request."""
+HEAD_TIMEOUT = 30.0
+"""Default seconds from a request's first byte to the end of its head (hyper's default)."""
+BODY_TIMEOUT = 60.0
+"""Default seconds a request body may pause between two bytes received."""
+SEND_TIMEOUT = 60.0
+"""Default seconds a response may wait for the client to take any of it."""
 _SHUTDOWN_GRACE = 5.0  # seconds busy connections get to finish on shutdown()
+_LINGER = 1.0  # seconds an error answer waits for the rest of a refused request, at most
+_LINGER_BYTES = 4 << 20  # and how much of it is read and dropped, at most
 _WAITALL = getattr(socket, "MSG_WAITALL", 0)
 
 # The grammar h11 parses heads with (RFC 9110/9112 as h11 spells it), on Latin-1 text.
@@ -116,12 +143,55 @@ class _ClientGone(Exception):
     """The peer closed the connection or reset it."""
 
 
+class _TimedOut(Exception):
+    """A receive waited longer than the phase allows (idle, head or body timeout)."""
+
+
+# What a blocking socket raises when SO_RCVTIMEO / SO_SNDTIMEO runs out (EAGAIN; the TLS
+# layer reports it as wanting to read or write).
+_EXPIRED = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _timeval(seconds: float | None) -> bytes:
+    """``seconds`` as the SO_RCVTIMEO / SO_SNDTIMEO option value (None: wait forever)."""
+    if seconds is None:
+        seconds = 0.0  # the option's "no timeout"
+    elif seconds < 1e-6:
+        seconds = 1e-6  # 0 would mean "no timeout": an expired deadline waits the least
+    if sys.platform == "win32":  # pragma: no cover - milliseconds as a DWORD there
+        return struct.pack("<I", max(1, round(seconds * 1000)) if seconds else 0)
+    whole = int(seconds)
+    return struct.pack("@ll", whole, round((seconds - whole) * 1e6))
+
+
 class _BadRequest(Exception):
     """The peer broke HTTP/1.1; answer ``status`` (if still possible) and close."""
 
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
+
+
+_BUSY_HEAD = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n"
+
+
+def _positive_int(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}={value!r} is invalid: expected a positive whole number")
+    return value
+
+
+def _timeout(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ValueError(f"{name}={value!r} is invalid: expected seconds > 0, or None")
+    return float(value)
 
 
 _date_cache: tuple[int, str] = (0, "")
@@ -154,20 +224,36 @@ class _Head:
         headers = request.headers
         self.chunked = False
         self.length = 0
+        sized = False
         for name, value in headers:
             if name == "transfer-encoding":  # validated to be `chunked`; it beats a length
                 self.chunked = True
-            elif name == "content-length" and not self.chunked:
-                self.length = int(value)  # validated (and de-duplicated) already
+            elif name == "content-length":
+                sized = True
+                if not self.chunked:
+                    self.length = int(value)  # validated (and de-duplicated) already
         old = http_version < "1.1"
+        if old and self.chunked:
+            # RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing
+            # (hyper refuses it with 400).
+            raise _BadRequest(400)
         self.http10 = old  # cannot read chunked responses
-        self.keep_alive = not old and "close" not in _comma_values(headers, "connection")
+        # RFC 9112 §6.1: with both Content-Length and Transfer-Encoding the body is framed
+        # by the latter, and the connection MUST close after the response: whatever
+        # follows may be a second request smuggled past a proxy that framed by length.
+        self.keep_alive = (
+            not old
+            and not (self.chunked and sized)
+            and "close" not in _comma_values(headers, "connection")
+        )
         self.expect_continue = not old and "100-continue" in _comma_values(headers, "expect")
 
 
-def _fast_head(text: str) -> _Head | None:
+def _fast_head(text: str, max_headers: int) -> _Head | None:
     """Parse a plain request head (CRLF lines, no folding); None to let h11 judge it."""
     lines = text.split("\r\n")
+    if len(lines) - 1 > max_headers:
+        raise _BadRequest(431)  # PROTOCOL §4.2: hyper's header count limit
     match = _REQUEST_LINE.fullmatch(lines[0])  # nor any line matches a bare CR or LF
     if match is None:
         return None
@@ -201,9 +287,9 @@ def _fast_head(text: str) -> _Head | None:
     return _Head(ServerRequest(method, target, tuple(headers)), version)
 
 
-def _h11_head(head: bytes) -> _Head:
+def _h11_head(head: bytes, max_head_bytes: int, max_headers: int) -> _Head:
     """Parse a head with h11 (the judge of every unusual case); raises _BadRequest."""
-    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD)
+    parser = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
     try:
         parser.receive_data(head)
         event = parser.next_event()
@@ -211,6 +297,12 @@ def _h11_head(head: bytes) -> _Head:
         raise _BadRequest(exc.error_status_hint) from None
     if not isinstance(event, h11.Request):
         raise _BadRequest(400)
+    if event.http_version not in (b"1.0", b"1.1"):
+        # h11 answers any HTTP/x.y as 1.1; like hyper (whose parser knows only 1.0 and
+        # 1.1), refuse the rest, HTTP/2.0 included, with 505 Version Not Supported.
+        raise _BadRequest(505)
+    if len(event.headers) > max_headers:
+        raise _BadRequest(431)  # PROTOCOL §4.2: hyper's header count limit
     headers = tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in event.headers)
     request = ServerRequest(event.method.decode("ascii"), event.target.decode("latin-1"), headers)
     return _Head(request, event.http_version.decode("ascii"))
@@ -288,18 +380,30 @@ class _Connection:
         self.server = server
         self.sock = sock
         self.idle = True
-        self._buffer = bytearray(_BUFFER)
+        # Small at first: an idle or slow connection costs little memory. It grows for a
+        # long head (up to the head limit, then 431) or a body read into it.
+        self._buffer = bytearray(_SMALL_BUFFER)
         self._view = memoryview(self._buffer)
         self._start = 0
         self._end = 0
+        self._limit = max(_BUFFER, server.max_head_bytes + 1)
+        # The receive timeout in force: SO_RCVTIMEO, or on TLS the socket's timeout.
+        self._receive_timeout: float | None = None
         self._http10 = False  # whether the current request is HTTP/1.0 (no chunked replies)
         self._tls = isinstance(sock, ssl.SSLSocket)
         self._waitall = 0 if self._tls else _WAITALL  # TLS sockets take no recv flags
 
     def run(self) -> None:
         try:
+            send_timeout = self.server.send_timeout
+            if send_timeout is not None and not self._tls:  # (TLS: see _set_receive_timeout)
+                # A client that never reads must not pin a thread.
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(send_timeout))
             if isinstance(self.sock, ssl.SSLSocket):
-                self.sock.do_handshake()  # a failed one (say, plain HTTP) is an OSError
+                # A failed handshake (plain HTTP, or no bytes within the head timeout)
+                # is an OSError.
+                self._set_receive_timeout(self.server.head_timeout)
+                self.sock.do_handshake()
             while self._serve_one():
                 pass
         except (_ClientGone, OSError):
@@ -313,39 +417,115 @@ class _Connection:
 
     # -- receiving ----------------------------------------------------------------------
 
-    def _recv(self) -> int:
-        """Receive more bytes after ``_end`` (compacting first when room runs out)."""
+    def _set_receive_timeout(self, seconds: float | None) -> None:
+        """Make receives wait at most ``seconds`` (None: forever), then raise _TimedOut.
+
+        An option of the kernel's socket rather than Python's socket timeout,
+        which would make the socket non-blocking and so lose ``MSG_WAITALL``.
+        Python's TLS layer retries a read or write the kernel timed out (it
+        waits in poll() instead), so a TLS socket gets Python's timeout, which
+        then bounds its sends too: :meth:`_send` sets the send timeout.
+        """
+        if seconds != self._receive_timeout:
+            if self._tls:
+                self.sock.settimeout(seconds)
+            else:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+            self._receive_timeout = seconds
+
+    def _make_room(self) -> None:
+        """Room after ``_end`` to receive into: start over, move the rest to the front, or grow.
+
+        The buffer grows (doubling, up to ``_limit``) only when mostly full of
+        bytes not consumed yet: a long head, or a large chunk of a body.
+        """
         if self._start == self._end:
             self._start = self._end = 0
-        elif self._end == _BUFFER or (
-            self._end > _BUFFER - _BUFFER // 4 and self._end - self._start < _BUFFER // 4
-        ):
-            # No or little room left: move the unconsumed rest to the front.
-            pending = bytes(self._view[self._start : self._end])
-            self._start, self._end = 0, len(pending)
-            self._buffer[: self._end] = pending
+            return
+        size = len(self._buffer)
+        pending = self._end - self._start
+        if self._end < size and not (self._end > size - size // 4 and pending < size // 4):
+            return  # room enough, or too much to move for the little room it would make
+        if pending > size // 2 and size < self._limit:
+            bigger = bytearray(min(2 * size, self._limit))
+            bigger[:pending] = self._view[self._start : self._end]
+            self._buffer, self._view = bigger, memoryview(bigger)
+        else:
+            self._buffer[:pending] = bytes(self._view[self._start : self._end])
+        self._start, self._end = 0, pending
+
+    def _grow_for_body(self, count: int) -> None:
+        """With nothing pending: a buffer of up to ``_BUFFER`` for ``count`` body bytes."""
+        wanted = min(_BUFFER, 1 << max(0, count - 1).bit_length())
+        if len(self._buffer) < wanted:
+            self._buffer = bytearray(wanted)
+            self._view = memoryview(self._buffer)
+
+    def _shrink(self) -> None:
+        """Between requests: back to a small buffer, keeping any pipelined bytes."""
+        pending = self._end - self._start
+        if len(self._buffer) > _SMALL_BUFFER and pending <= _SMALL_BUFFER // 2:
+            small = bytearray(_SMALL_BUFFER)
+            small[:pending] = self._view[self._start : self._end]
+            self._buffer, self._view = small, memoryview(small)
+            self._start, self._end = 0, pending
+
+    def _recv(self) -> int:
+        """Receive more bytes after ``_end`` (making room first); _TimedOut if none came."""
+        self._make_room()
         try:
             n = self.sock.recv_into(self._view[self._end :])
-        except (ConnectionError, TimeoutError) as exc:
+        except (*_EXPIRED, TimeoutError) as exc:
+            raise _TimedOut from exc
+        except ConnectionError as exc:
             raise _ClientGone from exc
         self._end += n
         return n
 
     def _read_head(self) -> _Head | None:
-        """The next request head, or None when the peer closed an idle connection."""
+        """The next request head, or None when the peer closed or left an idle connection.
+
+        Waiting for a request's first byte is bounded by the idle timeout (the
+        connection then closes quietly), the rest of the head by the head
+        timeout (408). A head over the size or header count limit is a 431
+        (PROTOCOL §4.2: hyper's limits).
+        """
+        server = self.server
         scanned = 0  # bytes after _start known not to complete a head (_recv may compact)
+        deadline: float | None = None
         while True:
             found = _HEAD_END.search(self._buffer, self._start + max(0, scanned - 2), self._end)
             if found is not None:
+                if found.end() - self._start > server.max_head_bytes:
+                    raise _BadRequest(431)
                 head = bytes(self._view[self._start : found.end()])
                 self._start = found.end()
                 text = head.decode("latin-1")
-                parsed = _fast_head(text[:-4]) if head.endswith(b"\r\n\r\n") else None
-                return parsed if parsed is not None else _h11_head(head)
-            if self._end - self._start > _MAX_HEAD:
+                parsed = None
+                if head.endswith(b"\r\n\r\n"):
+                    parsed = _fast_head(text[:-4], server.max_headers)
+                if parsed is None:
+                    parsed = _h11_head(head, server.max_head_bytes, server.max_headers)
+                return parsed
+            if self._end - self._start > server.max_head_bytes:
                 raise _BadRequest(431)
             scanned = self._end - self._start
-            if not self._recv():
+            if not scanned:
+                self._set_receive_timeout(server.idle_timeout)
+            elif server.head_timeout is not None:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + server.head_timeout
+                if deadline <= now:
+                    raise _BadRequest(408)
+                self._set_receive_timeout(deadline - now)
+            try:
+                received = self._recv()
+            except _TimedOut:
+                if not scanned:
+                    return None  # idle for too long: close quietly
+                raise _BadRequest(408) from None
+            if not received:
                 if self._start == self._end:
                     return None
                 raise _BadRequest(400)  # the peer closed in the middle of a head
@@ -379,12 +559,16 @@ class _Connection:
         while count:
             # Straight into storage memory when the exchange offers it, else our buffer.
             target = exchange.buffer(count)
+            if target is None:
+                self._grow_for_body(count)
             into = self._view if target is None else target
             try:
                 # Never past this body, so no byte of a pipelined request is taken; WAITALL
                 # fills the buffer in one call instead of returning every few segments.
                 n = recv_into(into, min(count, len(into)), self._waitall)
-            except (ConnectionError, TimeoutError) as exc:
+            except (*_EXPIRED, TimeoutError) as exc:
+                raise _TimedOut from exc
+            except ConnectionError as exc:
                 raise _ClientGone from exc
             if not n:
                 raise _BadRequest(400)  # the peer closed in the middle of the body
@@ -400,8 +584,8 @@ class _Connection:
         Clients often send small chunks (16 KiB), so chunks found whole in the
         buffer are handled inline; the general path receives what is missing.
         """
-        buffer, view = self._buffer, self._view
         while True:
+            buffer, view = self._buffer, self._view  # reading more may replace them
             at = buffer.find(b"\r\n", self._start, self._end)
             line: bytes | bytearray
             if at >= 0:
@@ -436,6 +620,7 @@ class _Connection:
         if not self.server._mark_idle(self):
             return False
         self._http10 = False
+        self._shrink()
         try:
             head = self._read_head()
         except _BadRequest as exc:
@@ -448,6 +633,9 @@ class _Connection:
             return self._exchange(head)
         except _BadRequest as exc:
             self._send_error(exc.status)
+            return False
+        except _TimedOut:  # the body stopped coming for the body timeout
+            self._send_error(408)
             return False
 
     def _exchange(self, head: _Head) -> bool:
@@ -464,6 +652,8 @@ class _Connection:
                 return False
             self._send([b"HTTP/1.1 100 Continue\r\n\r\n"])
         try:
+            if head.chunked or head.length:
+                self._set_receive_timeout(self.server.body_timeout)
             if head.chunked:
                 self._read_chunked(exchange)
             elif head.length:
@@ -478,9 +668,11 @@ class _Connection:
 
     def _send(self, pieces: list[bytes | memoryview]) -> None:
         if pieces:
+            if self._tls:
+                self._set_receive_timeout(self.server.send_timeout)
             try:
                 _send_all(self.sock, pieces)
-            except (ConnectionError, TimeoutError) as exc:
+            except (*_EXPIRED, ConnectionError, TimeoutError) as exc:  # incl. the send timeout
                 raise _ClientGone from exc
 
     def _send_response(self, response: ServerResponse, is_head: bool, close: bool = False) -> None:
@@ -574,10 +766,18 @@ class _Connection:
             pending.append(b"%x\r\n" % count)
         self._send(pending)
         if count:
+            # sendfile waits for a blocked socket with select(), deaf to SO_SNDTIMEO: give
+            # it the send timeout as a socket timeout for the call.
+            self.sock.settimeout(self.server.send_timeout)
             try:
                 sent = self.sock.sendfile(file, offset, count)
-            except (ConnectionError, TimeoutError) as exc:
+            except (*_EXPIRED, ConnectionError, TimeoutError) as exc:
                 raise _ClientGone from exc
+            finally:
+                with contextlib.suppress(OSError):
+                    self.sock.settimeout(None)
+                if self._tls:
+                    self._receive_timeout = None
             if sent < count:
                 _hang_up(self.sock)
                 raise _ClientGone
@@ -639,19 +839,16 @@ class _Connection:
         request is served later. Readable may also mean only part of a TLS
         record: receiving then waits at most ``wait`` seconds.
         """
-        if self._start == 0 and self._end == _BUFFER:
+        if self._end - self._start >= self._limit:
             time.sleep(wait)  # no room to receive into: the bytes wait unread
             return False
-        self.sock.settimeout(wait)
+        self._set_receive_timeout(wait)
         try:
             return self._recv() == 0
-        except _ClientGone as exc:
-            return not isinstance(exc.__cause__, TimeoutError)
-        except OSError:
+        except _TimedOut:
+            return False
+        except (_ClientGone, OSError):
             return True
-        finally:
-            with contextlib.suppress(OSError):
-                self.sock.settimeout(None)
 
     def _send_error(self, status: int) -> None:
         text = f"{status} {HTTPStatus(status).phrase}".encode()
@@ -660,6 +857,29 @@ class _Connection:
         )
         with contextlib.suppress(_ClientGone, OSError):
             self._send_response(response, is_head=False, close=True)
+            self._linger()
+
+    def _linger(self) -> None:
+        """After an error answer, drop what the client still sends, then let it close.
+
+        Closing a socket with unread bytes resets the connection, and the
+        reset can destroy the answer before the client reads it (say, a 431
+        while the rest of a huge head is on its way). So stop sending, and
+        read and drop, for a bounded time and amount, until the client closes.
+        """
+        socket.socket.shutdown(self.sock, socket.SHUT_WR)
+        deadline = time.monotonic() + _LINGER
+        budget = _LINGER_BYTES
+        self._start = self._end = 0
+        while budget > 0 and (left := deadline - time.monotonic()) > 0:
+            self._set_receive_timeout(left)
+            try:
+                received = self.sock.recv_into(self._view)
+            except (*_EXPIRED, ConnectionError, TimeoutError):
+                return
+            if not received:
+                return
+            budget -= received
 
 
 class EmulatorServer:
@@ -678,7 +898,26 @@ class EmulatorServer:
 
     ``tls`` is a server-side :class:`ssl.SSLContext` (for instance
     ``LocalCertificate.create().server_context()``): connections then speak
-    TLS and :attr:`url` starts with ``https://``.
+    TLS and :attr:`url` starts with ``https://``. ``fsync`` makes a
+    ``data_dir`` store durable (see :class:`DirectoryStorage`).
+
+    Limits, so that hostile or broken clients cannot exhaust the server
+    (timeouts in seconds; None waits forever):
+
+    * ``max_connections`` open at once (default 1024); a connection past
+      it is answered ``503`` with an empty body and closed, as the reference
+      server answers past its in-flight request limit (PROTOCOL §12); a TLS
+      one is closed without an answer.
+    * ``idle_timeout`` (60): how long a connection, new or kept alive, may
+      wait for the first byte of a request before it is closed quietly.
+    * ``head_timeout`` (30, as hyper): from the first byte of a request to
+      the end of its head (also bounds the TLS handshake); then ``408``.
+    * ``body_timeout`` (60): the longest pause inside a request body; then
+      the upload is discarded, ``408`` and close.
+    * ``send_timeout`` (60): the longest a response may wait for the client
+      to take any of it; then the connection is closed.
+    * ``max_headers`` and ``max_head_bytes``: hyper's limits by default,
+      100 header fields and about 400 KiB (PROTOCOL §4.2); past them ``431``.
 
     >>> with EmulatorServer("127.0.0.1", 0) as server:
     ...     server.url.startswith("http://127.0.0.1:")
@@ -697,9 +936,26 @@ class EmulatorServer:
         auth_keys: Mapping[str, AuthKeySpec] | None = None,
         enforce_auth: bool = False,
         tls: ssl.SSLContext | None = None,
+        fsync: bool = False,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float | None = IDLE_TIMEOUT,
+        head_timeout: float | None = HEAD_TIMEOUT,
+        body_timeout: float | None = BODY_TIMEOUT,
+        send_timeout: float | None = SEND_TIMEOUT,
+        max_headers: int = MAX_HEADERS,
+        max_head_bytes: int = MAX_HEAD_BYTES,
     ) -> None:
         if tls is not None and not isinstance(tls, ssl.SSLContext):
             raise TypeError(f"tls must be an ssl.SSLContext (server side), got {tls!r}")
+        self.max_connections = _positive_int("max_connections", max_connections)
+        self.max_headers = _positive_int("max_headers", max_headers)
+        self.max_head_bytes = _positive_int("max_head_bytes", max_head_bytes)
+        self.idle_timeout = _timeout("idle_timeout", idle_timeout)
+        self.head_timeout = _timeout("head_timeout", head_timeout)
+        self.body_timeout = _timeout("body_timeout", body_timeout)
+        self.send_timeout = _timeout("send_timeout", send_timeout)
+        if fsync and (data_dir is None or storage is not None or emulator is not None):
+            raise ValueError("fsync=True needs data_dir (the directory store), without storage")
         self.tls = tls
         """The server's TLS context, or None for plain HTTP."""
         # Keys are read and checked even without enforcement: a bad key fails at start.
@@ -709,7 +965,7 @@ class EmulatorServer:
                 if data_dir is None:
                     storage = MemoryStorage(lock=threading.Lock())
                 else:
-                    storage = DirectoryStorage(data_dir)
+                    storage = DirectoryStorage(data_dir, fsync=fsync)
             emulator = Emulator(storage, clock=wall_clock if clock is None else clock)
             if enforce_auth:
                 emulator.authorize = Authenticator(keys)
@@ -732,6 +988,8 @@ class EmulatorServer:
         self._connections: dict[_Connection, threading.Thread] = {}
         self.connections_accepted = 0
         """How many TCP connections were accepted so far (tests check connection reuse)."""
+        self.connections_refused = 0
+        """How many connections were answered 503 because ``max_connections`` were open."""
         self._loop_thread: threading.Thread | None = None  # runs the accept loop
         self._loop_exited = threading.Event()
 
@@ -796,6 +1054,12 @@ class EmulatorServer:
                 self._hang_up(connection)
                 thread.join(1.0)
 
+    @property
+    def connections_open(self) -> int:
+        """How many connections are open now (each holds one thread)."""
+        with self._lock:
+            return len(self._connections)
+
     # -- internals ------------------------------------------------------------------------
 
     @staticmethod
@@ -847,6 +1111,13 @@ class EmulatorServer:
             except OSError:
                 sock.close()
                 return
+        with self._lock:
+            full = len(self._connections) >= self.max_connections
+            if full:
+                self.connections_refused += 1
+        if full:
+            self._refuse(sock)
+            return
         connection = _Connection(self, sock)
         thread = threading.Thread(
             target=connection.run, name="objectstore-emulator-connection", daemon=True
@@ -858,3 +1129,23 @@ class EmulatorServer:
             self._connections[connection] = thread
             self.connections_accepted += 1
         thread.start()
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """Answer 503 (empty body, PROTOCOL §1.3, §12) and close, without waiting on the peer.
+
+        The request (if sent yet) is not read, and the answer goes out at
+        once: this runs in the accept loop. What arrived already is drained
+        before closing, so that the close does not reset the connection
+        under the answer. A TLS connection would need a handshake first:
+        it is closed unanswered.
+        """
+        with contextlib.suppress(OSError):
+            sock.setblocking(False)
+            if not isinstance(sock, ssl.SSLSocket):
+                head = f"{_BUSY_HEAD}server: objectstore-emulator\r\ndate: {_http_date()}\r\n\r\n"
+                sock.send(head.encode("ascii"))
+                socket.socket.shutdown(sock, socket.SHUT_WR)
+                with contextlib.suppress(BlockingIOError):
+                    while sock.recv(65536):
+                        pass
+        sock.close()

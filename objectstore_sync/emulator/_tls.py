@@ -31,12 +31,40 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["LOOPBACK_NAMES", "LocalCertificate"]
+__all__ = ["LOOPBACK_NAMES", "LocalCertificate", "server_context_from_files"]
 
 LOOPBACK_NAMES = ("127.0.0.1", "::1", "localhost")
 """The names a :class:`LocalCertificate` is made for by default."""
 
 _CLOCK_SKEW = timedelta(minutes=5)  # valid from a little before now
+
+
+def _new_server_context() -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def server_context_from_files(
+    cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]
+) -> ssl.SSLContext:
+    """A server-side context presenting the PEM certificate chain and key in these files.
+
+    For ``objectstore serve --tls-cert FILE --tls-key FILE``. A file that
+    cannot be read, or a key that does not match the certificate, is a
+    ValueError naming the files.
+    """
+    context = _new_server_context()
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(
+            f"cannot serve TLS with certificate {os.fspath(cert_file)!r} and key "
+            f"{os.fspath(key_file)!r}: {reason} (expected PEM files: the certificate chain, "
+            "then its unencrypted private key)"
+        ) from None
+    return context
 
 
 def _key_usage(*, signs_certificates: bool) -> x509.KeyUsage:
@@ -142,8 +170,7 @@ class LocalCertificate:
 
     def server_context(self) -> ssl.SSLContext:
         """A server-side context presenting this certificate (TLS 1.2 or later)."""
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context = _new_server_context()
         # load_cert_chain reads files only: hand it private temporary ones.
         with tempfile.TemporaryDirectory(prefix="objectstore-tls-") as folder:
             chain, key = Path(folder, "chain.pem"), Path(folder, "key.pem")
