@@ -170,6 +170,8 @@ def _respond(
 
 
 def _status_line(status: int) -> str:
+    if status == 413:  # the server's (hyper's) phrase, §8.4; older stdlib names differ
+        return "413 Payload Too Large"
     try:
         return f"{status} {HTTPStatus(status).phrase}"
     except ValueError:
