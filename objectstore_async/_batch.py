@@ -23,7 +23,6 @@ from objectstore_core import (
     BatchJob,
     BatchResult,
     BatchResults,
-    Download,
     FetchedObject,
     Timeout,
     ZstdContexts,
@@ -191,11 +190,6 @@ def _wrapped(result: BatchResult, contexts: ZstdContexts | None) -> BatchResult:
     value = result.value
     if not isinstance(value, FetchedObject):
         return result
-    download = Download(
-        decode=value.decode,
-        expected_length=len(value.body),
-        context=value.context,
-        contexts=contexts,
-    )
+    download = value.download(contexts)  # a decoder only once the payload is read
     payload = AsyncPayload(_Bytes(value.body), download)
     return replace(result, value=AsyncGetResponse(value.metadata, payload))

@@ -269,17 +269,15 @@ class BatchDecoder:
             if len(self._buffer) > MAX_HEADER_SIZE:
                 raise ProtocolError("batch response: a part's headers exceed 64 KiB")
             return None
-        block = bytes(self._buffer[:end])
+        block = self._buffer[:end].decode("latin-1")  # one decode per part, not per line
         del self._buffer[: end + 4]
         headers: dict[str, str] = {}
-        for line in block.split(b"\r\n"):
-            name, colon, value = line.partition(b":")
-            if not colon or not name.strip():
+        for line in block.split("\r\n"):
+            name, colon, value = line.partition(":")
+            name = name.strip()
+            if not colon or not name or not name.isascii():
                 raise ProtocolError(f"batch response: malformed part header line {line[:100]!r}")
-            try:
-                headers[name.strip().decode("ascii").lower()] = value.strip().decode("latin-1")
-            except UnicodeDecodeError:
-                raise ProtocolError(f"batch response: non-ASCII header name {name!r}") from None
+            headers[name.lower()] = value.strip()
         return headers
 
     def _body(self) -> BatchPart | None:

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
+from objectstore_core._codec import ZstdContexts
+from objectstore_core._download import Download
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._metadata import Metadata
 
@@ -36,6 +38,58 @@ class FetchedObject:
     body: bytes
     decode: bool
     context: Mapping[str, str | None]
+
+    def download(self, contexts: ZstdContexts | None = None) -> Download:
+        """The state that checks and decodes :attr:`body` as the caller reads it.
+
+        Built on the first read: a batch may hand out thousands of objects at
+        once, and a decoder holds a zstd context while it lives.
+        """
+        return _LazyDownload(self, contexts)
+
+
+class _LazyDownload(Download):
+    """A :class:`Download` that sets itself up when first used."""
+
+    __slots__ = ("_made", "_spec", "_zstd")
+
+    def __init__(self, spec: FetchedObject, contexts: ZstdContexts | None) -> None:
+        # Deliberately not Download.__init__: that happens in _real(), on first use.
+        self._spec = spec
+        self._zstd = contexts
+        self._made: Download | None = None
+
+    def _real(self) -> Download:
+        if self._made is None:
+            spec = self._spec
+            self._made = Download(
+                decode=spec.decode,
+                expected_length=len(spec.body),
+                context=spec.context,
+                contexts=self._zstd,
+            )
+        return self._made
+
+    @property
+    def received(self) -> int:
+        return self._real().received
+
+    @property
+    def expected_length(self) -> int | None:
+        return len(self._spec.body)
+
+    @property
+    def finished(self) -> bool:
+        return self._made is not None and self._made.finished
+
+    def annotate(self, error: ObjectstoreError) -> ObjectstoreError:
+        return error.with_context(**self._spec.context)
+
+    def feed(self, raw: bytes | bytearray | memoryview, *, last: bool = False) -> None:
+        self._real().feed(raw, last=last)
+
+    def read(self, limit: int | None = None) -> bytes | None:
+        return self._real().read(limit)
 
 
 @dataclass(frozen=True, slots=True)

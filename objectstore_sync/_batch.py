@@ -20,7 +20,6 @@ from objectstore_core import (
     BatchJob,
     BatchResult,
     BatchResults,
-    Download,
     FetchedObject,
     Timeout,
     ZstdContexts,
@@ -177,10 +176,5 @@ def _wrapped(result: BatchResult, contexts: ZstdContexts | None) -> BatchResult:
     value = result.value
     if not isinstance(value, FetchedObject):
         return result
-    download = Download(
-        decode=value.decode,
-        expected_length=len(value.body),
-        context=value.context,
-        contexts=contexts,
-    )
+    download = value.download(contexts)  # a decoder only once the payload is read
     return replace(result, value=GetResponse(value.metadata, Payload(_Bytes(value.body), download)))
