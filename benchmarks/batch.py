@@ -7,7 +7,9 @@ for each twin in a fresh process (so peak RSS is the client's own), runs
 ``--count`` puts of 1 KiB, then as many gets, then as many deletes, once
 through ``session.many()`` (one ``send()`` per phase, default concurrency)
 and once as single requests one after another. Prints operations per
-second of each phase, the batch/single ratio, and the client's peak RSS.
+second of each phase, the batch/single ratio, the client's CPU per
+operation (what is left of the wall time is the emulator's and the
+network's), and the client's peak RSS.
 Target of the batch issue: a ratio of at least 10 in every phase, peak RSS
 under 100 MiB.
 """
@@ -41,7 +43,7 @@ def _sync_worker(url: str, count: int) -> dict[str, Any]:
         for mode in ("single", "batch"):
             session = client.session(Usecase("bench"), org=1, run=mode)
             for phase in PHASES:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 if mode == "batch":
                     batch = session.many()
                     for i in range(count):
@@ -55,6 +57,7 @@ def _sync_worker(url: str, count: int) -> dict[str, Any]:
                     for i in range(count):
                         _single(session, phase, i)
                 out[f"{mode}-{phase}"] = count / (time.perf_counter() - start)
+                out[f"{mode}-{phase}-cpu"] = (time.process_time() - cpu) / count * 1e6
     return out
 
 
@@ -88,7 +91,7 @@ def _async_worker(url: str, count: int) -> dict[str, Any]:
             for mode in ("single", "batch"):
                 session = client.session(Usecase("bench"), org=1, run=mode)
                 for phase in PHASES:
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     if mode == "batch":
                         batch = session.many()
                         for i in range(count):
@@ -109,6 +112,7 @@ def _async_worker(url: str, count: int) -> dict[str, Any]:
                             else:
                                 await session.delete(f"o{i}")
                     out[f"{mode}-{phase}"] = count / (time.perf_counter() - start)
+                    out[f"{mode}-{phase}-cpu"] = (time.process_time() - cpu) / count * 1e6
 
     anyio.run(main)
     return out
@@ -131,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     with Emulator() as server:
         print(f"{args.count} operations of 1 KiB per phase, emulator on {server.url}")
-        print(f"{'twin':6} {'phase':7} {'batch ops/s':>12} {'single ops/s':>13} {'ratio':>7}")
+        print(
+            f"{'twin':6} {'phase':7} {'batch ops/s':>12} {'single ops/s':>13} {'ratio':>7} "
+            f"{'client CPU µs/op batch':>23} {'single':>7}"
+        )
         for twin in TWINS:
             done = subprocess.run(
                 [
@@ -158,7 +165,14 @@ def main(argv: list[str] | None = None) -> int:
                 batch, single = figures[f"batch-{phase}"], figures[f"single-{phase}"]
                 ratio = batch / single
                 failed |= ratio < TARGET_RATIO
-                print(f"{twin:6} {phase:7} {batch:12.0f} {single:13.0f} {ratio:7.1f}")
+                cpu_batch, cpu_single = (
+                    figures[f"batch-{phase}-cpu"],
+                    figures[f"single-{phase}-cpu"],
+                )
+                print(
+                    f"{twin:6} {phase:7} {batch:12.0f} {single:13.0f} {ratio:7.1f} "
+                    f"{cpu_batch:23.1f} {cpu_single:7.1f}"
+                )
             rss = figures["peak_rss_mib"]
             failed |= rss >= TARGET_RSS_MIB
             print(f"{twin:6} peak RSS {rss:.1f} MiB")
