@@ -327,8 +327,9 @@ def batch_request_flow(
         may_retry = policy is not None and attempt < policy.max_attempts and retry
         never_sent = isinstance(outcome, NEVER_SENT_ERRORS)
         again = [op for op in retry if never_sent or not _keyless(op)] if may_retry else []
+        resent = {op.index for op in again}
         for op in retry:
-            if op not in again:
+            if op.index not in resent:
                 results[op.index] = _give_up(target, op, outcome, results.get(op.index))
         if not again:
             break
