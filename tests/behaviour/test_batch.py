@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from objectstore_sync import BatchResults
+from objectstore_sync import BatchResults, Usecase
 
 MIB = 1024 * 1024
 
@@ -129,3 +129,34 @@ def test_invalid_operations_raise_before_anything_is_sent(session: Any) -> None:
     with pytest.raises(ValueError, match="max_batch_concurrency=0"):
         session.many(max_batch_concurrency=0)
     assert len(session.many().send()) == 0
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio", "trio"])
+def test_transient_failures_of_a_batch_request_are_retried(kind: str) -> None:
+    from objectstore_sync import RetryPolicy, ServerError
+    from objectstore_sync.testing import Fault, LocalServer
+    from tests.behaviour.twins import Twin
+
+    policy = RetryPolicy(max_attempts=3, backoff=0.0, jitter=0.0)
+    with LocalServer() as server:
+        twin = Twin(kind, server.url, None, timeout=10, retry=policy)
+        try:
+            session = twin.session(Usecase("attachments"), org=1)
+            session.put(b"there", key="g")
+            # A reset before any part arrived, then a 503: the keyed operations are
+            # sent a third time and succeed; the keyless put is never replayed.
+            server.faults.inject(Fault.reset(), path="objects:batch")
+            batch = session.many()
+            batch.put(b"keyed", key="k")
+            batch.get("g")
+            results = batch.send()
+            assert [r.ok for r in results] == [True, True]
+            server.faults.fail_next(1, 503, path="objects:batch")
+            batch = session.many()
+            batch.put(b"keyless")
+            batch.put(b"keyed again", key="k")
+            keyless, keyed = batch.send()
+            assert isinstance(keyless.error, ServerError) and keyed.ok
+            assert session.get("k").read() == b"keyed again"
+        finally:
+            twin.close()
