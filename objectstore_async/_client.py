@@ -31,6 +31,9 @@ from objectstore_core import (
     Timeout,
     with_return_annotation,
 )
+from objectstore_core._auth import use_wall_clock
+
+use_wall_clock(time.time)  # a SecretKey used on its own signs with this twin's clock
 
 __all__ = ["AsyncClient", "AsyncSession"]
 

@@ -44,15 +44,18 @@ class AsyncPayload:
     def closed(self) -> bool:
         return self._closed
 
-    async def _pull(self, limit: int | None) -> bytes:
-        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end."""
+    async def _pull(self, limit: int | None, whole: bool = False) -> bytes:
+        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end.
+
+        ``whole``: for a read of the whole body (bounded by ``max_read_size``).
+        """
         if self._closed:
             raise ValueError("I/O operation on a closed payload")
         try:
             if time.perf_counter() >= self._turn_due:
                 await anyio.lowlevel.checkpoint()
                 self._turn_due = time.perf_counter() + _TURN_SECONDS
-            while (chunk := self._download.read(limit)) is None:
+            while (chunk := self._download.read(limit, whole=whole)) is None:
                 data = await self._stream.read()
                 self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
@@ -64,10 +67,14 @@ class AsyncPayload:
         return chunk
 
     async def read(self, size: int | None = -1) -> bytes:
-        """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
+        """Read up to ``size`` bytes (all remaining bytes when negative or None).
+
+        Reading all remaining bytes raises IntegrityError once the payload
+        passes the ``max_read_size`` of the client or of the ``get``.
+        """
         parts = []
         if size is None or size < 0:
-            while chunk := await self._pull(None):
+            while chunk := await self._pull(None, whole=True):
                 parts.append(chunk)
         else:
             while size > 0 and (chunk := await self._pull(size)):
@@ -139,7 +146,7 @@ class AsyncGetResponse(_AsyncGetResponseFields):
     __slots__ = ()
 
     async def aread(self) -> bytes:
-        """The whole (decoded) payload."""
+        """The whole (decoded) payload, within ``max_read_size`` (else IntegrityError)."""
         return await self.payload.read()
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:

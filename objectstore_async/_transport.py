@@ -116,6 +116,16 @@ class AsyncRawStream:
         """True once the body is complete and the connection released: reads give ``b""``."""
         return self._done
 
+    async def read_all(self) -> bytes:
+        """The whole (small, error-sized) body, then the connection released."""
+        body = SmallBody()
+        try:
+            while data := await self.read():
+                body.add(data)
+        finally:
+            await self.aclose()
+        return body.result()
+
     async def aclose(self) -> None:
         """Release the connection (closed if the body is unfinished); safe when cancelled."""
         if not self._done:
@@ -191,22 +201,13 @@ class AsyncSocketTransport:
             if verdict is None:
                 break
             await pool.release(lease, False)  # RESEND: on a fresh connection
-        head = exchange.head
-        assert head is not None
         if exchange.complete:  # no body (HEAD, 204, 304, an empty one)
             await pool.release(lease, exchange.reusable)
-            return Response(head.status, head.headers), None
+            return exchange.response(), None
         stream = AsyncRawStream(pool, lease, exchange)
-        if request.stream and 200 <= head.status < 300:
-            exchange.stream_to_caller()
-            return Response(head.status, head.headers), stream
-        body = SmallBody()
-        try:
-            while data := await stream.read():
-                body.add(data)
-        finally:
-            await stream.aclose()
-        return Response(head.status, head.headers, body.result()), None
+        if exchange.hand_over():
+            return exchange.response(), stream
+        return exchange.response(await stream.read_all()), None
 
     async def _connect(self, exchange: Exchange) -> httpcore.AsyncNetworkStream:
         config = self._config

@@ -22,9 +22,8 @@ import base64
 import binascii
 import json
 import math
-import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -200,16 +199,32 @@ def _load_private_key(secret_key: object) -> Ed25519PrivateKey:
     return key
 
 
-def _standalone_clock() -> float:
-    """The signing time of a token asked for without ``now``: the one clock the core reads.
+_wall_clock: Callable[[], float] | None = None
+
+
+def use_wall_clock(clock: Callable[[], float]) -> None:
+    """Give the core the clock a key used on its own signs with; each twin calls it at import.
 
     :class:`SecretKey` is a value shared by both twins (API §0.3), and the
     official client's ``key.token_for_scope(usecase, scope)`` signs for the
-    current time, so a key used on its own must read the clock. Everything a
-    client does passes the time its twin read instead: drivers give it to
-    :meth:`KeyCredentials.headers`, sessions to ``token_for_scope(now=...)``.
+    current time, so a key used on its own needs a clock. The core reads
+    none: importing ``objectstore_sync`` or ``objectstore_async`` hands it
+    theirs. Everything a client does passes the time its twin read instead:
+    drivers give it to :meth:`KeyCredentials.headers`, sessions to
+    ``token_for_scope(now=...)``.
     """
-    return time.time()
+    global _wall_clock
+    _wall_clock = clock
+
+
+def _standalone_clock() -> float:
+    """The signing time of a token asked for without ``now`` (see :func:`use_wall_clock`)."""
+    if _wall_clock is None:
+        raise RuntimeError(
+            "no clock to sign with: pass now= (seconds since the epoch), or import "
+            "objectstore_sync or objectstore_async, which give the core their clock"
+        )
+    return _wall_clock()
 
 
 class SecretKey:
@@ -273,8 +288,7 @@ class SecretKey:
 
         >>> token = key.token_for_scope("attachments", Scope(org=42))     # doctest: +SKIP
         """
-        chosen = self.permissions if permissions is None else permissions
-        perms = validate_permissions(chosen)
+        perms = self._granted(permissions)
         expiry = self.expiry_seconds if expiry_seconds is None else expiry_seconds
         _validate_expiry(expiry, "expiry_seconds")
         issued = _standalone_clock() if now is None else now
@@ -282,6 +296,24 @@ class SecretKey:
             _usecase_name(usecase), _scope_items(scope), perms, math.floor(issued) + expiry
         )
         return encode_jwt(self._private_key, self.kid, claims)
+
+    def _granted(self, permissions: object) -> tuple[Permission, ...]:
+        """``permissions`` (the key's when None), refusing any the key does not hold.
+
+        A key limited to some permissions never signs a token for more: asking
+        for others is a ValueError naming them, raised before any request.
+        """
+        if permissions is None:
+            return tuple(self.permissions)
+        asked = validate_permissions(permissions)
+        beyond = [str(p) for p in asked if p not in self.permissions]
+        if beyond:
+            held = [str(p) for p in self.permissions]
+            raise ValueError(
+                f"permissions {beyond!r} are not granted to key {self.kid!r}, which holds "
+                f"{held!r}: a key cannot sign a token for more than its own permissions"
+            )
+        return asked
 
     def sign_for_scope(
         self,
@@ -315,8 +347,7 @@ class SecretKey:
         One :class:`KeyCredentials` per (usecase, scope, permissions), so
         sessions created per request still reuse a cached token.
         """
-        chosen = self.permissions if permissions is None else permissions
-        cache_key = (_usecase_name(usecase), _scope_items(scope), validate_permissions(chosen))
+        cache_key = (_usecase_name(usecase), _scope_items(scope), self._granted(permissions))
         found = self._cache.get(cache_key)
         if found is None:
             if len(self._cache) >= _CACHE_LIMIT:

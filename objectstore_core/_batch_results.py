@@ -88,8 +88,8 @@ class _LazyDownload(Download):
     def feed(self, raw: bytes | bytearray | memoryview, *, last: bool = False) -> None:
         self._real().feed(raw, last=last)
 
-    def read(self, limit: int | None = None) -> bytes | None:
-        return self._real().read(limit)
+    def read(self, limit: int | None = None, **options: bool) -> bytes | None:
+        return self._real().read(limit, **options)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,9 @@ class BaseClient(Generic[TransportT, SessionT]):
     the official client, retries only failed connects; passing both is an
     error; with neither the default policy retries what is safe to retry);
     ``max_connections`` sizes the pool; ``transport`` replaces the network
-    entirely (for example an in-process emulator in tests).
+    entirely (for example an in-process emulator in tests);
+    ``max_read_size`` bounds a whole-body ``read()``/``aread()`` of a
+    download (None: unbounded; ``get(max_read_size=...)`` overrides it).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class BaseClient(Generic[TransportT, SessionT]):
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         user_agent: str | None = None,
         transport: TransportT | None = None,
+        max_read_size: int | None = None,
     ) -> None:
         self._config = client_config(
             base_url,
@@ -76,6 +79,7 @@ class BaseClient(Generic[TransportT, SessionT]):
             retry=retry,
             max_connections=max_connections,
             user_agent=user_agent,
+            max_read_size=max_read_size,
         )
         self._transport: TransportT = (
             transport if transport is not None else self._default_transport(self._config)

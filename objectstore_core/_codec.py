@@ -34,7 +34,10 @@ format (RFC 8878) over the input as it is fed, reading headers only:
 It rejects invalid structure early with a precise message, and it lets
 ``feed_eof()`` tell at once whether the input ended exactly on a frame boundary:
 libzstd alone would simply stop producing output at a truncated frame. Content
-checksums and Frame_Content_Size are verified by libzstd while decoding.
+checksums are verified by libzstd while decoding. Frame_Content_Size, which
+libzstd checks only once a frame ends, is checked as output is produced: while
+every frame so far declares its size, no read decodes more than one byte past
+the declared total, and more or less than declared is an :class:`IntegrityError`.
 
 This module performs no I/O.
 """
@@ -328,6 +331,7 @@ class _FrameScanner:
         "_skip",
         "_stage",
         "content_size",
+        "declared",
         "head",
     )
 
@@ -339,6 +343,9 @@ class _FrameScanner:
         self._offset = 0  # input bytes scanned so far
         self._frame_start = 0  # input offset of the current frame
         self.content_size = -1  # Frame_Content_Size of the latest zstd frame; -1: not given
+        # Sum of the Frame_Content_Size of every zstd frame begun so far; -1 once a
+        # frame does not declare its size (then nothing bounds the output).
+        self.declared = 0
         self._frames = 0  # frames started, zstd and skippable
 
     def scan(self, data: _Buffer) -> None:
@@ -446,6 +453,10 @@ class _FrameScanner:
         self._stage = _ST_BLOCK
         self._aux = (min(window_size, _BLOCK_SIZE_MAX) << 1) | has_checksum
         self.content_size = content_size
+        if content_size < 0:
+            self.declared = -1
+        elif self.declared >= 0:
+            self.declared += content_size
         return header_size
 
     @property
@@ -691,6 +702,11 @@ class ZstdDecoder:
             size = min(max(hint, 1), self._max_output)
         if limit is not None and limit < size:
             size = max(limit, 1)
+        declared = self._scanner.declared
+        if declared >= 0 and declared - self.bytes_out < size:
+            # One byte past what the frames declare is enough to tell that they
+            # hold more: never decode further than that.
+            size = declared - self.bytes_out + 1
         reader = self._reader
         if reader is None:
             if not self._input.eof:
@@ -712,13 +728,25 @@ class ZstdDecoder:
         if out:
             n = len(out)
             self.bytes_out += n
+            if declared >= 0 and self.bytes_out > declared:
+                raise self._fail(self._size_mismatch(declared, "more"))
             if n == self._size and n < self._max_output:
                 self._size = min(2 * n, self._max_output)
             return out
         # Only the end of the input makes the reader return nothing.
+        if declared >= 0 and self.bytes_out != declared:
+            raise self._fail(self._size_mismatch(declared, "less"))
         self._done = True
         self._release()
         return b""
+
+    def _size_mismatch(self, declared: int, what: str) -> IntegrityError:
+        # RFC 8878 §3.1.1.1.4: Frame_Content_Size is the size of the decoded content.
+        # libzstd checks it only when a frame ends; this checks it as output is made.
+        return IntegrityError(
+            f"zstd data is corrupt: the frames declare {declared} decoded bytes "
+            f"but hold {what} ({self.bytes_out} decoded so far)"
+        )
 
     def _read_whole(self) -> bytes:
         """Decode a body that is one complete frame, small enough for one read, at once.
@@ -736,6 +764,11 @@ class ZstdDecoder:
         except zstandard.ZstdError as exc:
             raise self._fail(IntegrityError(f"zstd data is corrupt: {exc}")) from exc
         self.bytes_out += len(out)
+        declared = self._scanner.declared
+        if declared >= 0 and self.bytes_out != declared:  # python-zstandard checks it too
+            raise self._fail(
+                self._size_mismatch(declared, "more" if self.bytes_out > declared else "less")
+            )
         self._done = True
         self._release()
         return out

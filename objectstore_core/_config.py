@@ -10,9 +10,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from objectstore_core._auth import SecretKey, TokenProvider
+from objectstore_core._download import check_max_read_size
 from objectstore_core._models import Scope, Usecase
 from objectstore_core._options import ConnectionOptions
 from objectstore_core._paths import Target, split_base_url
@@ -41,8 +42,9 @@ DEFAULT_MAX_CONNECTIONS = 32
 Tags = Mapping[str, str]
 
 
+@runtime_checkable
 class MetricsBackend(Protocol):
-    """Receiver of client metrics (the official client's interface)."""
+    """Receiver of client metrics (the official client's interface; isinstance() works)."""
 
     def increment(self, name: str, value: int | float = 1, tags: Tags | None = None) -> None: ...
 
@@ -53,7 +55,7 @@ class MetricsBackend(Protocol):
     ) -> None: ...
 
 
-class NoOpMetricsBackend:
+class NoOpMetricsBackend(MetricsBackend):
     """A metrics backend that records nothing (the default)."""
 
     def increment(self, name: str, value: int | float = 1, tags: Tags | None = None) -> None:
@@ -87,6 +89,7 @@ class ClientConfig:
     retries: int | None = None
     spool_dir: Any = None
     retry: RetryPolicy | None = None
+    max_read_size: int | None = None
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every request.
@@ -117,6 +120,7 @@ def client_config(
     retry: RetryPolicy | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     user_agent: str | None = None,
+    max_read_size: int | None = None,
 ) -> ClientConfig:
     """Validate client arguments (official names first, then ours) into a config.
 
@@ -190,6 +194,7 @@ def client_config(
         retries=retries,
         spool_dir=spool_dir,
         retry=policy,
+        max_read_size=check_max_read_size(max_read_size),
     )
 
 

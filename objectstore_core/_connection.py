@@ -60,7 +60,7 @@ from objectstore_core._h1 import (
     chunk_header,
     encode_request_head,
 )
-from objectstore_core._http import Request, Upload
+from objectstore_core._http import Request, Response, Upload
 from objectstore_core._retry import IDEMPOTENT_METHODS
 
 __all__ = [
@@ -126,6 +126,7 @@ class Exchange:
         "_reused",
         "_sent",
         "_silent_close",
+        "_started",
         "head",
         "limits",
         "request",
@@ -150,6 +151,7 @@ class Exchange:
         self._silent_close = False
         self._cut = False
         self._resent = False
+        self._started = False
         self._sent = 0
         self._pending = b""
         self.head: ResponseHead | None = None
@@ -163,13 +165,16 @@ class Exchange:
 
     def start(self, *, reused: bool) -> None:
         """Begin (again) on a connection; ``reused``: it carried a request before."""
+        self._reused = reused
+        if not self._started:  # the first connection: the state is as __init__ left it
+            self._started = True
+            return
         if self._phase != _SENDING or self._sent:
             if not (self._resent and self._resendable):
                 raise RuntimeError("Exchange.start after the exchange went past its sending")
             self._resendable = False  # once only
-        self._reused = reused
         self._phase = _SENDING
-        self._parser = ResponseParser(self.request.method)
+        self._parser = ResponseParser(self.request.method)  # the last one saw other bytes
         self._early = None
         self._received = False
         self._silent_close = False
@@ -185,6 +190,8 @@ class Exchange:
 
     def connect_timeout(self, now: float) -> float | None:
         """How long the connect (TCP and TLS) may take."""
+        if self._deadline is None:
+            return self.limits.connect
         return self._wait(self.limits.connect, now, "connecting")
 
     def connect_failed(
@@ -202,11 +209,15 @@ class Exchange:
         """The request head and a bytes body, in writes of at most :data:`WRITE_SLICE`."""
         head = self.wire_head
         body = self.request.body
-        if isinstance(body, bytes) and body and len(body) > _SMALL_WRITE:
-            yield from self._sliced(head)
-            yield from self._sliced(body)
-        elif isinstance(body, bytes) and body:
-            yield from self._sliced(head + body)
+        if isinstance(body, bytes) and body:
+            if len(body) > _SMALL_WRITE:
+                yield from self._sliced(head)
+                yield from self._sliced(body)
+                return
+            head += body
+        if len(head) <= WRITE_SLICE:  # a small request: one write, no inner generator
+            yield head
+            self._sent += len(head)
         else:
             yield from self._sliced(head)
 
@@ -244,6 +255,8 @@ class Exchange:
 
     def write_timeout(self, now: float) -> float | None:
         """How long the next write may wait for the server to take it."""
+        if self._deadline is None:  # the usual case, once per write: no call
+            return self.limits.write
         return self._wait(self.limits.write, now, "sending the request")
 
     def send_failed(self, failure: Failure, cause: BaseException) -> _Sentinel | None:
@@ -287,6 +300,8 @@ class Exchange:
 
     def read_timeout(self, now: float) -> float | None:
         """How long the next receive may wait."""
+        if self._deadline is None:
+            return self.limits.read
         return self._wait(self.limits.read, now, "waiting for the response")
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -365,6 +380,8 @@ class Exchange:
 
     def next_head(self) -> ResponseHead | _Sentinel | None:
         """The response head, :data:`RESEND`, or None: receive more first."""
+        if self._phase == _AWAITING and not self._received and not self._silent_close:
+            return None  # nothing arrived yet: no parse to attempt
         event = self.next_event()
         if event is NEED_DATA:
             return None
@@ -383,9 +400,24 @@ class Exchange:
             return event
         raise RuntimeError("Exchange.next_data before the head")  # pragma: no cover
 
-    def stream_to_caller(self) -> None:
-        """The body goes to the caller: from now on ``Timeout.total`` no longer applies."""
-        self._deadline = None
+    def hand_over(self) -> bool:
+        """Whether the open body goes to the caller as a stream (see :class:`Request`).
+
+        A streaming request's 2xx answer does, and ``Timeout.total`` then stops
+        applying; any other body is read whole by the transport.
+        """
+        head = self.head
+        if self.request.stream and head is not None and 200 <= head.status < 300:
+            self._deadline = None
+            return True
+        return False
+
+    def response(self, body: bytes = b"") -> Response:
+        """The response for the flow: the head's status and headers, with ``body``."""
+        head = self.head
+        if head is None:
+            raise RuntimeError("Exchange.response before the head")
+        return Response(head.status, head.headers, body)
 
     def _closed_without_answer(self) -> object:
         if self._resendable_now():
@@ -450,19 +482,40 @@ class SmallBody:
 
 
 def _describe(exc: BaseException | None) -> str:
-    """A short description of a socket library's exception, never empty.
+    """A short description of what a socket library's exception reports, never empty.
 
-    A wrapper without text (trio's connect errors, for one) is described by
-    the first exception in its cause chain that has some: the TLS or OS
-    error that says what went wrong.
+    The socket libraries wrap the error that says what went wrong (urllib3's
+    NewConnectionError, httpcore's ConnectError, trio's textless errors), each
+    with its own text: the description is taken from the cause chain instead,
+    so both twins say the same and no library's wording or class reaches the
+    user. A TLS error gives its own text; else the innermost OS error gives
+    the system's message for its errno; else the first text in the chain.
     """
     if exc is None:
         return "unknown error"
-    seen = 0
+    chain: list[BaseException] = []
     found: BaseException | None = exc
-    while found is not None and not str(found) and seen < 8:
-        found = found.__cause__ or found.__context__
-        seen += 1
-    if found is None or not str(found):
-        return type(exc).__name__
-    return f"{type(found).__name__}: {found}"
+    while found is not None and len(chain) < 8 and found not in chain:
+        chain.append(found)
+        following = found.__cause__ or found.__context__
+        if following is None and isinstance(found, BaseExceptionGroup) and found.exceptions:
+            following = found.exceptions[0]  # trio: one error per address tried
+        found = following
+    for error in chain:
+        if type(error).__module__ in ("ssl", "_ssl") and str(error):
+            return f"TLS error: {error}"
+    for error in reversed(chain):
+        number = error.errno if isinstance(error, OSError) else None
+        if isinstance(number, int) and number > 0:
+            return f"{_strerror(number)} (errno {number})"
+    for error in chain:
+        if str(error):
+            name = type(error).__name__
+            return f"{name}: {error}" if type(error).__module__ == "builtins" else str(error)
+    return type(exc).__name__
+
+
+def _strerror(number: int) -> str:
+    import os  # the system's message table: no I/O, no state
+
+    return os.strerror(number)

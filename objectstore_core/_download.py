@@ -7,8 +7,9 @@ A twin's payload object runs one small loop over it::
         download.feed(data, last=raw_stream.done)    # or the stream knows it was the last
     return chunk                                     # b"" at the end of the payload
 
-A body shorter or longer than the server announced, or a truncated or
-corrupt zstd stream, raises :class:`IntegrityError`, never short data.
+A body shorter or longer than the server announced, a truncated or corrupt
+zstd stream, or a whole-body read past ``max_read_size`` raises
+:class:`IntegrityError`, never short data.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from collections.abc import Mapping
 from objectstore_core._codec import IdentityDecoder, ZstdContexts, ZstdDecoder
 from objectstore_core._errors import IntegrityError, ObjectstoreError
 
-__all__ = ["DEFAULT_CHUNK", "PIECE_SIZE", "Download", "check_chunk_size", "prime_heap"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "PIECE_SIZE",
+    "Download",
+    "check_chunk_size",
+    "check_max_read_size",
+    "prime_heap",
+]
 
 PIECE_SIZE = 1024 * 1024
 """Largest socket read of a body, and of an uncompressed body's pieces.
@@ -80,9 +88,19 @@ class Download:
     ``expected_length`` is the number of raw bytes the server announced
     (``content-length``, or ``x-sn-size`` for a full read); None skips the check.
     ``contexts``: the client's idle zstd contexts, for a decoded body.
+    ``max_read_size``: the largest payload a whole-body read may return (see
+    :meth:`read`); None leaves it unbounded.
     """
 
-    __slots__ = ("_context", "_decoder", "_eof", "_expected", "_received")
+    __slots__ = (
+        "_context",
+        "_decoder",
+        "_delivered",
+        "_eof",
+        "_expected",
+        "_max_read",
+        "_received",
+    )
 
     def __init__(
         self,
@@ -92,8 +110,11 @@ class Download:
         max_output: int | None = None,
         context: Mapping[str, str | None] | None = None,
         contexts: ZstdContexts | None = None,
+        max_read_size: int | None = None,
     ) -> None:
         self._context = context if context is not None else {}
+        self._max_read = check_max_read_size(max_read_size)
+        self._delivered = 0  # payload bytes handed out so far
         # max_output: the largest piece per read (default: DEFAULT_CHUNK decoded,
         # PIECE_SIZE as received).
         self._decoder: ZstdDecoder | IdentityDecoder = (
@@ -113,6 +134,11 @@ class Download:
     @property
     def expected_length(self) -> int | None:
         return self._expected
+
+    @property
+    def decoded(self) -> int:
+        """Payload bytes the decoder produced so far (what it cost in memory and CPU)."""
+        return self._decoder.bytes_out
 
     def annotate(self, error: ObjectstoreError) -> ObjectstoreError:
         """``error`` with the download's operation, usecase, scope and key filled in."""
@@ -154,15 +180,51 @@ class Download:
             # waiting for the transport to report the end.
             self._decoder.feed_eof()
 
-    def read(self, limit: int | None = None) -> bytes | None:
+    def read(self, limit: int | None = None, *, whole: bool = False) -> bytes | None:
         """The next piece of payload, at most ``limit`` bytes (one decoded chunk if None).
 
         Returns None when raw bytes are needed first, and ``b""`` at the end.
+
+        ``whole``: the piece is for a read of the whole body, which
+        ``max_read_size`` bounds. Such a read never decodes more than one byte
+        past the bound, and raises :class:`IntegrityError` naming the bound as
+        soon as the payload handed out would pass it (at once when the server
+        announced a larger uncompressed body). Streaming reads are not bounded:
+        they hold one piece at a time.
         """
+        bound = self._max_read if whole else None
+        if bound is not None:
+            announced = self._expected
+            if (
+                announced is not None
+                and announced > bound
+                and isinstance(self._decoder, IdentityDecoder)
+            ):
+                raise self._too_large(bound, f"the server announced {announced} bytes")
+            room = bound - self._delivered + 1  # one byte past the bound tells it is passed
+            limit = room if limit is None else min(limit, room)
         chunk = self._decoder.read(limit)
         if chunk:
+            self._delivered += len(chunk)
+            if bound is not None and self._delivered > bound:
+                raise self._too_large(bound, "the payload is larger")
             return chunk
         return b"" if self._eof else None
+
+    def _too_large(self, bound: int, why: str) -> IntegrityError:
+        return IntegrityError(
+            f"response body exceeds max_read_size={bound} bytes ({why}): read it in pieces "
+            "(iter_bytes, or read(n)) or raise the limit"
+        )
+
+
+def check_max_read_size(value: int | None) -> int | None:
+    """Validate ``max_read_size``: None (unbounded) or a byte count >= 0."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(
+            f"max_read_size={value!r} is invalid: use a byte count >= 0, or None for no bound"
+        )
+    return value
 
 
 def check_chunk_size(chunk_size: int | None) -> None:

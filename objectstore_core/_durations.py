@@ -47,9 +47,13 @@ for _names, _ns in (
         _UNITS[_name] = _ns
 
 # One span: ASCII digits, an optional fraction, optional whitespace, then a
-# unit made of letters (or µ). The parts cannot overlap, so matching is linear.
-# (humantime also tolerates spaces inside digit runs; no client writes those.)
-_SPAN_RE = re.compile(r"[ \t]*([0-9]+)(?:\.([0-9]+))?[ \t]*([A-Za-zµ]+)[ \t]*")
+# unit made of letters (or µ). PROTOCOL §4.3: whitespace is also allowed
+# inside digit runs ("1 0s" is ten seconds, as humantime reads it); it is
+# dropped before the digits are read. Each part ends where a different class
+# of character begins, so matching stays linear.
+_DIGIT_RUN = r"[0-9](?:[ \t]*[0-9])*"
+_SPAN_RE = re.compile(rf"[ \t]*({_DIGIT_RUN})(?:\.({_DIGIT_RUN}))?[ \t]*([A-Za-zµ]+)[ \t]*")
+_BLANKS = str.maketrans("", "", " \t")
 _MAX_DURATION_NS = timedelta.max.days * 86_400 * _NS_PER_S
 
 
@@ -82,6 +86,8 @@ def parse_duration(text: str) -> timedelta:
         digits, fraction, unit = match.groups()
         if unit not in _UNITS:
             raise ValueError(f"duration {text!r} has an unknown unit {unit!r}")
+        digits = digits.translate(_BLANKS)
+        fraction = fraction.translate(_BLANKS) if fraction else fraction
         number = Fraction(int(digits))
         if fraction:
             number += Fraction(int(fraction), 10 ** len(fraction))
@@ -116,8 +122,9 @@ def format_duration(delta: timedelta) -> str:
     return " ".join(parts) or "0s"
 
 
-def format_expiration(policy: ExpirationPolicy | None) -> str:
+def format_expiration(expiration_policy: ExpirationPolicy | None) -> str:
     """The ``x-sn-expiration`` value for a policy (PROTOCOL §4.3); None is ``manual``."""
+    policy = expiration_policy  # the parameter is named as in the official client
     if policy is None:
         return "manual"
     if isinstance(policy, TimeToLive):
@@ -127,8 +134,9 @@ def format_expiration(policy: ExpirationPolicy | None) -> str:
     raise TypeError(f"expiration policy {policy!r} must be TimeToLive, TimeToIdle or None")
 
 
-def parse_expiration(text: str) -> ExpirationPolicy | None:
+def parse_expiration(value: str) -> ExpirationPolicy | None:
     """Parse an ``x-sn-expiration`` value: ``manual``, ``ttl:<d>`` or ``tti:<d>`` (§4.3)."""
+    text = value  # the parameter is named as in the official client
     if text == "manual":
         return None
     kind, sep, rest = text.partition(":")

@@ -121,6 +121,11 @@ class RequestError(ObjectstoreError):
         self.status = status
         self.response = response
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Picklable (to cross process boundaries), though the constructor's arguments
+        # are not ``args``: rebuild without calling it and restore the attributes.
+        return (_rebuild_error, (type(self), self.args), dict(vars(self)))
+
 
 class ObjectNotFound(RequestError):
     """The object does not exist (404) where the operation needs it to."""
@@ -153,10 +158,19 @@ class RateLimited(RequestError):
 
 
 class MultipartCompleteError(RequestError):
-    """Completing a multipart upload failed; the outcome is in the 200 body (PROTOCOL §9.4)."""
+    """Completing a multipart upload failed; the outcome is in the 200 body (PROTOCOL §9.4).
+
+    As the official client's: ``status`` is 200, ``code`` the server's error
+    code and ``response`` its message (also ``message``).
+
+    >>> error = MultipartCompleteError(code="InvalidPart", message="part 2 is missing")
+    >>> str(error), error.status, error.code, error.response
+    ('Multipart upload completion failed (InvalidPart): part 2 is missing', 200, \
+'InvalidPart', 'part 2 is missing')
+    """
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}", 200, None)
+        super().__init__(f"Multipart upload completion failed ({code}): {message}", 200, message)
         self.code = code
         self.message = message
 
@@ -207,6 +221,12 @@ class ProtocolError(ObjectstoreError):
 
 class IntegrityError(ObjectstoreError):
     """A body is truncated or corrupt: short data, bad zstd, length or checksum mismatch."""
+
+
+def _rebuild_error(cls: type[RequestError], args: tuple[object, ...]) -> RequestError:
+    error = cls.__new__(cls)
+    error.args = args
+    return error
 
 
 def _detail(body: bytes) -> tuple[str | None, str]:

@@ -62,8 +62,17 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Bounds on what a peer can make us hold or parse before an answer begins:
 # a head (each of its lines is bounded by the whole), the lines in it, the
 # informational responses before the final one, a chunk-size line, trailers.
-_MAX_HEAD = 256 * 1024
+# The head bound is at least what a server can send back for metadata it
+# accepted: the reference server takes request heads up to about 400 KiB
+# (PROTOCOL §4.2, §12), and a GET answers with that metadata plus the
+# filename a second time (content-disposition, §4.5). The client refuses
+# metadata over those limits before sending (_metadata.check_head_limits).
+_MAX_HEAD = 1024 * 1024
 _MAX_HEADER_LINES = 256
+# Object metadata headers (PROTOCOL §4.1) are sent once each: a repeat joined
+# into "a, b" would be a value nobody stored, so a repeat is a protocol error.
+_SINGLE_PREFIX = "x-sn"
+_SINGLE_NAMES = frozenset(("content-type", "content-encoding"))
 _MAX_INFORMATIONAL = 16
 _MAX_CHUNK_LINE = 4096
 # Peer numbers are ASCII digits (hex digits for chunk sizes) and nothing else:
@@ -157,7 +166,8 @@ def encode_request_head(request: Request, host: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ResponseHead:
-    """Status line and headers (lower-case names; repeated headers joined by ``, ``)."""
+    """Status line and headers (lower-case names; repeated headers joined by ``, ``,
+    except object metadata headers, which must not repeat)."""
 
     status: int
     reason: str
@@ -188,7 +198,7 @@ class ResponseParser:
     peer closes. Informational responses (at most 16; never 101, which we
     never ask for) are skipped. A bare LF is read as a line end in heads,
     chunk-size lines and trailers (RFC 9112 §2.2), not after chunk data;
-    obsolete line folding is replaced by a space (§5.2). Heads are bounded (256 KiB, 256 lines), and
+    obsolete line folding is replaced by a space (§5.2). Heads are bounded (1 MiB, 256 lines), and
     so are chunk-size lines and trailers: a peer over a bound gets a
     :class:`ProtocolError` as soon as the bound is crossed, not a wait.
     """
@@ -596,6 +606,11 @@ def _parse_lines(lines: list[str]) -> ResponseHead:
                 names[name] = key
         text = value.strip(" \t")
         if key in headers:
+            if key.startswith(_SINGLE_PREFIX) or key in _SINGLE_NAMES:
+                raise ProtocolError(
+                    f"response repeats header {key[:80]!r}: object metadata headers appear "
+                    "once each (PROTOCOL §4.1)"
+                )
             headers[key] = f"{headers[key]}, {text}"
         else:
             headers[key] = text

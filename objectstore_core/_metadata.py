@@ -11,7 +11,7 @@ Reading: response header names must already be lower case (PROTOCOL §1.2).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, unquote_to_bytes
@@ -27,7 +27,10 @@ __all__ = [
     "HEADER_SIZE",
     "HEADER_TIME_CREATED",
     "HEADER_TIME_EXPIRES",
+    "MAX_REQUEST_HEAD",
+    "MAX_REQUEST_HEADERS",
     "Metadata",
+    "check_head_limits",
     "decode_header_value",
     "encode_header_value",
     "metadata_headers",
@@ -152,6 +155,56 @@ def metadata_headers(
     if custom:
         headers.extend(_validate_custom(custom))
     return headers
+
+
+# PROTOCOL §4.2, §12: the reference server's HTTP stack takes at most 100
+# request headers and about 400 KiB of request head (431 past either).
+MAX_REQUEST_HEADERS = 100
+MAX_REQUEST_HEAD = 400 * 1024
+# What a write carries besides its metadata and the session's headers: the
+# host, the framing, credentials (a token of some hundred bytes) and room
+# for tracing headers; the request line is counted with the path.
+_RESERVED_HEADERS = 8
+_RESERVED_BYTES = 8 * 1024
+
+
+def check_head_limits(
+    path: str, session_headers: Sequence[tuple[str, str]], metadata: Sequence[tuple[str, str]]
+) -> None:
+    """Refuse metadata the server would not take, before anything is sent (PROTOCOL §4.2, §12).
+
+    ``metadata`` are the headers :func:`metadata_headers` made for a write to
+    ``path``, ``session_headers`` those every request of the session carries.
+    Past 100 request headers or about 400 KiB of request head the server
+    answers 431; what fits is also what a read of the object can return,
+    since the client reads response heads up to 1 MiB. Raises ValueError
+    naming the count or the largest entry and the limit.
+    """
+    count = len(session_headers) + len(metadata) + _RESERVED_HEADERS
+    if count > MAX_REQUEST_HEADERS:
+        custom = sum(1 for name, _ in metadata if name.startswith(HEADER_META_PREFIX))
+        room = custom - (count - MAX_REQUEST_HEADERS)
+        raise ValueError(
+            f"metadata with {custom} custom entries is too many: a request may carry at most "
+            f"{MAX_REQUEST_HEADERS} headers (PROTOCOL §4.2, §12), which leaves room for "
+            f"{max(room, 0)} custom entries here"
+        )
+    size = len(path) + _RESERVED_BYTES
+    for name, value in (*session_headers, *metadata):
+        size += len(name) + len(value) + 4  # ": " and CRLF
+    if size > MAX_REQUEST_HEAD:
+        largest = max(metadata, key=lambda header: len(header[1]), default=None)
+        if largest is None or len(path) > len(largest[1]):
+            culprit = f"the path takes {len(path)} bytes"
+        else:
+            culprit = (
+                f"the largest metadata entry is {largest[0]!r} with a value of "
+                f"{len(largest[1])} bytes (as sent, percent-encoded)"
+            )
+        raise ValueError(
+            f"metadata is too large: the request head would take {size} bytes, over the "
+            f"{MAX_REQUEST_HEAD} bytes a server accepts (PROTOCOL §4.2, §12); {culprit}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

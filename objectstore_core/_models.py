@@ -11,10 +11,12 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, cast
 
 __all__ = [
     "EMPTY_SCOPE",
+    "EMPTY_SCOPES",
+    "SCOPE_VALUE_ALLOWED_CHARS",
     "Compression",
     "ExpirationPolicy",
     "Permission",
@@ -93,6 +95,9 @@ _USECASE_RE = re.compile(r"[A-Za-z0-9_-]{3,64}")
 SCOPE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-()$!+'")
 EMPTY_SCOPE = "_"
 """The wire form of an empty scope list (PROTOCOL §2.2)."""
+# The official client's names for the two constants above (its ``scope`` module).
+EMPTY_SCOPES = EMPTY_SCOPE
+SCOPE_VALUE_ALLOWED_CHARS = SCOPE_CHARS
 
 
 def _scope_text(value: object, what: str) -> str:
@@ -104,7 +109,8 @@ def _scope_text(value: object, what: str) -> str:
     elif isinstance(value, str):
         text = value
     else:
-        raise TypeError(f"scope {what} {value!r} must be a str, int or bool")
+        # ValueError, as the official client raises for any value it cannot use.
+        raise ValueError(f"scope {what} {value!r} is invalid: it must be a str, int or bool")
     if not text:
         raise ValueError(f"scope {what} {value!r} is invalid: it must not be empty (PROTOCOL §2.2)")
     bad = sorted({c for c in text if c not in SCOPE_CHARS})
@@ -128,9 +134,10 @@ class Scope:
     'org=1'
     """
 
-    __slots__ = ("_items", "_usecase", "_wire")
+    __slots__ = ("_given", "_items", "_usecase", "_wire")
 
     _items: tuple[tuple[str, str], ...]
+    _given: tuple[tuple[str, str | int | bool], ...]
     _wire: str
     _usecase: Usecase | None
 
@@ -139,7 +146,13 @@ class Scope:
 
     def _set(self, items: tuple[tuple[object, object], ...], usecase: Usecase | None) -> None:
         pairs = tuple((_scope_text(k, "name"), _scope_text(v, "value")) for k, v in items)
+        # The values as given (validated above), for dict(): the official client returns those.
+        given = tuple(
+            (name, cast("str | int | bool", value))
+            for (name, _), (_, value) in zip(pairs, items, strict=True)
+        )
         object.__setattr__(self, "_items", pairs)
+        object.__setattr__(self, "_given", given)
         object.__setattr__(self, "_wire", _render(pairs))
         object.__setattr__(self, "_usecase", usecase)
 
@@ -171,7 +184,7 @@ class Scope:
 
     def push(self, name: str, value: str | int | bool) -> Scope:
         """Return a new scope with ``name=value`` appended (this one is unchanged)."""
-        return Scope.from_items((*self._items, (name, value)), usecase=self._usecase)
+        return Scope.from_items((*self._given, (name, value)), usecase=self._usecase)
 
     @property
     def usecase(self) -> Usecase | None:
@@ -183,9 +196,13 @@ class Scope:
         """The components as ``(name, value)`` text pairs, in order."""
         return self._items
 
-    def dict(self) -> dict[str, str]:
-        """The components as a dict (the official client's accessor)."""
-        return dict(self._items)
+    def dict(self) -> dict[str, str | int | bool]:
+        """The components as a dict of the values as given (the official client's accessor).
+
+        >>> Scope(org=42, app="mail").dict()
+        {'org': 42, 'app': 'mail'}
+        """
+        return dict(self._given)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Scope is immutable; use push() to derive a new one")
@@ -203,7 +220,7 @@ class Scope:
         return hash(self._items)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_scope, (self._items, self._usecase))
+        return (_rebuild_scope, (self._given, self._usecase))
 
     def __len__(self) -> int:
         return len(self._items)
@@ -234,7 +251,9 @@ class Usecase:
     resumable_threshold_bytes: int | Literal["none"] = DEFAULT_RESUMABLE_THRESHOLD
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _USECASE_RE.fullmatch(self.name):
+        if not isinstance(self.name, str):  # a TypeError, as in the official client
+            raise TypeError(f"usecase name {self.name!r} is invalid: it must be a str")
+        if not _USECASE_RE.fullmatch(self.name):
             raise ValueError(
                 f"usecase name {self.name!r} is invalid: it must be 3 to 64 characters "
                 "from A-Z a-z 0-9 _ -"
@@ -269,7 +288,9 @@ class Usecase:
         return Scope.from_items((("org", org), ("project", project)), usecase=self)
 
 
-def _rebuild_scope(items: tuple[tuple[str, str], ...], usecase: Usecase | None) -> Scope:
+def _rebuild_scope(
+    items: tuple[tuple[str, str | int | bool], ...], usecase: Usecase | None
+) -> Scope:
     return Scope.from_items(items, usecase=usecase)
 
 

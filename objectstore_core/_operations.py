@@ -9,6 +9,7 @@ ValueError before any I/O.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from objectstore_core._codec import ZstdContexts
 from objectstore_core._config import ClientConfig, ClientTarget
-from objectstore_core._download import Download
+from objectstore_core._download import Download, check_max_read_size
 from objectstore_core._durations import format_duration
 from objectstore_core._errors import (
     ObjectstoreError,
@@ -36,7 +37,13 @@ from objectstore_core._http import (
     Upload,
     classify_payload,
 )
-from objectstore_core._metadata import _DIGITS_RE, Metadata, metadata_headers, read_metadata
+from objectstore_core._metadata import (
+    _DIGITS_RE,
+    Metadata,
+    check_head_limits,
+    metadata_headers,
+    read_metadata,
+)
 from objectstore_core._models import (
     Compression,
     ExpirationPolicy,
@@ -290,9 +297,10 @@ def put_flow(
         filename=filename,
         custom=metadata,
     )
-    body = _body(contents, do_compress)
     # Without a key: POST to the collection; with one: PUT to the object (§3.1, §3.2).
     method, path = ("POST", target.collection()) if key is None else ("PUT", target.object(key))
+    check_head_limits(path, target.headers, headers)
+    body = _body(contents, do_compress)
     return _put_steps(target, method, path, tuple(headers), body, timeout, key)
 
 
@@ -317,8 +325,19 @@ def _put_steps(
     return parse_key_response(response, target, "put", key)
 
 
+# Control characters (C0, DEL, C1): no key a server hands out holds one, and
+# printed or logged they could rewrite what a terminal or a log shows.
+_KEY_CONTROLS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def parse_key_response(response: Response, target: Target, operation: str, key: str | None) -> str:
-    """Read ``{"key": "..."}`` from a write response (PROTOCOL §3.1)."""
+    """Read ``{"key": "..."}`` from a write response (PROTOCOL §3.1, §3.2).
+
+    The key is not trusted blindly: for a write to a given key it must be
+    that key (§3.2: the body names the decoded key); a generated key must be
+    a non-empty string that can name an object (§2.3), without control
+    characters. Anything else is a :class:`ProtocolError`.
+    """
     try:
         parsed = json.loads(response.body)
     except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
@@ -327,7 +346,30 @@ def parse_key_response(response: Response, target: Target, operation: str, key: 
         raise _protocol_error(
             f"expected a JSON body with a key, got {response.body[:200]!r}", target, operation, key
         )
-    return str(parsed["key"])
+    returned: str = parsed["key"]
+    if key is not None:
+        if returned != key:
+            raise _protocol_error(
+                f"the server answered with key {returned[:200]!r} for a write to key {key!r}",
+                target,
+                operation,
+                key,
+            )
+        return returned  # the caller's own key, whatever it holds
+    if _KEY_CONTROLS_RE.search(returned):
+        raise _protocol_error(
+            f"the server answered with key {returned[:200]!r}, which holds a control character",
+            target,
+            operation,
+            key,
+        )
+    try:
+        validate_key(returned)
+    except ValueError as exc:
+        raise _protocol_error(
+            f"the server answered with an unusable key: {exc}", target, operation, key
+        ) from None
+    return returned
 
 
 # ---------------------------------------------------------------------- get
@@ -366,6 +408,7 @@ class GetOutcome:
 
     ``decode``: pass the body through the zstd decoder. ``expected_length``:
     raw bytes announced by the server, checked by the download state.
+    ``max_read_size``: the bound of a whole-body read (None: unbounded).
     """
 
     metadata: Metadata
@@ -373,6 +416,7 @@ class GetOutcome:
     expected_length: int | None
     status: int
     context: Mapping[str, str | None] = field(default_factory=dict)
+    max_read_size: int | None = None
 
     def download(self, contexts: ZstdContexts | None = None) -> Download:
         """The state that checks and decodes this body as the caller reads it.
@@ -384,6 +428,7 @@ class GetOutcome:
             expected_length=self.expected_length,
             context=self.context,
             contexts=contexts,
+            max_read_size=self.max_read_size,
         )
 
 
@@ -418,23 +463,28 @@ def get_flow(
     byte_range: tuple[int, int | None] | None = None,
     *,
     timeout: Timeout | None = None,
+    max_read_size: int | None = None,
 ) -> Flow[GetOutcome | None]:
     """Read one object, leaving the body for the caller to stream (PROTOCOL §3.3, §6).
 
     Returns None on 404. The stored bytes are decoded when they are zstd, the
     caller wants decompression, and does not accept zstd itself (§5). A range
     addresses stored bytes (§6) and is never decoded: a slice of a zstd stream
-    cannot be decompressed on its own.
+    cannot be decompressed on its own. ``max_read_size`` bounds a whole-body
+    read of this object (None: the client's ``max_read_size``).
     """
     validate_key(key)
     accepted = accept_encoding is not None and _validate_accept(accept_encoding)
     span = None if byte_range is None else _validate_range(byte_range)
+    bound = check_max_read_size(max_read_size)
+    if bound is None and isinstance(target, ClientTarget) and target.config is not None:
+        bound = target.config.max_read_size
     headers: tuple[tuple[str, str], ...] = ()
     if span is not None:
         first, last = span
         headers = (("range", f"bytes={first}-{'' if last is None else last}"),)
     request = Request("GET", target.object(key), headers, stream=True, timeout=timeout)
-    return _get_steps(target, request, key, decompress and not accepted and span is None)
+    return _get_steps(target, request, key, decompress and not accepted and span is None, bound)
 
 
 def _validate_accept(accept_encoding: object) -> bool:
@@ -454,7 +504,7 @@ def _validate_accept(accept_encoding: object) -> bool:
 
 
 def _get_steps(
-    target: Target, request: Request, key: str, want_decode: bool
+    target: Target, request: Request, key: str, want_decode: bool, bound: int | None
 ) -> Flow[GetOutcome | None]:
     response = yield from _send(target, request, "get", key)
     status = response.status
@@ -468,7 +518,7 @@ def _get_steps(
     # A full read's length stands in for a missing size (servers send x-sn-size).
     size = expected if status == 200 else None
     metadata = _read_metadata(response, target, "get", key, decoded=decode, default_size=size)
-    return GetOutcome(metadata, decode, expected, status, _context(target, "get", key))
+    return GetOutcome(metadata, decode, expected, status, _context(target, "get", key), bound)
 
 
 def _announced_length(response: Response, target: Target, key: str) -> int | None:

@@ -58,6 +58,16 @@ def split_base_url(base_url: str) -> tuple[str, str, int, str]:
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, got {base_url!r}")
     parts = urlsplit(base_url)
+    if "@" in parts.netloc:
+        # Userinfo would never reach the server as a credential (it reads a
+        # Bearer token or os_auth, PROTOCOL §10.2), yet would show in every
+        # repr and error: refused, and the message shows the URL without it.
+        host = parts.netloc.rpartition("@")[2]
+        shown = f"{parts.scheme}://***@{host}{parts.path}"
+        raise ValueError(
+            f"base_url {shown!r} is invalid: it must not contain a user name or password; "
+            "pass credentials as token= instead"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(
             f"base_url {base_url!r} is invalid: expected http://host[:port][/prefix] or https://..."

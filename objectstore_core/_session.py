@@ -19,6 +19,7 @@ from objectstore_core._config import ClientConfig
 from objectstore_core._http import Flow, Payload
 from objectstore_core._metadata import Metadata
 from objectstore_core._models import Compression, ExpirationPolicy, Permission, Scope, Usecase
+from objectstore_core._op_metrics import measured
 from objectstore_core._operations import (
     GetOutcome,
     delete_flow,
@@ -81,7 +82,7 @@ class SessionFlows:
         ``compress=``. ``expiration_policy`` defaults to the usecase's.
         ``timeout`` overrides the client's for this call.
         """
-        return put_flow(
+        flow = put_flow(
             self.target,
             contents,
             key,
@@ -96,6 +97,7 @@ class SessionFlows:
             resumable_threshold_bytes,
             timeout=Timeout.coerce(timeout),
         )
+        return measured(self.target, "put", flow, contents, precompressed)
 
     def get(
         self,
@@ -105,6 +107,7 @@ class SessionFlows:
         *,
         byte_range: tuple[int, int | None] | None = None,
         timeout: Timeout | float | None = None,
+        max_read_size: int | None = None,
     ) -> Flow[GetOutcome | None]:
         """Fetch an object with a streamed payload, or None if it does not exist.
 
@@ -113,23 +116,29 @@ class SessionFlows:
         stored bytes are returned and ``metadata.compression`` stays set.
         ``byte_range=(first, last)`` reads stored bytes ``first..last``
         inclusive (``last=None``: to the end); ranges are never decompressed.
+        ``max_read_size`` bounds ``read()`` of the whole payload for this call
+        (None: the client's); past it the read raises IntegrityError.
         """
-        return get_flow(
+        flow = get_flow(
             self.target,
             key,
             decompress,
             accept_encoding,
             byte_range,
             timeout=Timeout.coerce(timeout),
+            max_read_size=max_read_size,
         )
+        return measured(self.target, "get", flow)
 
     def head(self, key: str, *, timeout: Timeout | float | None = None) -> Flow[Metadata | None]:
         """An object's metadata, or None if it does not exist."""
-        return head_flow(self.target, key, timeout=Timeout.coerce(timeout))
+        flow = head_flow(self.target, key, timeout=Timeout.coerce(timeout))
+        return measured(self.target, "head", flow)
 
     def delete(self, key: str, *, timeout: Timeout | float | None = None) -> Flow[None]:
         """Delete an object; deleting a missing object is not an error."""
-        return delete_flow(self.target, key, timeout=Timeout.coerce(timeout))
+        flow = delete_flow(self.target, key, timeout=Timeout.coerce(timeout))
+        return measured(self.target, "delete", flow)
 
     def extend_expiry(
         self,
@@ -146,9 +155,10 @@ class SessionFlows:
         raised. Raises ObjectNotFound when the object is missing and
         ExpiryExtensionRejected when it has no expiry (manual).
         """
-        return extend_expiry_flow(
+        flow = extend_expiry_flow(
             self.target, key, at, from_creation, from_now, timeout=Timeout.coerce(timeout)
         )
+        return measured(self.target, "extend_expiry", flow)
 
 
 def with_return_annotation(

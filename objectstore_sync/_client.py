@@ -26,10 +26,13 @@ from objectstore_core import (
     Timeout,
     with_return_annotation,
 )
+from objectstore_core._auth import use_wall_clock
 from objectstore_sync._batch import Batch
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, open_response
 from objectstore_sync._transport import SocketTransport, SyncTransport
+
+use_wall_clock(time.time)  # a SecretKey used on its own signs with this twin's clock
 
 __all__ = ["Client", "Session"]
 

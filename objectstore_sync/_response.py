@@ -31,12 +31,15 @@ class Payload(io.BufferedIOBase):
     def readable(self) -> bool:
         return True
 
-    def _pull(self, limit: int | None) -> bytes:
-        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end."""
+    def _pull(self, limit: int | None, whole: bool = False) -> bytes:
+        """The next piece of payload (at most ``limit`` bytes); ``b""`` at the end.
+
+        ``whole``: for a read of the whole body (bounded by ``max_read_size``).
+        """
         if self.closed:
             raise ValueError("I/O operation on a closed payload")
         try:
-            while (chunk := self._download.read(limit)) is None:
+            while (chunk := self._download.read(limit, whole=whole)) is None:
                 data = self._stream.read()
                 self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
@@ -48,10 +51,14 @@ class Payload(io.BufferedIOBase):
         return chunk
 
     def read(self, size: int | None = -1) -> bytes:
-        """Read up to ``size`` bytes (all remaining bytes when negative or None)."""
+        """Read up to ``size`` bytes (all remaining bytes when negative or None).
+
+        Reading all remaining bytes raises IntegrityError once the payload
+        passes the ``max_read_size`` of the client or of the ``get``.
+        """
         parts = []
         if size is None or size < 0:
-            while chunk := self._pull(None):
+            while chunk := self._pull(None, whole=True):
                 parts.append(chunk)
             return parts[0] if len(parts) == 1 else b"".join(parts)
         while size > 0 and (chunk := self._pull(size)):
@@ -112,7 +119,7 @@ class GetResponse(_GetResponseFields):
     __slots__ = ()
 
     def read(self) -> bytes:
-        """The whole (decoded) payload."""
+        """The whole (decoded) payload, within ``max_read_size`` (else IntegrityError)."""
         return self.payload.read()
 
     def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]:

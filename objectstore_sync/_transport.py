@@ -97,8 +97,11 @@ class _Pool:
         self._check_fork()
         policy = self._policy
         with self._lock:
-            waiter = None if policy.take_slot() else threading.Event()
-            if waiter is not None:
+            if policy.take_slot():  # the usual case: a free slot, leased under the same lock
+                waiter = None
+                lease, closing = self._take(fresh)
+            else:
+                waiter = threading.Event()
                 policy.wait_for_slot(waiter)
         if waiter is not None:
             try:
@@ -116,11 +119,7 @@ class _Pool:
             with self._lock:
                 if not policy.stop_waiting(waiter, woken=waiter.is_set()):
                     raise policy.timeout_error(wait)
-        with self._lock:
-            lease, closing = policy.lease(fresh=fresh)
-            while lease.connection is not None and not _alive(lease.connection):
-                closing.append(lease.connection)
-                policy.next_idle(lease)
+                lease, closing = self._take(fresh)
         for conn in closing:
             conn.close()
         if lease.connection is None:
@@ -131,6 +130,14 @@ class _Pool:
                 **self._config.connection_options.urllib3_kwargs(),
             )
         return lease
+
+    def _take(self, fresh: bool) -> tuple[Lease[HTTPConnection], list[HTTPConnection]]:
+        """For a taken slot, under the lock: a lease past stale idle connections, and those."""
+        lease, closing = self._policy.lease(fresh=fresh)
+        while lease.connection is not None and not _alive(lease.connection):
+            closing.append(lease.connection)
+            self._policy.next_idle(lease)
+        return lease, closing
 
     def release(self, lease: Lease[HTTPConnection], reusable: bool) -> None:
         """Give a lease back (its connection kept only if reusable) and free its slot."""
@@ -249,6 +256,16 @@ class RawStream:
         """True once the body is complete and the connection released: reads give ``b""``."""
         return self._done
 
+    def read_all(self) -> bytes:
+        """The whole (small, error-sized) body, then the connection released."""
+        body = SmallBody()
+        try:
+            while data := self.read():
+                body.add(data)
+        finally:
+            self.close()
+        return body.result()
+
     def close(self) -> None:
         """Release the connection; an unfinished body makes it unusable, so it is closed."""
         if not self._done:
@@ -323,22 +340,13 @@ class SocketTransport:
                 pool.release(lease, False)
                 raise
             pool.release(lease, False)  # RESEND: on a fresh connection
-        head = exchange.head
-        assert head is not None
         if exchange.complete:  # no body (HEAD, 204, 304, an empty one)
             pool.release(lease, exchange.reusable)
-            return Response(head.status, head.headers), None
+            return exchange.response(), None
         stream = RawStream(pool, lease, exchange)
-        if request.stream and 200 <= head.status < 300:
-            exchange.stream_to_caller()
-            return Response(head.status, head.headers), stream
-        body = SmallBody()
-        try:
-            while data := stream.read():
-                body.add(data)
-        finally:
-            stream.close()
-        return Response(head.status, head.headers, body.result()), None
+        if exchange.hand_over():
+            return exchange.response(), stream
+        return exchange.response(stream.read_all()), None
 
     def _exchange(self, lease: Lease[HTTPConnection], exchange: Exchange) -> object:
         """Send the request and receive the response head on the lease's connection.

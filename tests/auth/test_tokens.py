@@ -6,7 +6,10 @@ No sockets: sessions use the in-process transport or build URLs only.
 from __future__ import annotations
 
 import math
+import pathlib
 import pickle
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -136,10 +139,10 @@ def test_token_round_trip_with_pyjwt() -> None:
 
 
 def test_token_permissions_and_expiry_override_the_key_defaults() -> None:
-    key = _key(expiry_seconds=30, permissions=[Permission.OBJECT_READ])
+    key = _key(expiry_seconds=30, permissions=[Permission.OBJECT_READ, Permission.OBJECT_WRITE])
     assert _decode(key.token_for_scope("u-case", Scope(), now=0)) == {
         "res": {"os:usecase": "u-case"},
-        "permissions": ["object.read"],
+        "permissions": ["object.read", "object.write"],
         "exp": 30,
     }
     other = key.token_for_scope(Usecase("u-case"), Scope(), [Permission.OBJECT_WRITE], 5, now=0)
@@ -504,3 +507,41 @@ def test_official_signatures_match() -> None:
         assert params(getattr(Session, name)) == params(getattr(official.Session, name))
     for name in ("__init__", "token_for_scope", "sign_for_scope", "signature_for_canonical_form"):
         assert params(getattr(SecretKey, name)) == params(getattr(official.SecretKey, name))
+
+
+_STANDALONE_SIGN = """
+import sys
+from pathlib import Path
+{twin}
+from objectstore_core import Scope, SecretKey
+key = SecretKey("test_kid", Path(sys.argv[1]).read_text())
+try:
+    key.token_for_scope("tests", Scope(org=1))
+except RuntimeError as exc:
+    print("refused:", exc)
+else:
+    print("signed")
+"""
+
+
+@pytest.mark.parametrize(
+    ("twin", "expected"),
+    [
+        ("", "refused: no clock to sign with: pass now="),
+        ("import objectstore_sync", "signed"),
+        ("import objectstore_async", "signed"),
+    ],
+)
+def test_a_key_alone_signs_with_the_clock_a_twin_gave(
+    twin: str, expected: str, tmp_path: pathlib.Path
+) -> None:
+    """The core reads no clock: a key used on its own signs with the imported twin's."""
+    pem = tmp_path / "key.pem"
+    pem.write_text(PRIVATE_PEM)
+    done = subprocess.run(
+        [sys.executable, "-c", _STANDALONE_SIGN.format(twin=twin), str(pem)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.startswith(expected), done.stdout

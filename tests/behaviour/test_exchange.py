@@ -403,3 +403,28 @@ def test_a_response_with_connection_close_is_not_reused(serve: Serve, connect: C
     assert _fetch(session, "second") == b"ok"
     assert peer.methods() == [(0, "GET"), (1, "GET")]
     assert peer.connection_count == 2
+
+
+# ------------------------------------------------------------------ connect errors
+
+
+def test_a_refused_connection_is_described_alike_without_a_library_s_words(kind: str) -> None:
+    """Both twins name the system's reason, never urllib3's or httpcore's wrapper."""
+    import socket
+
+    from objectstore_core import ConnectError
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    twin = Twin(kind, f"http://127.0.0.1:{port}", None, retry=NO_RETRIES)
+    try:
+        session = twin.session(Usecase("exchange"), org=1)
+        with pytest.raises(ConnectError) as caught:
+            session.head("k")
+    finally:
+        twin.close()
+    message = str(caught.value)
+    assert message.startswith(f"cannot connect to 127.0.0.1:{port}: Connection refused (errno ")
+    for foreign in ("urllib3", "httpcore", "NewConnectionError", "HTTPConnection", "attempts"):
+        assert foreign not in message

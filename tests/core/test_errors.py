@@ -8,6 +8,7 @@ from __future__ import annotations
 import builtins
 import json
 import math
+import pickle
 
 import pytest
 
@@ -112,8 +113,29 @@ def test_multipart_complete_error() -> None:
     assert error.status == 200
     assert error.code == "InvalidPart"
     assert error.message == "part number 2 was not uploaded"
-    assert "InvalidPart" in str(error)
-    assert "part number 2 was not uploaded" in str(error)
+    assert str(error) == (
+        "Multipart upload completion failed (InvalidPart): part number 2 was not uploaded"
+    )
+    # As the official client: the server's message is also the error's ``response``.
+    assert error.response == "part number 2 was not uploaded"
+    keywords = MultipartCompleteError(code="InvalidPart", message="m")
+    assert (keywords.code, keywords.response) == ("InvalidPart", "m")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RequestError("m", 400, "body"),
+        RateLimited("slow down", 429, None, 2.5),
+        MultipartCompleteError("InvalidPart", "m"),
+        ObjectNotFound("gone", 404, "").with_context(operation="get", key="k"),
+    ],
+)
+def test_request_errors_pickle(error: RequestError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert vars(copy) == vars(error)
 
 
 def test_with_context_fills_only_missing_fields() -> None:

@@ -140,9 +140,17 @@ def test_put_with_key_puts_to_the_object(key: str, wire: str) -> None:
 
 
 def test_put_returns_the_key_the_server_reports() -> None:
+    flow = put_flow(TARGET, b"x")
+    start(flow)
+    assert finish(flow, Response(201, {}, b'  {"key": "k2", "extra": 1}  ')) == "k2"
+
+
+def test_a_keyed_put_answered_with_another_key_is_a_protocol_error() -> None:
+    # PROTOCOL §3.2: the body names the key written; another one is not trusted.
     flow = put_flow(TARGET, b"x", key="k")
     start(flow)
-    assert finish(flow, Response(200, {}, b'  {"key": "k2", "extra": 1}  ')) == "k2"
+    with pytest.raises(ProtocolError, match="answered with key 'k2' for a write to key 'k'"):
+        finish(flow, Response(200, {}, b'{"key": "k2"}'))
 
 
 def test_put_compresses_with_zstd_by_default() -> None:
