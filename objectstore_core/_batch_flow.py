@@ -54,7 +54,7 @@ from objectstore_core._batch_results import BatchResult, FetchedObject, Operatio
 from objectstore_core._codec import compress_bound
 from objectstore_core._config import ClientTarget
 from objectstore_core._errors import ObjectstoreError, ProtocolError, error_for_response
-from objectstore_core._http import Compress, Flow, Payload, Request, Response, Sleep
+from objectstore_core._http import Compress, Flow, Payload, ReadBody, Request, Response, Sleep
 from objectstore_core._metadata import metadata_headers, read_metadata
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._operations import (
@@ -372,7 +372,10 @@ def _attempt(
     parts = [op.part(bodies.get(op.index, b"")) for op in ops]
     body = b"".join(encode_batch(parts, boundary))
     headers = (("content-type", batch_content_type(boundary)),)
-    request = Request("POST", target.collection("objects:batch"), headers, body, timeout=timeout)
+    # stream=True: the multipart response is read part by part (ReadBody steps), so a
+    # response is never held whole and the parts before a broken stream still count.
+    path = target.collection("objects:batch")
+    request = Request("POST", path, headers, body, stream=True, timeout=timeout)
     config = target.config if isinstance(target, ClientTarget) else None
     policy = config.retry if config is not None else None
     try:
@@ -390,28 +393,49 @@ def _attempt(
             results[op.index] = _failed(target, op, failure)
         retryable = policy is not None and response.status in policy.statuses
         return failure, (list(ops) if retryable else [])
-    retry = _read_parts(target, ops, response, results)
+    retry, missing, broken = yield from _read_parts(target, ops, response, results)
     if policy is None:
         return None, []
-    return None, [op for op in retry if results[op.index].error is not None]
+    again = [op for op in retry if results[op.index].error is not None]
+    if broken is not None and isinstance(broken, policy.errors):
+        # A partial response (§8.5 via the retry policy): only the operations
+        # without a result are sent again.
+        return broken, again + missing
+    return None, again
 
 
 def _read_parts(
     target: Target, ops: list[_Operation], response: Response, results: dict[int, BatchResult]
-) -> list[_Operation]:
-    """Correlate the response's parts with ``ops`` by index (§8.4, §8.5)."""
+) -> Flow[tuple[list[_Operation], list[_Operation], ObjectstoreError | None]]:
+    """Read the response's parts as they arrive, correlating them with ``ops`` by index
+    (§8.4, §8.5).
+
+    Returns the operations whose parts asked for a retry (429/503), those left
+    without any result, and the error that broke the stream, if one did.
+    """
     by_index = dict(enumerate(ops))  # the index header is the position in *this* request
     seen: set[int] = set()
     retry: list[_Operation] = []
     problem = "no part for this operation in the batch response"
+    broken: ObjectstoreError | None = None
     try:
         boundary = boundary_from_content_type(response.headers.get("content-type"))
         decoder = BatchDecoder(boundary)
-        decoder.receive_data(response.body)
-        decoder.receive_data(b"")
+        if response.body:  # a transport that read the body whole
+            decoder.receive_data(response.body)
         while True:
             event = decoder.next_event()
-            if event is END or event is NEED_DATA:
+            if event is NEED_DATA:
+                try:
+                    chunk = yield ReadBody()
+                except ObjectstoreError as error:
+                    broken = error
+                    break
+                if not isinstance(chunk, bytes):  # pragma: no cover - driver contract
+                    raise TypeError(f"driver sent {chunk!r} for a ReadBody step")
+                decoder.receive_data(chunk)  # b"": the end of the body
+                continue
+            if event is END:
                 break
             assert isinstance(event, BatchPart)
             position = _index(event)
@@ -428,10 +452,13 @@ def _read_parts(
                 retry.append(op)
     except ProtocolError as error:
         problem = str(error)
-    for position, op in by_index.items():
-        if position not in seen:
+    missing = [op for position, op in by_index.items() if position not in seen]
+    for op in missing:
+        if broken is not None:
+            results[op.index] = _failed(target, op, broken)
+        else:
             results[op.index] = _protocol(target, op, problem)
-    return retry
+    return retry, missing, broken
 
 
 def _index(part: BatchPart) -> int | None:

@@ -29,6 +29,7 @@ from objectstore_core import (
     ObjectstoreError,
     ProtocolError,
     RateLimited,
+    ReadBody,
     Request,
     Response,
     RetryPolicy,
@@ -209,7 +210,7 @@ def _multipart(*parts: bytes, close: bool = True) -> Response:
     return Response(200, headers, body)
 
 
-Responder = Callable[[Request], "Response | ObjectstoreError"]
+Responder = Callable[[Request], Any]
 
 
 def _run(builder: BatchBuilder, respond: Responder) -> tuple[list[BatchResult], list[float]]:
@@ -219,15 +220,24 @@ def _run(builder: BatchBuilder, respond: Responder) -> tuple[list[BatchResult], 
     for job in builder.plan():
         flow = job.flow()
         reply: Any = None
+        stream: list[Any] = []  # what ReadBody steps get: bytes, or an error to throw
         try:
             step = next(flow)
             while True:
                 if isinstance(step, SendRequest):
                     outcome = respond(step.request)
+                    if isinstance(outcome, tuple):  # (head, pieces): a streamed body
+                        outcome, stream = outcome[0], list(outcome[1])
                     if isinstance(outcome, ObjectstoreError):
                         step = flow.throw(outcome)
                         continue
                     reply = outcome
+                elif isinstance(step, ReadBody) and stream:
+                    piece = stream.pop(0)
+                    if isinstance(piece, ObjectstoreError):
+                        step = flow.throw(piece)
+                        continue
+                    reply = piece
                 elif isinstance(step, Compress):
                     reply = step.run(1)
                 elif isinstance(step, Sleep):
@@ -235,6 +245,8 @@ def _run(builder: BatchBuilder, respond: Responder) -> tuple[list[BatchResult], 
                     reply = None
                 elif isinstance(step, Clock):
                     reply = 0.0
+                elif isinstance(step, ReadBody):
+                    reply = b""  # the scripted responses carry their whole body
                 step = flow.send(reply)
         except StopIteration as done:
             results += done.value
@@ -492,3 +504,36 @@ def test_batch_error_is_an_objectstore_error_and_an_exception_group() -> None:
     assert all(isinstance(g, BatchError) for g in seen)
     assert seen[0].results[0].key == "a"
     BatchResults([BatchResult(0, "get", "x")]).raise_for_failures()  # nothing failed
+
+
+def test_a_stream_broken_mid_response_resends_only_the_unresulted() -> None:
+    from objectstore_core import ReadError
+
+    builder = BatchBuilder(_client_target(POLICY))
+    builder.get("a")
+    builder.put(b"keyless")
+    builder.put(b"keyed", key="k")
+    builder.delete("d")
+    sent: list[bytes] = []
+
+    def respond(request: Request) -> Any:
+        assert isinstance(request.body, bytes) and request.stream
+        sent.append(request.body)
+        head = _multipart()
+        if len(sent) == 1:  # a's part arrives whole, then the connection drops
+            first = _ok_get(0, "a") + f"--{RESPONSE_BOUNDARY}\r\n".encode()
+            return Response(200, head.headers), [first[:7], first[7:], ReadError("reset")]
+        streamed = _multipart(
+            _part(1, "204 No Content", x_sn_batch_operation_key="d"),
+            _part(0, "201 Created", x_sn_batch_operation_key="k"),
+        )
+        body = streamed.body
+        return Response(200, head.headers), [body[i : i + 5] for i in range(0, len(body), 5)]
+
+    results, sleeps = _run(builder, respond)
+    assert sleeps == [0.5]
+    assert sent[1].count(b"x-sn-batch-operation-kind:") == 2  # only k and d again
+    assert b"x-sn-batch-operation-key: k\r\n" in sent[1]
+    assert results[0].ok and results[0].value.body == b"x"
+    assert isinstance(results[1].error, ReadError)  # the keyless put is never replayed
+    assert results[2].value == "k" and results[3].ok
