@@ -140,10 +140,15 @@ class AsyncBatch:
                 for batched, limit in ((True, self._limits[0]), (False, self._limits[1])):
                     chosen = [job for job in jobs if job.batched is batched]
                     group.start_soon(self._feed, chosen, limit, send.clone())
-            async with receive:
-                async for results in receive:
-                    for result in results:
-                        yield result
+            try:
+                async with receive:
+                    async for results in receive:
+                        for result in results:
+                            yield result
+            except GeneratorExit:
+                # The caller stopped early (break, aclose): cancel the requests in
+                # flight and start no more, without the group reporting the exit.
+                group.cancel_scope.cancel()
 
     async def _feed(
         self,

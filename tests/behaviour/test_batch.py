@@ -166,3 +166,38 @@ def test_transient_failures_of_a_batch_request_are_retried(kind: str) -> None:
             assert all(r.ok and r.value.read() == b"there" for r in batch.send())
         finally:
             twin.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio", "trio"])
+def test_leaving_iter_results_early_stops_cleanly(kind: str) -> None:
+    import anyio
+
+    from objectstore_async import AsyncClient
+    from objectstore_sync import Client
+    from objectstore_sync.testing import LocalServer
+
+    with LocalServer() as server:
+        if kind == "sync":
+            with Client(server.url) as client:
+                session = client.session(Usecase("attachments"), org=1)
+                batch = session.many(max_batch_concurrency=1)
+                for i in range(2500):
+                    batch.delete(f"k{i}")
+                for _ in batch.iter_results():
+                    break  # the running request finishes; no further one starts
+                assert session.put(b"still usable", key="after") == "after"
+            return
+
+        async def main() -> None:
+            async with AsyncClient(server.url) as client:
+                session = client.session(Usecase("attachments"), org=1)
+                batch = session.many(max_batch_concurrency=1)
+                for i in range(2500):
+                    batch.delete(f"k{i}")
+                results = batch.iter_results()
+                async for _ in results:
+                    break
+                await results.aclose()  # type: ignore[attr-defined]
+                assert await session.put(b"still usable", key="after") == "after"
+
+        anyio.run(main, backend=kind)
