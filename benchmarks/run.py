@@ -53,7 +53,7 @@ OPS = ("put", "get", "head", "delete")
 KINDS = ("json", "random")
 KIND_LABEL = {"json": "JSON-like", "random": "random"}
 DIRECTIONS = ("upload", "download")
-BATCH_NA = "n/a (no batch API yet)"
+BATCH_NA = "n/a (not measured)"
 
 # Targets of issue #6, as ratios measured in the same run.
 CPU_RATIO = 0.7
@@ -171,6 +171,7 @@ class Results:
     zstd: dict[tuple[int, str], Json] = field(default_factory=dict)
     loopback: Json = field(default_factory=dict)
     concurrency: Json = field(default_factory=dict)
+    batch: dict[str, Json] = field(default_factory=dict)  # twin -> benchmarks/batch.py figures
     phases: dict[str, float] = field(default_factory=dict)
     load: list[float] = field(default_factory=list)  # 1-minute load average, start and end
     seconds: float = 0.0
@@ -262,6 +263,13 @@ def run_all(plan: Plan) -> Results:
                     )
 
         phase("small operations")
+
+        print("batches (1 KiB, many() against single requests)", flush=True)
+        count = 2000 if plan.name == "quick" else 10_000
+        for twin in OURS:
+            results.batch[twin] = _batch_figures(twin, emulator.url, count)
+            progress(f"{LABEL[twin]}: {results.batch[twin]}")
+        phase("batches")
 
         print("throughput", flush=True)
         for round_ in range(plan.rounds):
@@ -579,6 +587,23 @@ def summary(checks: dict[str, list[Check]], results: Results) -> list[tuple[str,
     return lines
 
 
+def _batch_figures(twin: str, url: str, count: int) -> Json:
+    """``benchmarks/batch.py``'s figures for one twin, in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "batch.py"), "--count", str(count), "--worker", twin, url],
+        capture_output=True,
+        text=True,
+        cwd=BENCH_DIR,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        return {"error": (done.stderr or done.stdout).strip()[-200:]}
+    figures: Json = json.loads(done.stdout)
+    figures["count"] = count
+    return figures
+
+
 def dump_raw(results: Results) -> str:
     """Everything measured, as JSON (tuple keys flattened to strings)."""
     return json.dumps(
@@ -589,6 +614,7 @@ def dump_raw(results: Results) -> str:
             "zstd": {"|".join(map(str, k)): v for k, v in results.zstd.items()},
             "loopback": results.loopback,
             "concurrency": results.concurrency,
+            "batch": results.batch,
             "phases": results.phases,
             "load": results.load,
             "seconds": results.seconds,
@@ -609,6 +635,7 @@ def load_raw(path: Path) -> Results:
         results.zstd[int(size), kind] = value
     results.loopback = raw["loopback"]
     results.concurrency = raw["concurrency"]
+    results.batch = raw.get("batch", {})
     results.phases = raw["phases"]
     results.load = raw["load"]
     results.seconds = raw["seconds"]
@@ -725,10 +752,26 @@ def render(results: Results, checks: dict[str, list[Check]]) -> tuple[str, str]:
     )
 
     out += ["", "### Batch", ""]
-    out += _table(
-        ["Case", LABEL["sync"], LABEL["async"], LABEL["official"]],
-        [["1 KiB ops via many() vs single requests", BATCH_NA, BATCH_NA, "n/a (no many())"]],
-    )
+    rows = []
+    for op in ("put", "get", "delete"):
+        cells = []
+        for twin in OURS:
+            figures = results.batch.get(twin, {})
+            if f"batch-{op}" not in figures:
+                cells.append(figures.get("error", BATCH_NA))
+                continue
+            ratio = figures[f"batch-{op}"] / figures[f"single-{op}"]
+            rss = figures.get("peak_rss_mib", math.nan)
+            cells.append(
+                f"{_num(figures[f'batch-{op}'])} ops/s ({ratio:.1f}× single), "
+                f"peak RSS {_num(rss)} MiB"
+            )
+        count = max((f.get("count", 0) for f in results.batch.values()), default=0)
+        rows.append(
+            [f"{count:,} 1 KiB {op}s via many() vs single requests", *cells, "n/a (no many())"]
+        )
+    out += _table(["Case", LABEL["sync"], LABEL["async"], LABEL["official"]], rows)
+    out += ["", "Target: at least 10× single requests, peak RSS under 100 MiB."]
 
     pool = results.concurrency.get("max_connections", "?")
     out += ["", f"### Async concurrency (1 KiB gets, one AsyncClient, pool of {pool})", ""]

@@ -15,12 +15,14 @@ defaults; I/O methods are awaited.
 ...             print(await obj.aread())
 """
 
+from objectstore_async._batch import AsyncBatch
 from objectstore_async._client import AsyncClient, AsyncSession
 from objectstore_async._response import AsyncGetResponse, AsyncPayload
 from objectstore_core import shared
 from objectstore_core.shared import *  # noqa: F403  (the names both twins share)
 
 __all__ = [
+    "AsyncBatch",
     "AsyncClient",
     "AsyncGetResponse",
     "AsyncPayload",

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from objectstore_async._batch import AsyncBatch
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, open_async_response
 from objectstore_async._transport import AsyncSocketTransport, AsyncTransport
@@ -27,6 +28,7 @@ from objectstore_core import (
     GetOutcome,
     SessionFlows,
     Target,
+    Timeout,
     with_return_annotation,
 )
 from objectstore_core._auth import use_wall_clock
@@ -135,3 +137,17 @@ class AsyncSession(BaseSession):
     head = _awaiting(SessionFlows.head, "Metadata | None")
     delete = _awaiting(SessionFlows.delete, "None")
     extend_expiry = _awaiting(SessionFlows.extend_expiry, "None")
+
+    # -- batches (API §3) --
+    def many(
+        self,
+        max_batch_concurrency: int = 3,
+        max_individual_concurrency: int = 5,
+        *,
+        timeout: Timeout | float | None = None,
+    ) -> AsyncBatch:
+        """An :class:`AsyncBatch` of operations on this session's objects, sent together.
+
+        ``timeout`` applies to each of its requests. See :class:`AsyncBatch`.
+        """
+        return AsyncBatch(self, max_batch_concurrency, max_individual_concurrency, timeout=timeout)

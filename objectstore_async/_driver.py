@@ -15,6 +15,7 @@ from objectstore_core import (
     Compress,
     Flow,
     ObjectstoreError,
+    ReadBody,
     Response,
     SendRequest,
     Sleep,
@@ -70,6 +71,12 @@ async def adrive(
                 await anyio.sleep(step.seconds)
             elif isinstance(step, Clock):
                 reply = time.monotonic()
+            elif isinstance(step, ReadBody):  # a batch response, part by part
+                try:
+                    reply = bytes(await held.read()) if held is not None and not held.done else b""
+                except ObjectstoreError as error:
+                    step = flow.throw(error)
+                    continue
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

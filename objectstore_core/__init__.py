@@ -12,6 +12,9 @@ threads). ``objectstore_sync`` (urllib3) and ``objectstore_async``
 """
 
 from objectstore_core._auth import KeyCredentials, SecretKey, TokenGenerator, TokenProvider
+from objectstore_core._batch import BatchDecoder, BatchPart, EncodedPart, encode_batch
+from objectstore_core._batch_flow import BatchBuilder, BatchJob, validate_concurrency
+from objectstore_core._batch_results import BatchError, BatchResult, BatchResults, FetchedObject
 from objectstore_core._client_base import BaseClient
 from objectstore_core._codec import (
     MULTITHREAD_MIN,
@@ -78,6 +81,7 @@ from objectstore_core._http import (
     Flow,
     Payload,
     PayloadKind,
+    ReadBody,
     Request,
     Response,
     SendRequest,
@@ -137,6 +141,13 @@ __all__ = [
     "SUPPORTED_METHODS",
     "BaseClient",
     "BaseSession",
+    "BatchBuilder",
+    "BatchDecoder",
+    "BatchError",
+    "BatchJob",
+    "BatchPart",
+    "BatchResult",
+    "BatchResults",
     "BinaryReader",
     "Buffer",
     "ClientConfig",
@@ -149,8 +160,10 @@ __all__ = [
     "ConnectTimeout",
     "Credentials",
     "Download",
+    "EncodedPart",
     "ExpirationPolicy",
     "ExpiryExtensionRejected",
+    "FetchedObject",
     "Flow",
     "Forbidden",
     "GetOutcome",
@@ -170,6 +183,7 @@ __all__ = [
     "PoolTimeout",
     "ProtocolError",
     "RateLimited",
+    "ReadBody",
     "ReadError",
     "ReadTimeout",
     "Request",
@@ -210,6 +224,7 @@ __all__ = [
     "decode_header_value",
     "decompress",
     "delete_flow",
+    "encode_batch",
     "encode_header_value",
     "encode_path",
     "encode_query",
@@ -230,6 +245,7 @@ __all__ = [
     "session_target",
     "token_from_env",
     "upload_size",
+    "validate_concurrency",
     "with_return_annotation",
     "zstd_workers",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "Flow",
     "Payload",
     "PayloadKind",
+    "ReadBody",
     "Request",
     "Response",
     "SendRequest",
@@ -271,7 +272,17 @@ class Clock:
     """
 
 
+@dataclass(frozen=True, slots=True)
+class ReadBody:
+    """Flow step: the next raw bytes of the body the last request left open
+    (``stream=True``); the driver sends back bytes, ``b""`` once the body is done.
+
+    A failure while reading is thrown into the flow at this step. The batch
+    flow reads its multipart response this way, part by part (PROTOCOL §8.4).
+    """
+
+
 Flow: TypeAlias = Generator[
-    SendRequest | Sleep | Clock | Compress, Response | float | bytes | None, T
+    SendRequest | Sleep | Clock | Compress | ReadBody, Response | float | bytes | None, T
 ]
 """A multi-step operation written once, driven by the sync and the async driver."""

@@ -6,6 +6,9 @@ offer from the core.
 """
 
 from objectstore_core import (
+    BatchError,
+    BatchResult,
+    BatchResults,
     CompletePart,
     Compression,
     ConnectError,
@@ -47,6 +50,9 @@ from objectstore_core import (
 )
 
 __all__ = [
+    "BatchError",
+    "BatchResult",
+    "BatchResults",
     "CompletePart",
     "Compression",
     "ConnectError",

@@ -23,9 +23,11 @@ from objectstore_core import (
     GetOutcome,
     SessionFlows,
     Target,
+    Timeout,
     with_return_annotation,
 )
 from objectstore_core._auth import use_wall_clock
+from objectstore_sync._batch import Batch
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, open_response
 from objectstore_sync._transport import SocketTransport, SyncTransport
@@ -132,3 +134,17 @@ class Session(BaseSession):
     head = _blocking(SessionFlows.head, "Metadata | None")
     delete = _blocking(SessionFlows.delete, "None")
     extend_expiry = _blocking(SessionFlows.extend_expiry, "None")
+
+    # -- batches (API §3) --
+    def many(
+        self,
+        max_batch_concurrency: int = 3,
+        max_individual_concurrency: int = 5,
+        *,
+        timeout: Timeout | float | None = None,
+    ) -> Batch:
+        """A :class:`Batch` of operations on this session's objects, sent together.
+
+        ``timeout`` applies to each of its requests. See :class:`Batch`.
+        """
+        return Batch(self, max_batch_concurrency, max_individual_concurrency, timeout=timeout)

@@ -10,6 +10,7 @@ from objectstore_core import (
     Compress,
     Flow,
     ObjectstoreError,
+    ReadBody,
     Response,
     SendRequest,
     Sleep,
@@ -53,6 +54,12 @@ def drive(
                 time.sleep(step.seconds)
             elif isinstance(step, Clock):
                 reply = time.monotonic()
+            elif isinstance(step, ReadBody):  # a batch response, part by part
+                try:
+                    reply = bytes(held.read()) if held is not None and not held.done else b""
+                except ObjectstoreError as error:
+                    step = flow.throw(error)
+                    continue
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

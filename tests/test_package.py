@@ -32,6 +32,7 @@ PACKAGES = [
 
 # sync name -> async name, for classes and for methods that must differ (API §0.2).
 CLASS_TWINS = {
+    "Batch": "AsyncBatch",
     "Client": "AsyncClient",
     "Session": "AsyncSession",
     "GetResponse": "AsyncGetResponse",

@@ -42,6 +42,7 @@ from datetime import datetime
 
 from objectstore_core import Permission
 from objectstore_core.emulator._auth import ALLOW_ALL, Permit
+from objectstore_core.emulator._batch import begin_batch
 from objectstore_core.emulator._exchange import (
     BufferSink,
     Exchange,
@@ -196,8 +197,9 @@ class Emulator:
         if route.kind is RouteKind.OBJECT:
             assert path.key is not None
             return self._object(request, raw_query, path, path.key, deny)
-        # Batch (§8) and multipart (§9) are not implemented yet: 501 as for a backend
-        # without multipart support (§9).
+        if route.kind is RouteKind.BATCH:  # §8, in its own module
+            return begin_batch(self, request, path, deny, self._requests_total)
+        # Multipart (§9) is not implemented yet: 501 as for a backend without it (§9).
         return Exchange(service_error(501, "not implemented"))
 
     def _internal(self, route: Route) -> ServerResponse | None:

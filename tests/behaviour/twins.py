@@ -102,6 +102,35 @@ class AsyncSessionView:
     def extend_expiry(self, *args: Any, **kwargs: Any) -> None:
         self._call("extend_expiry", *args, **kwargs)
 
+    def many(self, *args: Any, **kwargs: Any) -> AsyncBatchView:
+        return AsyncBatchView(self._session.many(*args, **kwargs), self._portal)
+
+
+class AsyncBatchView:
+    """An AsyncBatch whose ``send`` blocks; fetched objects come back as AsyncResponseViews."""
+
+    def __init__(self, batch: Any, portal: anyio.from_thread.BlockingPortal) -> None:
+        self._batch = batch
+        self._portal = portal
+        self.put, self.get = batch.put, batch.get
+        self.head, self.delete = batch.head, batch.delete
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def send(self) -> Any:
+        results = self._portal.call(self._batch.send)
+        for result in results:
+            if isinstance(result.value, AsyncGetResponse):
+                object.__setattr__(result, "value", AsyncResponseView(result.value, self._portal))
+        return results
+
+    def iter_results(self) -> list[Any]:
+        async def collect() -> list[Any]:
+            return [result async for result in self._batch.iter_results()]
+
+        return self._portal.call(collect)
+
 
 class Twin:
     """A client of either twin, with a blocking ``session()``; extra kwargs go to the client."""

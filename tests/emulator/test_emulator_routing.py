@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from objectstore_core.emulator import MemoryStorage, ObjectId
@@ -190,10 +188,10 @@ def test_resumable_append_to_unknown_session_is_404(client: Client) -> None:
     assert client.get(f"{OBJ}/k").body == b"original"
 
 
-def test_batch_and_multipart_are_not_implemented_yet(client: Client) -> None:
-    result = client.post("/v1/objects:batch/test/org=1/")
-    assert result.status == 501
-    assert json.loads(result.body)["detail"] == "service error: not implemented"
+def test_batch_without_a_multipart_body_is_a_plain_400(client: Client) -> None:
+    result = client.post("/v1/objects:batch/test/org=1/")  # PROTOCOL §8.1
+    assert result.status == 400
+    assert result.body == b"Invalid `boundary` for `multipart/form-data` request"
 
 
 def test_authorize_hook_runs_after_routing_and_before_path_parsing(

@@ -1,0 +1,200 @@
+"""``AsyncBatch``: many operations in few requests, in tasks (API §3, PROTOCOL §8).
+
+The twin of ``objectstore_sync.Batch``. The core decides everything
+(:mod:`objectstore_core._batch_flow`); this module only runs the core's
+jobs as tasks within the two concurrency limits, over the client's pool,
+and wraps fetched objects as :class:`AsyncGetResponse`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Concatenate, ParamSpec
+
+import anyio
+from anyio.streams.memory import MemoryObjectSendStream
+
+from objectstore_async._driver import adrive
+from objectstore_async._response import AsyncGetResponse, AsyncPayload
+from objectstore_core import (
+    BatchBuilder,
+    BatchJob,
+    BatchResult,
+    BatchResults,
+    FetchedObject,
+    Timeout,
+    ZstdContexts,
+    validate_concurrency,
+)
+
+if TYPE_CHECKING:
+    from objectstore_async._client import AsyncSession
+
+__all__ = ["AsyncBatch"]
+
+P = ParamSpec("P")
+
+
+class _Bytes:
+    """A body already in memory, read like a connection's (for a batch get's payload)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    async def read(self) -> bytes:
+        data, self._data = self._data or b"", None
+        return data
+
+    @property
+    def done(self) -> bool:
+        return True
+
+    async def aclose(self) -> None:
+        self._data = None
+
+
+def _adder(
+    method: Callable[Concatenate[BatchBuilder, P], None],
+) -> Callable[Concatenate[AsyncBatch, P], None]:
+    """A :class:`BatchBuilder` method as an AsyncBatch method (validates now, sends later)."""
+
+    def add(self: AsyncBatch, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        method(self._builder, *args, **kwargs)
+
+    functools.update_wrapper(add, method)
+    return add
+
+
+class AsyncBatch:
+    """Operations collected for one :meth:`send` (from :meth:`AsyncSession.many`).
+
+    >>> batch = session.many()                      # doctest: +SKIP
+    >>> batch.put(b"a", key="k1"); batch.get("k2")  # doctest: +SKIP
+    >>> results = await batch.send()                # doctest: +SKIP
+
+    Adding operations does no I/O, so ``put``, ``get``, ``head`` and
+    ``delete`` are plain methods that raise ValueError for invalid input at
+    once. Small operations go through the batch endpoint, up to
+    ``max_batch_concurrency`` requests at a time; large or unsized puts as
+    individual requests, up to ``max_individual_concurrency`` at a time.
+    ``async with session.many() as batch:`` sends on exit; the results are
+    then in :attr:`results`.
+    """
+
+    __slots__ = ("_builder", "_limits", "_session", "_timeout", "results")
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        max_batch_concurrency: int = 3,
+        max_individual_concurrency: int = 5,
+        *,
+        timeout: Timeout | float | None = None,
+    ) -> None:
+        batches = validate_concurrency(max_batch_concurrency, "max_batch_concurrency")
+        singles = validate_concurrency(max_individual_concurrency, "max_individual_concurrency")
+        pool = session._client.config.max_connections
+        if batches + singles > pool:
+            raise ValueError(
+                f"max_batch_concurrency + max_individual_concurrency = {batches + singles} "
+                f"exceeds the client's pool of {pool} connections: raise max_connections"
+            )
+        self._session = session
+        self._builder = BatchBuilder(session._flows.target)
+        self._limits = (batches, singles)
+        self._timeout = Timeout.coerce(timeout)
+        self.results: BatchResults | None = None
+        """What the last :meth:`send` returned (set on leaving an ``async with`` block)."""
+
+    put = _adder(BatchBuilder.put)
+    get = _adder(BatchBuilder.get)
+    head = _adder(BatchBuilder.head)
+    delete = _adder(BatchBuilder.delete)
+
+    def __len__(self) -> int:
+        """Operations waiting to be sent."""
+        return len(self._builder)
+
+    async def send(self) -> BatchResults:
+        """Send every operation added; one result each, in submission order."""
+        results = [result async for result in self.iter_results()]
+        results.sort(key=lambda result: result.index)
+        self.results = BatchResults(results)
+        return self.results
+
+    async def iter_results(self) -> AsyncIterator[BatchResult]:
+        """Send every operation added, yielding results as their requests complete.
+
+        A request's task hands its results over only when the caller takes
+        them, and at most the concurrency's worth of tasks exist at once, so
+        memory is bounded by the concurrency, not by the size of the batch.
+        """
+        jobs = self._builder.plan(self._timeout)
+        send, receive = anyio.create_memory_object_stream[list[BatchResult]](0)
+        async with anyio.create_task_group() as group:
+            async with send:
+                for batched, limit in ((True, self._limits[0]), (False, self._limits[1])):
+                    chosen = [job for job in jobs if job.batched is batched]
+                    group.start_soon(self._feed, chosen, limit, send.clone())
+            try:
+                async with receive:
+                    async for results in receive:
+                        for result in results:
+                            yield result
+            except GeneratorExit:
+                # The caller stopped early (break, aclose): cancel the requests in
+                # flight and start no more, without the group reporting the exit.
+                group.cancel_scope.cancel()
+
+    async def _feed(
+        self,
+        jobs: Sequence[BatchJob],
+        limit: int,
+        send: MemoryObjectSendStream[list[BatchResult]],
+    ) -> None:
+        """Start ``jobs`` as tasks, never more than ``limit`` at a time."""
+        slots = anyio.Semaphore(limit)
+        async with send, anyio.create_task_group() as group:
+            for job in jobs:
+                await slots.acquire()
+                group.start_soon(self._run, job, slots, send.clone())
+
+    async def _run(
+        self,
+        job: BatchJob,
+        slots: anyio.Semaphore,
+        send: MemoryObjectSendStream[list[BatchResult]],
+    ) -> None:
+        try:
+            async with send:
+                client = self._session._client
+                results, held = await adrive(job.flow(), client._transport, client._zstd)
+                if held is not None:  # pragma: no cover - batch flows read every body whole
+                    await held.aclose()
+                await send.send([_wrapped(result, client._zstd) for result in results])
+        finally:
+            slots.release()
+
+    async def __aenter__(self) -> AsyncBatch:
+        return self
+
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            await self.send()
+
+    def __repr__(self) -> str:
+        return f"AsyncBatch({len(self._builder)} operations, session={self._session!r})"
+
+
+def _wrapped(result: BatchResult, contexts: ZstdContexts | None) -> BatchResult:
+    """A batch get's fetched object as an AsyncGetResponse; other results as they are."""
+    value = result.value
+    if not isinstance(value, FetchedObject):
+        return result
+    download = value.download(contexts)  # a decoder only once the payload is read
+    payload = AsyncPayload(_Bytes(value.body), download)
+    return replace(result, value=AsyncGetResponse(value.metadata, payload))

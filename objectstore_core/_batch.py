@@ -1,0 +1,296 @@
+"""The batch endpoint's wire format (PROTOCOL §8): request encoder, response decoder.
+
+The encoder turns operations into a ``multipart/form-data`` body, one part
+per operation (§8.1); it yields the body piece by piece, so a caller can
+stream it or join it. The decoder reads the multipart response (§8.4) in
+h11's style: push bytes with :meth:`BatchDecoder.receive_data` (``b""`` is
+the end of the body), pull events with :meth:`BatchDecoder.next_event`,
+which returns a :class:`BatchPart`, :data:`END` once the closing delimiter
+was read, or :data:`NEED_DATA` when more bytes are needed. A malformed
+stream raises :class:`~objectstore_core.ProtocolError` (the peer
+misbehaved); after that the decoder refuses further use. Memory per part is
+bounded by ``max_part_size`` and ``max_header_size``.
+
+The decoder does not interpret part headers (index, status, key, kind): the
+batch flow (:mod:`objectstore_core._batch_flow`) correlates parts with the
+operations, so a part with a bad index fails exactly its operation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from urllib.parse import unquote
+
+from objectstore_core._errors import ProtocolError
+
+__all__ = [
+    "END",
+    "NEED_DATA",
+    "BatchDecoder",
+    "BatchPart",
+    "EncodedPart",
+    "batch_content_type",
+    "boundary_from_content_type",
+    "decode_batch_key",
+    "encode_batch",
+    "encode_batch_key",
+    "encoded_size",
+]
+
+MAX_HEADER_SIZE = 64 * 1024
+"""Bound on one part's header section (a part's metadata headers are small, §4.2)."""
+
+DEFAULT_MAX_PART_SIZE = 1024 * 1024 * 1024
+"""Default bound on one part's body (a batch get returns whole objects, §8.4)."""
+
+
+class _Sentinel(Enum):
+    NEED_DATA = "NEED_DATA"
+    END = "END"
+
+
+NEED_DATA = _Sentinel.NEED_DATA
+"""Returned by :meth:`BatchDecoder.next_event` when more bytes are needed."""
+
+END = _Sentinel.END
+"""Returned by :meth:`BatchDecoder.next_event` after the closing delimiter."""
+
+
+# ------------------------------------------------------------------- encoder
+
+_ALNUM = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def encode_batch_key(key: str) -> str:
+    """Percent-encode a key for ``x-sn-batch-operation-key``: every byte except
+    ``A-Z a-z 0-9`` (PROTOCOL §8.1, as the official client does)."""
+    if key.isascii() and key.isalnum():
+        return key
+    return "".join(chr(byte) if byte in _ALNUM else f"%{byte:02X}" for byte in key.encode("utf-8"))
+
+
+def decode_batch_key(value: str) -> str:
+    """The key of a response part's ``x-sn-batch-operation-key`` (§8.4), or ValueError."""
+    return unquote(value, encoding="utf-8", errors="strict")
+
+
+def batch_content_type(boundary: str) -> str:
+    """The request's content type, with the boundary quoted as the server quotes its own."""
+    return f'multipart/form-data; boundary="{boundary}"'
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedPart:
+    """One operation as a request part (§8.1): its kind, key and headers, and its body.
+
+    ``kind`` is the wire kind (``get``, ``head``, ``insert``, ``delete``);
+    ``headers`` are the insert's metadata headers (§4.1), lower case.
+    """
+
+    kind: str
+    key: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+
+    def head(self, boundary: str) -> bytes:
+        lines = [f"--{boundary}", 'content-disposition: form-data; name="part"']
+        lines.append(f"x-sn-batch-operation-kind: {self.kind}")
+        if self.key is not None:
+            lines.append(f"x-sn-batch-operation-key: {encode_batch_key(self.key)}")
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+
+def encode_batch(parts: Sequence[EncodedPart], boundary: str) -> Iterator[bytes]:
+    """The request body for ``parts``, piece by piece (§8.1).
+
+    Each part is ``--boundary CRLF``, its headers, an empty line, the body
+    and ``CRLF``; the body ends with ``--boundary--``. The caller joins the
+    pieces or streams them.
+    """
+    for part in parts:
+        yield part.head(boundary)
+        if part.body:
+            yield part.body
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode("ascii")
+
+
+def encoded_size(part: EncodedPart, body_size: int) -> int:
+    """An upper estimate of the bytes ``part`` adds to a request with a ``body_size`` body.
+
+    Used to keep a request under the 100 MiB the Rust client allows (§8.5):
+    the boundary is 44 characters, the fixed headers under 200 bytes.
+    """
+    headers = sum(len(name) + len(value) + 4 for name, value in part.headers)
+    key = 0 if part.key is None else 3 * len(part.key.encode("utf-8")) + 30
+    return 300 + headers + key + body_size
+
+
+# ------------------------------------------------------------------- decoder
+
+_BOUNDARY_RE = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^\s;]+))', re.IGNORECASE)
+
+
+def boundary_from_content_type(value: str | None) -> str:
+    """The boundary of a ``multipart/form-data`` content type (§8.4: it is quoted).
+
+    Raises ProtocolError naming the value when it is not multipart or has no boundary.
+    """
+    if value is None or not value.strip().lower().startswith("multipart/"):
+        raise ProtocolError(f"batch response has content-type {value!r}, expected multipart")
+    match = _BOUNDARY_RE.search(value)
+    if match is None:
+        raise ProtocolError(f"batch response content-type {value!r} has no boundary")
+    return match.group(1) or match.group(2)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPart:
+    """One response part: its headers (names lower case) and its body."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class BatchDecoder:
+    """Incremental decoder of a batch response body (PROTOCOL §8.4).
+
+    >>> decoder = BatchDecoder("b")
+    >>> decoder.receive_data(b"--b\\r\\nx-sn-batch-operation-index: 0\\r\\n\\r\\nhi\\r\\n--b--")
+    >>> decoder.next_event()
+    BatchPart(headers={'x-sn-batch-operation-index': '0'}, body=b'hi')
+    >>> decoder.next_event() is END
+    True
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_delimiter",
+        "_eof",
+        "_failed",
+        "_max_part",
+        "_pending",
+        "_scan",
+        "_state",
+    )
+
+    def __init__(self, boundary: str, *, max_part_size: int = DEFAULT_MAX_PART_SIZE) -> None:
+        if not boundary or len(boundary) > 200:
+            raise ValueError(f"boundary {boundary!r} is invalid: use 1 to 200 characters")
+        self._delimiter = b"--" + boundary.encode("latin-1")
+        self._buffer = bytearray()
+        self._state = "preamble"  # preamble -> after_delimiter -> headers -> body -> ... -> end
+        self._scan = 0  # where the next search for the delimiter may start
+        self._eof = False
+        self._failed = False
+        self._max_part = max_part_size
+        self._pending: dict[str, str] = {}
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Push body bytes in any chunking; ``b""`` declares the end of the body."""
+        if self._failed:
+            raise RuntimeError("the decoder failed earlier and cannot be reused")
+        if self._eof:
+            raise RuntimeError("receive_data() after the end of the body was declared")
+        if not data:
+            self._eof = True
+        else:
+            self._buffer += data
+
+    def next_event(self) -> BatchPart | _Sentinel:
+        """The next part, :data:`END`, or :data:`NEED_DATA`; ProtocolError if malformed."""
+        if self._failed:
+            raise RuntimeError("the decoder failed earlier and cannot be reused")
+        try:
+            return self._next()
+        except ProtocolError:
+            self._failed = True
+            raise
+
+    def _next(self) -> BatchPart | _Sentinel:
+        while True:
+            if self._state == "end":
+                return END
+            if self._state == "preamble":
+                if not self._skip_preamble():
+                    return self._need("the first boundary delimiter")
+            elif self._state == "after_delimiter":
+                if len(self._buffer) < 2:
+                    return self._need("the end of a boundary delimiter")
+                if self._buffer[:2] == b"--":
+                    self._state = "end"  # §8.4: no CRLF needs to follow the close
+                    self._buffer.clear()
+                    return END
+                if self._buffer[:2] != b"\r\n":
+                    after = bytes(self._buffer[:2])
+                    raise ProtocolError(f"batch response: boundary delimiter followed by {after!r}")
+                del self._buffer[:2]
+                self._state = "headers"
+            elif self._state == "headers":
+                headers = self._headers()
+                if headers is None:
+                    return self._need("the headers of a part")
+                self._pending = headers
+                self._state = "body"
+                self._scan = 0
+            else:
+                part = self._body()
+                if part is None:
+                    return self._need("the end of a part")
+                return part
+
+    def _need(self, what: str) -> _Sentinel:
+        if self._eof:
+            raise ProtocolError(f"batch response ended before {what} (truncated stream)")
+        return NEED_DATA
+
+    def _skip_preamble(self) -> bool:
+        at = self._buffer.find(self._delimiter)
+        if at < 0:
+            if len(self._buffer) > MAX_HEADER_SIZE:
+                raise ProtocolError("batch response: no boundary delimiter in the first 64 KiB")
+            return False
+        del self._buffer[: at + len(self._delimiter)]
+        self._state = "after_delimiter"
+        return True
+
+    def _headers(self) -> dict[str, str] | None:
+        if len(self._buffer) < 2:
+            return None
+        if self._buffer[:2] == b"\r\n":  # a part without headers: the empty line comes first
+            del self._buffer[:2]
+            return {}
+        end = self._buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._buffer) > MAX_HEADER_SIZE:
+                raise ProtocolError("batch response: a part's headers exceed 64 KiB")
+            return None
+        block = self._buffer[:end].decode("latin-1")  # one decode per part, not per line
+        del self._buffer[: end + 4]
+        headers: dict[str, str] = {}
+        for line in block.split("\r\n"):
+            name, colon, value = line.partition(":")
+            name = name.strip()
+            if not colon or not name or not name.isascii():
+                raise ProtocolError(f"batch response: malformed part header line {line[:100]!r}")
+            headers[name.lower()] = value.strip()
+        return headers
+
+    def _body(self) -> BatchPart | None:
+        marker = b"\r\n" + self._delimiter
+        at = self._buffer.find(marker, self._scan)
+        if at < 0:
+            if len(self._buffer) > self._max_part + len(marker):
+                raise ProtocolError(
+                    f"batch response: a part is larger than the limit of {self._max_part} bytes"
+                )
+            self._scan = max(0, len(self._buffer) - len(marker) + 1)
+            return None
+        body = bytes(self._buffer[:at])
+        del self._buffer[: at + len(marker)]
+        self._state = "after_delimiter"
+        return BatchPart(self._pending, body)

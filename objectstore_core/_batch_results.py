@@ -1,0 +1,184 @@
+"""What a batch gives back (API §3): per-operation results, their collection, the error.
+
+Shared by both twins. :class:`BatchError` is at once an
+:class:`ObjectstoreError` (``except ObjectstoreError`` catches it) and an
+:class:`ExceptionGroup` of the failed operations' errors, so ``except*``
+picks out, say, the :class:`Forbidden` ones::
+
+    try:
+        results.raise_for_failures()
+    except* Forbidden as denied:
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+from objectstore_core._codec import ZstdContexts
+from objectstore_core._download import Download
+from objectstore_core._errors import ObjectstoreError
+from objectstore_core._metadata import Metadata
+
+__all__ = ["BatchError", "BatchResult", "BatchResults", "FetchedObject", "OperationKind"]
+
+OperationKind = Literal["put", "get", "head", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedObject:
+    """A found object of a batch get: its metadata and stored bytes, not yet decoded.
+
+    The twins hand it out as their ``GetResponse`` (decoding on read when ``decode``).
+    """
+
+    metadata: Metadata
+    body: bytes
+    decode: bool
+    context: Mapping[str, str | None]
+
+    def download(self, contexts: ZstdContexts | None = None) -> Download:
+        """The state that checks and decodes :attr:`body` as the caller reads it.
+
+        Built on the first read: a batch may hand out thousands of objects at
+        once, and a decoder holds a zstd context while it lives.
+        """
+        return _LazyDownload(self, contexts)
+
+
+class _LazyDownload(Download):
+    """A :class:`Download` that sets itself up when first used."""
+
+    __slots__ = ("_made", "_spec", "_zstd")
+
+    def __init__(self, spec: FetchedObject, contexts: ZstdContexts | None) -> None:
+        # Deliberately not Download.__init__: that happens in _real(), on first use.
+        self._spec = spec
+        self._zstd = contexts
+        self._made: Download | None = None
+
+    def _real(self) -> Download:
+        if self._made is None:
+            spec = self._spec
+            self._made = Download(
+                decode=spec.decode,
+                expected_length=len(spec.body),
+                context=spec.context,
+                contexts=self._zstd,
+            )
+        return self._made
+
+    @property
+    def received(self) -> int:
+        return self._real().received
+
+    @property
+    def expected_length(self) -> int | None:
+        return len(self._spec.body)
+
+    @property
+    def finished(self) -> bool:
+        return self._made is not None and self._made.finished
+
+    def annotate(self, error: ObjectstoreError) -> ObjectstoreError:
+        return error.with_context(**self._spec.context)
+
+    def feed(self, raw: bytes | bytearray | memoryview, *, last: bool = False) -> None:
+        self._real().feed(raw, last=last)
+
+    def read(self, limit: int | None = None, **options: bool) -> bytes | None:
+        return self._real().read(limit, **options)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The outcome of one operation of a batch (API §3).
+
+    ``index``: its position in submission order; ``kind``: ``put``, ``get``,
+    ``head`` or ``delete``; ``key``: the object's key (for a keyless put, the
+    key the server generated, once known). ``value``: the key for a put, a
+    ``GetResponse`` (or None if missing) for a get, :class:`Metadata` (or None)
+    for a head, None for a delete. ``error``: the :class:`ObjectstoreError`
+    of a failed operation, naming its operation, index and key.
+    """
+
+    index: int
+    kind: OperationKind
+    key: str | None
+    value: Any = None
+    error: ObjectstoreError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the operation succeeded (a missing get/head is a success)."""
+        return self.error is None
+
+
+class BatchError(ObjectstoreError, ExceptionGroup[Exception]):
+    """Some operations of a batch failed: an ObjectstoreError and an ExceptionGroup.
+
+    ``exceptions`` holds each failed operation's error (its ``operation``
+    names the kind and index, e.g. ``batch put #3``, and ``key`` the key);
+    ``results`` the failed :class:`BatchResult` values, in submission order.
+    """
+
+    results: tuple[BatchResult, ...] = ()
+
+    def __new__(cls, message: str, exceptions: Sequence[Exception]) -> BatchError:
+        return super().__new__(cls, message, exceptions)
+
+    def __init__(self, message: str, exceptions: Sequence[Exception]) -> None:
+        super().__init__(message, exceptions)
+
+    def derive(self, excs: Sequence[Exception]) -> BatchError:  # type: ignore[override]
+        """The group ``except*`` hands out: the same type, with a subset of the errors."""
+        derived = BatchError(self.message, excs)
+        derived.results = tuple(r for r in self.results if r.error in excs)
+        return derived
+
+
+class BatchResults(Sequence[BatchResult]):
+    """The results of :meth:`Batch.send`, one per operation, in submission order."""
+
+    __slots__ = ("_results",)
+
+    def __init__(self, results: Sequence[BatchResult]) -> None:
+        self._results = tuple(results)
+
+    @overload
+    def __getitem__(self, index: int) -> BatchResult: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[BatchResult]: ...
+    def __getitem__(self, index: int | slice) -> BatchResult | Sequence[BatchResult]:
+        return self._results[index]
+
+    def __len__(self) -> int:
+        return len(self._results)
+
+    def __iter__(self) -> Iterator[BatchResult]:
+        return iter(self._results)
+
+    @property
+    def failures(self) -> tuple[BatchResult, ...]:
+        """The results whose operation failed."""
+        return tuple(r for r in self._results if r.error is not None)
+
+    @property
+    def ok(self) -> bool:
+        """True when every operation succeeded."""
+        return all(r.error is None for r in self._results)
+
+    def raise_for_failures(self) -> None:
+        """Raise one :class:`BatchError` grouping every failed operation's error, if any."""
+        failed = self.failures
+        if not failed:
+            return
+        errors = [r.error for r in failed if r.error is not None]
+        error = BatchError(f"{len(failed)} of {len(self._results)} batch operations failed", errors)
+        error.results = failed
+        raise error
+
+    def __repr__(self) -> str:
+        return f"BatchResults({len(self._results)} results, {len(self.failures)} failed)"

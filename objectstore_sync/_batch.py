@@ -1,0 +1,180 @@
+"""``Batch``: many operations in few requests, in threads (API §3, PROTOCOL §8).
+
+The core decides everything (validation, splitting, retries, correlation:
+:mod:`objectstore_core._batch_flow`); this module only runs the core's jobs
+in worker threads within the two concurrency limits, over the client's
+pool, and wraps fetched objects as :class:`GetResponse`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
+from typing import TYPE_CHECKING, Concatenate, ParamSpec
+
+from objectstore_core import (
+    BatchBuilder,
+    BatchJob,
+    BatchResult,
+    BatchResults,
+    FetchedObject,
+    Timeout,
+    ZstdContexts,
+    validate_concurrency,
+)
+from objectstore_sync._driver import drive
+from objectstore_sync._response import GetResponse, Payload
+
+if TYPE_CHECKING:
+    from objectstore_sync._client import Session
+
+__all__ = ["Batch"]
+
+P = ParamSpec("P")
+
+
+class _Bytes:
+    """A body already in memory, read like a connection's (for a batch get's payload)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def read(self, amount: int = 0) -> bytes:
+        data, self._data = self._data or b"", None
+        return data
+
+    @property
+    def done(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._data = None
+
+
+def _adder(
+    method: Callable[Concatenate[BatchBuilder, P], None],
+) -> Callable[Concatenate[Batch, P], None]:
+    """A :class:`BatchBuilder` method as a Batch method (validates now, sends later)."""
+
+    def add(self: Batch, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        method(self._builder, *args, **kwargs)
+
+    functools.update_wrapper(add, method)
+    return add
+
+
+class Batch:
+    """Operations collected for one :meth:`send` (from :meth:`Session.many`).
+
+    >>> batch = session.many()                      # doctest: +SKIP
+    >>> batch.put(b"a", key="k1"); batch.get("k2")  # doctest: +SKIP
+    >>> results = batch.send()                      # doctest: +SKIP
+
+    ``put``, ``get``, ``head`` and ``delete`` take the options of the
+    session's methods and raise ValueError for invalid input at once. Small
+    operations go through the batch endpoint, up to ``max_batch_concurrency``
+    requests at a time; large or unsized puts as individual requests, up to
+    ``max_individual_concurrency`` at a time. ``with session.many() as
+    batch:`` sends on exit; the results are then in :attr:`results`.
+    """
+
+    __slots__ = ("_builder", "_limits", "_session", "_timeout", "results")
+
+    def __init__(
+        self,
+        session: Session,
+        max_batch_concurrency: int = 3,
+        max_individual_concurrency: int = 5,
+        *,
+        timeout: Timeout | float | None = None,
+    ) -> None:
+        batches = validate_concurrency(max_batch_concurrency, "max_batch_concurrency")
+        singles = validate_concurrency(max_individual_concurrency, "max_individual_concurrency")
+        pool = session._client.config.max_connections
+        if batches + singles > pool:
+            raise ValueError(
+                f"max_batch_concurrency + max_individual_concurrency = {batches + singles} "
+                f"exceeds the client's pool of {pool} connections: raise max_connections"
+            )
+        self._session = session
+        self._builder = BatchBuilder(session._flows.target)
+        self._limits = (batches, singles)
+        self._timeout = Timeout.coerce(timeout)
+        self.results: BatchResults | None = None
+        """What the last :meth:`send` returned (set on leaving a ``with`` block)."""
+
+    put = _adder(BatchBuilder.put)
+    get = _adder(BatchBuilder.get)
+    head = _adder(BatchBuilder.head)
+    delete = _adder(BatchBuilder.delete)
+
+    def __len__(self) -> int:
+        """Operations waiting to be sent."""
+        return len(self._builder)
+
+    def send(self) -> BatchResults:
+        """Send every operation added; one result each, in submission order."""
+        results: list[BatchResult] = list(self.iter_results())
+        results.sort(key=lambda result: result.index)
+        self.results = BatchResults(results)
+        return self.results
+
+    def iter_results(self) -> Iterator[BatchResult]:
+        """Send every operation added, yielding results as their requests complete.
+
+        Requests are started only as results are consumed, so memory is
+        bounded by the concurrency, not by the size of the batch.
+        """
+        jobs = self._builder.plan(self._timeout)
+        queues = {True: deque(job for job in jobs if job.batched)}
+        queues[False] = deque(job for job in jobs if not job.batched)
+        limits = {True: self._limits[0], False: self._limits[1]}
+        running: dict[Future[list[BatchResult]], bool] = {}
+        with ThreadPoolExecutor(sum(self._limits), thread_name_prefix="objectstore-batch") as pool:
+
+            def fill() -> None:
+                for batched, queue in queues.items():
+                    busy = sum(1 for kind in running.values() if kind is batched)
+                    while queue and busy < limits[batched]:
+                        running[pool.submit(self._run, queue.popleft())] = batched
+                        busy += 1
+
+            fill()
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    del running[future]
+                fill()  # keep the limits busy while the caller handles these results
+                for future in done:
+                    yield from future.result()
+
+    def _run(self, job: BatchJob) -> list[BatchResult]:
+        client = self._session._client
+        results, held = drive(job.flow(), client._transport, client._zstd)
+        if held is not None:  # pragma: no cover - batch flows read every body whole
+            held.close()
+        return [_wrapped(result, client._zstd) for result in results]
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.send()
+
+    def __repr__(self) -> str:
+        return f"Batch({len(self._builder)} operations, session={self._session!r})"
+
+
+def _wrapped(result: BatchResult, contexts: ZstdContexts | None) -> BatchResult:
+    """A batch get's fetched object as a GetResponse; other results as they are."""
+    value = result.value
+    if not isinstance(value, FetchedObject):
+        return result
+    download = value.download(contexts)  # a decoder only once the payload is read
+    return replace(result, value=GetResponse(value.metadata, Payload(_Bytes(value.body), download)))

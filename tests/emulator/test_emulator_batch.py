@@ -1,0 +1,147 @@
+"""The emulator's batch endpoint, exactly as PROTOCOL §8 (no client code involved).
+
+Requests are written by hand and responses read with a small parser of this
+module, so neither shares code with the client's batch encoder or decoder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from objectstore_core import Permission, Scope
+from objectstore_core.emulator import ServerResponse
+from objectstore_sync.emulator import Emulator
+from tests.emulator.emulator_helpers import Client
+
+BATCH = "/v1/objects:batch/test/org=1/"
+OBJ = "/v1/objects/test/org=1"
+B = "request-boundary"
+
+
+def _part(kind: str | None, key: str | None = None, body: bytes = b"", *extra: str) -> bytes:
+    lines = ['content-disposition: form-data; name="part"']
+    if kind is not None:
+        lines.append(f"x-sn-batch-operation-kind: {kind}")
+    if key is not None:
+        lines.append(f"x-sn-batch-operation-key: {key}")
+    lines += extra
+    return f"--{B}\r\n".encode() + "\r\n".join(lines).encode() + b"\r\n\r\n" + body + b"\r\n"
+
+
+def _send(client: Client, *parts: bytes) -> tuple[str, list[tuple[dict[str, str], bytes]], bytes]:
+    body = b"".join(parts) + f"--{B}--\r\n".encode()
+    result = client.post(BATCH, body, content_type=f"multipart/form-data; boundary={B}")
+    assert result.status == 200
+    content_type = result.headers["content-type"]
+    match = re.fullmatch(
+        r'multipart/form-data; boundary="(os-boundary-[0-9a-f]{32})"', content_type
+    )
+    assert match, content_type
+    boundary = match.group(1).encode()
+    raw = result.body
+    assert raw.endswith(b"--" + boundary + b"--")  # no trailing CRLF (§8.4)
+    pieces = raw[: -len(boundary) - 4].split(b"--" + boundary + b"\r\n")
+    assert pieces[0] == b""
+    parsed = []
+    for piece in pieces[1:]:
+        assert piece.endswith(b"\r\n")
+        head, _, content = piece[:-2].partition(b"\r\n\r\n")
+        headers = dict(line.split(": ", 1) for line in head.decode().split("\r\n"))
+        parsed.append((headers, content))
+    return match.group(1), parsed, raw
+
+
+def _by_index(parts: list[tuple[dict[str, str], bytes]]) -> dict[int, tuple[dict[str, str], bytes]]:
+    return {int(h["x-sn-batch-operation-index"]): (h, b) for h, b in parts}
+
+
+def test_framing_statuses_and_keys(client: Client) -> None:
+    client.put(f"{OBJ}/there", b"stored", content_type="text/plain", x_snme_a="1")
+    _, parts, _ = _send(
+        client,
+        _part("insert", "notes%2Fa%2Etxt", b"hello", "content-type: text/plain"),
+        _part("INSERT", None, b"generated"),
+        _part("get", "there"),
+        _part("get", "missing"),
+        _part("head", "there"),
+        _part("delete", "there"),
+        _part("delete"),
+    )
+    by_index = _by_index(parts)
+    assert sorted(by_index) == list(range(7))
+    h, body = by_index[0]
+    assert h["x-sn-batch-operation-status"] == "201 Created"
+    assert h["x-sn-batch-operation-key"] == "notes%2Fa%2Etxt"
+    assert h["x-sn-batch-operation-kind"] == "insert"
+    assert h["content-disposition"] == "form-data; name=part"
+    generated = by_index[1][0]["x-sn-batch-operation-key"]
+    assert re.fullmatch(r"[0-9a-f]{8}(%2D[0-9a-f]{4}){3}%2D[0-9a-f]{12}", generated)
+    h, body = by_index[2]
+    assert (h["x-sn-batch-operation-status"], body) == ("200 OK", b"stored")
+    assert h["content-type"] == "text/plain" and h["x-snme-a"] == "1"
+    assert by_index[3][0]["x-sn-batch-operation-status"] == "404 Not Found"
+    assert by_index[3][0]["x-sn-batch-operation-kind"] == "get"
+    assert by_index[4][0]["x-sn-batch-operation-status"] == "204 No Content"
+    assert by_index[5][0]["x-sn-batch-operation-status"] == "204 No Content"
+    h, body = by_index[6]
+    assert set(h) == {
+        "x-sn-batch-operation-index",
+        "x-sn-batch-operation-status",
+        "content-disposition",
+    }
+    assert h["x-sn-batch-operation-status"] == "400 Bad Request"
+    assert json.loads(body)["detail"].startswith("batch error: bad request: missing")
+    assert client.get(f"{OBJ}/notes/a.txt").body == b"hello"
+
+
+def test_parts_come_in_completion_order_that_varies(client: Client) -> None:
+    orders = set()
+    for _ in range(5):
+        _, parts, _ = _send(client, *(_part("get", f"k{i}") for i in range(20)))
+        orders.add(tuple(int(h["x-sn-batch-operation-index"]) for h, _ in parts))
+    assert len(orders) > 1
+    assert all(sorted(order) == list(range(20)) for order in orders)
+
+
+def test_limits_give_413_parts(client: Client) -> None:
+    parts = [_part("delete", f"k{i}") for i in range(1002)]
+    parts[5] = _part("insert", "big", b"x" * (1024 * 1024 + 1))
+    parts[6] = _part("insert", "edge", b"x" * (1024 * 1024))
+    _, answered, _ = _send(client, *parts)
+    by_index = _by_index(answered)
+    statuses = {i: h["x-sn-batch-operation-status"] for i, (h, _) in by_index.items()}
+    assert statuses[5] == "413 Payload Too Large"
+    assert statuses[6] == "201 Created"
+    assert statuses[1000] == statuses[1001] == "413 Payload Too Large"
+    assert statuses[999] == "204 No Content"
+
+
+def test_an_empty_batch_is_only_the_closing_delimiter(client: Client) -> None:
+    boundary, parts, raw = _send(client)
+    assert parts == [] and raw == f"--{boundary}--".encode()
+
+
+def test_a_body_that_never_closes_fails_its_last_part(client: Client) -> None:
+    body = _part("get", "a") + f"--{B}\r\nx-sn-batch-operation-kind: get".encode()
+    result = client.post(BATCH, body, content_type=f"multipart/form-data; boundary={B}")
+    assert result.status == 200
+    assert b"200 OK" not in result.body and b"404 Not Found" in result.body
+    assert b"400 Bad Request" in result.body
+
+
+def test_per_operation_permissions(storage: object, clock: object) -> None:
+    class ReadOnly:
+        def check(
+            self, usecase: str, scope: Scope, permission: Permission
+        ) -> ServerResponse | None:
+            if permission is Permission.OBJECT_READ:
+                return None
+            body = b'{"detail":"auth error: operation not allowed"}'
+            return ServerResponse(403, (("content-type", "application/json"),), body, len(body))
+
+    emulator = Emulator(storage, clock=clock, authorize=lambda *_: ReadOnly())  # type: ignore[arg-type]
+    client = Client(emulator)
+    _, parts, _ = _send(client, _part("get", "a"), _part("insert", "b", b"x"), _part("delete", "c"))
+    statuses = {i: h["x-sn-batch-operation-status"] for i, (h, _) in _by_index(parts).items()}
+    assert statuses == {0: "404 Not Found", 1: "403 Forbidden", 2: "403 Forbidden"}
