@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from objectstore_async import _multipart
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, open_async_response
 from objectstore_async._transport import AsyncSocketTransport, AsyncTransport
@@ -132,3 +133,7 @@ class AsyncSession(BaseSession):
     head = _awaiting(SessionFlows.head, "Metadata | None")
     delete = _awaiting(SessionFlows.delete, "None")
     extend_expiry = _awaiting(SessionFlows.extend_expiry, "None")
+
+    # Multipart uploads (API §4, PROTOCOL §9).
+    initiate_multipart_upload = _multipart.initiate_multipart_upload
+    resume_multipart_upload = _multipart.resume_multipart_upload

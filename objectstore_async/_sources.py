@@ -9,16 +9,18 @@ reads and measures. Works under asyncio and trio.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from typing import IO, cast
 
 import anyio
 import anyio.to_thread
 
 from objectstore_core import (
+    LengthCheck,
     PayloadKind,
     Upload,
     ZstdEncoder,
@@ -79,7 +81,7 @@ async def _rewind(upload: Upload) -> None:
     replay.started = True
 
 
-async def _read_file(source: object) -> AsyncIterator[bytes]:
+async def _read_file(source: object) -> AsyncGenerator[bytes, None]:
     read = source.read  # type: ignore[attr-defined]
     if inspect.iscoroutinefunction(read):
         while chunk := _check_chunk(await read(CHUNK_SIZE)):
@@ -94,7 +96,7 @@ async def _read_file(source: object) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
+async def aiter_source(upload: Upload) -> AsyncGenerator[bytes, None]:
     """The raw chunks of the caller's payload, read lazily (files from their start position)."""
     source = upload.source
     kind = upload.kind
@@ -108,8 +110,9 @@ async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
                 yield data
     elif kind is PayloadKind.FILE:
         await _rewind(upload)
-        async for chunk in _read_file(source):
-            yield chunk
+        async with contextlib.aclosing(_read_file(source)) as chunks:  # also when stopped early
+            async for chunk in chunks:
+                yield chunk
     elif kind is PayloadKind.ASYNC_ITERABLE:
         upload.replay.started = True  # one-shot: never sent twice once touched
         async for item in cast(AsyncIterable[object], source):
@@ -128,6 +131,13 @@ async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     the loop in pieces of at most 1 MiB, so one encoding step stays in the
     low milliseconds and the event loop is never starved for long.
     """
+    if upload.length is not None:  # exactly ``length`` bytes, as announced (PROTOCOL §9.2)
+        check = LengthCheck(upload.length)
+        async with contextlib.aclosing(aiter_source(upload)) as chunks:  # closed on a mismatch
+            async for chunk in chunks:
+                yield bytes(check.take(chunk))
+        check.end()
+        return
     if upload.compress and isinstance(upload.source, os.PathLike):
         file = await anyio.to_thread.run_sync(open, os.fspath(upload.source), "rb")
         try:

@@ -76,6 +76,7 @@ from objectstore_core._http import (
     Compress,
     Credentials,
     Flow,
+    LengthCheck,
     Payload,
     PayloadKind,
     Request,
@@ -102,7 +103,13 @@ from objectstore_core._models import (
     TimeToLive,
     Usecase,
 )
-from objectstore_core._multipart import CompletePart, PartInfo
+from objectstore_core._multipart import (
+    MAX_PART_NUMBER,
+    CompletePart,
+    MultipartFlows,
+    PartInfo,
+    initiate_multipart_flow,
+)
 from objectstore_core._operations import (
     GetOutcome,
     delete_flow,
@@ -132,6 +139,7 @@ def new_encoder(
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "MAX_PART_NUMBER",
     "MAX_PRESIGN_DURATION",
     "MULTITHREAD_MIN",
     "SUPPORTED_METHODS",
@@ -157,9 +165,11 @@ __all__ = [
     "IdentityDecoder",
     "IntegrityError",
     "KeyCredentials",
+    "LengthCheck",
     "Metadata",
     "MetricsBackend",
     "MultipartCompleteError",
+    "MultipartFlows",
     "NoOpMetricsBackend",
     "ObjectNotFound",
     "ObjectstoreError",
@@ -220,6 +230,7 @@ __all__ = [
     "format_timestamp",
     "get_flow",
     "head_flow",
+    "initiate_multipart_flow",
     "metadata_headers",
     "new_encoder",
     "parse_accept_encoding",

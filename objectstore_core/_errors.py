@@ -156,7 +156,8 @@ class MultipartCompleteError(RequestError):
     """Completing a multipart upload failed; the outcome is in the 200 body (PROTOCOL §9.4)."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}", 200, None)
+        # Text and attributes as the official client's (``response`` is the server's message).
+        super().__init__(f"Multipart upload completion failed ({code}): {message}", 200, message)
         self.code = code
         self.message = message
 

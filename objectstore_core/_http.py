@@ -25,6 +25,7 @@ __all__ = [
     "Compress",
     "Credentials",
     "Flow",
+    "LengthCheck",
     "Payload",
     "PayloadKind",
     "Request",
@@ -118,11 +119,17 @@ class Upload:
     when ``compress`` is true, and streams the result with chunked framing.
     Each attempt reads the payload from its start: bytes and paths always,
     a seekable file by seeking back to ``replay.start``.
+
+    With ``length`` (never together with ``compress``) the body is framed by
+    ``content-length: length`` instead of chunks, and the twins' readers pass
+    the payload through a :class:`LengthCheck`, so exactly that many bytes are
+    sent (a multipart part, PROTOCOL §9.2).
     """
 
     source: Payload
     kind: PayloadKind
     compress: bool
+    length: int | None = None
     replay: UploadReplay = field(default_factory=UploadReplay, compare=False, repr=False)
 
 
@@ -146,6 +153,38 @@ def upload_size(upload: Upload, file_size: int | None = None) -> int | None:
     if upload.kind is PayloadKind.FILE and start is not None and 0 <= start <= file_size:
         return file_size - start
     return None
+
+
+class LengthCheck:
+    """Counts the chunks of an :class:`Upload` with a ``length`` as a twin reads them.
+
+    :meth:`take` raises ValueError as soon as the payload holds more bytes
+    than announced, :meth:`end` when it held fewer: the request is then
+    abandoned (its connection is not reused), never sent with a wrong length.
+    """
+
+    __slots__ = ("_length", "_seen")
+
+    def __init__(self, length: int) -> None:
+        self._length = length
+        self._seen = 0
+
+    def take(self, chunk: Buffer) -> Buffer:
+        """``chunk``, after checking it does not run past the announced length."""
+        self._seen += memoryview(chunk).nbytes
+        if self._seen > self._length:
+            raise ValueError(
+                f"content_length={self._length} does not match the payload: it holds more bytes"
+            )
+        return chunk
+
+    def end(self) -> None:
+        """The payload is exhausted: it must have held exactly the announced length."""
+        if self._seen != self._length:
+            raise ValueError(
+                f"content_length={self._length} does not match the payload: "
+                f"it held {self._seen} bytes"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from objectstore_core._config import ClientConfig
 from objectstore_core._http import Flow, Payload
 from objectstore_core._metadata import Metadata
 from objectstore_core._models import Compression, ExpirationPolicy, Permission, Scope, Usecase
+from objectstore_core._multipart import MultipartFlows, initiate_multipart_flow
 from objectstore_core._operations import (
     GetOutcome,
     delete_flow,
@@ -149,6 +150,42 @@ class SessionFlows:
         return extend_expiry_flow(
             self.target, key, at, from_creation, from_now, timeout=Timeout.coerce(timeout)
         )
+
+    # -- multipart uploads (API §4, PROTOCOL §9) ------------------------------------------
+
+    def initiate_multipart_upload(
+        self,
+        *,
+        key: str | None = None,
+        compression: Compression | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        expiration_policy: ExpirationPolicy | None = None,
+        origin: str | None = None,
+        filename: str | None = None,
+        timeout: Timeout | float | None = None,
+    ) -> Flow[MultipartFlows]:
+        """Start a multipart upload; the metadata describes the final object.
+
+        Parts are stored as uploaded: ``compression`` (default: the usecase's)
+        only records how they are encoded, so pass ``"none"`` for raw parts.
+        Without ``key`` the server generates one.
+        """
+        return initiate_multipart_flow(
+            self.target,
+            key=key,
+            compression=compression,
+            content_type=content_type,
+            metadata=metadata,
+            expiration_policy=expiration_policy,
+            origin=origin,
+            filename=filename,
+            timeout=Timeout.coerce(timeout),
+        )
+
+    def resume_multipart_upload(self, key: str, upload_id: str) -> MultipartFlows:
+        """An upload started earlier (its key and ``upload_id``); no network call."""
+        return MultipartFlows(self.target, key, upload_id)
 
 
 def with_return_annotation(

@@ -25,6 +25,7 @@ from objectstore_core import (
     Target,
     with_return_annotation,
 )
+from objectstore_sync import _multipart
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, open_response
 from objectstore_sync._transport import SocketTransport, SyncTransport
@@ -129,3 +130,7 @@ class Session(BaseSession):
     head = _blocking(SessionFlows.head, "Metadata | None")
     delete = _blocking(SessionFlows.delete, "None")
     extend_expiry = _blocking(SessionFlows.extend_expiry, "None")
+
+    # Multipart uploads (API §4, PROTOCOL §9).
+    initiate_multipart_upload = _multipart.initiate_multipart_upload
+    resume_multipart_upload = _multipart.resume_multipart_upload

@@ -12,7 +12,15 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import cast
 
-from objectstore_core import BinaryReader, Buffer, PayloadKind, Upload, new_encoder, upload_size
+from objectstore_core import (
+    BinaryReader,
+    Buffer,
+    LengthCheck,
+    PayloadKind,
+    Upload,
+    new_encoder,
+    upload_size,
+)
 
 __all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload"]
 
@@ -108,7 +116,12 @@ def iter_source(upload: Upload) -> Iterator[Buffer]:
 
 def iter_upload(upload: Upload) -> Iterator[Buffer]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5)."""
-    if not upload.compress:
+    if upload.length is not None:  # exactly ``length`` bytes, as announced (PROTOCOL §9.2)
+        check = LengthCheck(upload.length)
+        for chunk in iter_source(upload):
+            yield check.take(chunk)
+        check.end()
+    elif not upload.compress:
         yield from iter_source(upload)
     elif isinstance(upload.source, os.PathLike):
         with open(os.fspath(upload.source), "rb") as file:

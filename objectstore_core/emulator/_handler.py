@@ -60,6 +60,7 @@ from objectstore_core.emulator._messages import (
     json_response,
     text_response,
 )
+from objectstore_core.emulator._multipart import MULTIPART_ROUTES, MultipartUploads
 from objectstore_core.emulator._object_headers import (
     MetadataError,
     parse_write_metadata,
@@ -127,6 +128,8 @@ class Emulator:
         self.authorize = authorize
         self.faults = FaultPlan()
         """Faults to inject into responses (see :mod:`objectstore_core.emulator._faults`)."""
+        self.multipart = MultipartUploads(storage, clock)
+        """The open multipart uploads (PROTOCOL §9)."""
         self._requests_total = 0
         self._bytes_total = 0
         self._in_flight = 0
@@ -196,8 +199,10 @@ class Emulator:
         if route.kind is RouteKind.OBJECT:
             assert path.key is not None
             return self._object(request, raw_query, path, path.key, deny)
-        # Batch (§8) and multipart (§9) are not implemented yet: 501 as for a backend
-        # without multipart support (§9).
+        if route.kind in MULTIPART_ROUTES:  # §9
+            new_key = lambda: str(uuid.uuid4())  # noqa: E731
+            return self.multipart.begin(request, raw_query, route, path, deny, new_key)
+        # Batch (§8) is not implemented yet: 501 as for a backend without it.
         return Exchange(service_error(501, "not implemented"))
 
     def _internal(self, route: Route) -> ServerResponse | None:
