@@ -8,12 +8,13 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 
-from objectstore_async._sources import CPUS
+from objectstore_async._sources import CPUS, measure
 from objectstore_async._transport import AsyncRawBody, AsyncTransport
 from objectstore_core import (
     Clock,
     Compress,
     Flow,
+    Measure,
     ObjectstoreError,
     Response,
     SendRequest,
@@ -70,6 +71,8 @@ async def adrive(
                 await anyio.sleep(step.seconds)
             elif isinstance(step, Clock):
                 reply = time.monotonic()
+            elif isinstance(step, Measure):  # before a resumable upload (PROTOCOL §14.1)
+                reply = await measure(step.source)
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

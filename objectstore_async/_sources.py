@@ -29,7 +29,7 @@ from objectstore_core import (
     upload_size,
 )
 
-__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload"]
+__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload", "measure"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -123,6 +123,61 @@ async def aiter_source(upload: Upload) -> AsyncGenerator[bytes, None]:
             yield _check_chunk(item)
 
 
+async def measure(source: object) -> int | None:
+    """The bytes a path or file holds from where reading would start, if known unread.
+
+    Measured in a worker thread; async files are not measured (None).
+    """
+    if isinstance(source, os.PathLike):
+        return (await anyio.Path(os.fspath(source)).stat()).st_size
+    if not _plain_reader(source):
+        return None
+    file = cast(IO[bytes], source)
+
+    def sizes() -> tuple[int | None, int | None]:
+        try:
+            start = file.tell() if file.seekable() else None
+        except (OSError, ValueError):
+            start = None
+        return start, _file_size(file)
+
+    start, size = await anyio.to_thread.run_sync(sizes)
+    if start is None or size is None or start > size:
+        return None
+    return size - start
+
+
+async def _aiter_range(upload: Upload, offset: int, length: int) -> AsyncGenerator[bytes, None]:
+    """``length`` bytes of the payload from ``offset`` (an append of PROTOCOL §14.1)."""
+    source = upload.source
+    if isinstance(source, bytes | bytearray | memoryview):
+        view = memoryview(source).cast("B")[offset : offset + length]
+        for start in range(0, len(view), CHUNK_SIZE):
+            yield bytes(view[start : start + CHUNK_SIZE])
+        return
+    if isinstance(source, os.PathLike):
+        async with await anyio.open_file(os.fspath(source), "rb") as opened:
+            await opened.seek(offset)
+            left = length
+            while left > 0 and (data := await opened.read(min(CHUNK_SIZE, left))):
+                left -= len(data)
+                yield data
+        return
+    await _rewind(upload)
+    begin = upload.replay.start
+    if begin is None or not _plain_reader(source):
+        raise ValueError(f"cannot read {source!r:.60} from offset {offset}: it is not seekable")
+    file = cast(IO[bytes], source)
+    await anyio.to_thread.run_sync(file.seek, begin + offset)
+    left = length
+    while left > 0:
+        data = _check_chunk(await anyio.to_thread.run_sync(file.read, min(CHUNK_SIZE, left)))
+        if not data:
+            return
+        left -= len(data)
+        yield data
+
+
 async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5).
 
@@ -133,7 +188,11 @@ async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     """
     if upload.length is not None:  # exactly ``length`` bytes, as announced (PROTOCOL §9.2)
         check = LengthCheck(upload.length)
-        async with contextlib.aclosing(aiter_source(upload)) as chunks:  # closed on a mismatch
+        if upload.offset is None:
+            source = aiter_source(upload)
+        else:
+            source = _aiter_range(upload, upload.offset, upload.length)
+        async with contextlib.aclosing(source) as chunks:  # closed on a mismatch
             async for chunk in chunks:
                 yield bytes(check.take(chunk))
         check.end()

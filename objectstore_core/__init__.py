@@ -77,6 +77,7 @@ from objectstore_core._http import (
     Credentials,
     Flow,
     LengthCheck,
+    Measure,
     Payload,
     PayloadKind,
     Request,
@@ -121,6 +122,7 @@ from objectstore_core._operations import (
 )
 from objectstore_core._paths import Target, encode_path, encode_query
 from objectstore_core._presign import MAX_PRESIGN_DURATION, SUPPORTED_METHODS, build_canonical_form
+from objectstore_core._resumable import ResumeHandle, resume_upload_flow
 from objectstore_core._retry import RetryPolicy
 from objectstore_core._session import BaseSession, SessionFlows, with_return_annotation
 
@@ -166,6 +168,7 @@ __all__ = [
     "IntegrityError",
     "KeyCredentials",
     "LengthCheck",
+    "Measure",
     "Metadata",
     "MetricsBackend",
     "MultipartCompleteError",
@@ -185,6 +188,7 @@ __all__ = [
     "Request",
     "RequestError",
     "Response",
+    "ResumeHandle",
     "RetryPolicy",
     "Scope",
     "SecretKey",
@@ -238,6 +242,7 @@ __all__ = [
     "parse_expiration",
     "parse_timestamp",
     "put_flow",
+    "resume_upload_flow",
     "session_target",
     "token_from_env",
     "upload_size",

@@ -26,6 +26,7 @@ __all__ = [
     "Credentials",
     "Flow",
     "LengthCheck",
+    "Measure",
     "Payload",
     "PayloadKind",
     "Request",
@@ -123,13 +124,16 @@ class Upload:
     With ``length`` (never together with ``compress``) the body is framed by
     ``content-length: length`` instead of chunks, and the twins' readers pass
     the payload through a :class:`LengthCheck`, so exactly that many bytes are
-    sent (a multipart part, PROTOCOL §9.2).
+    sent: the whole payload (a multipart part, PROTOCOL §9.2), or with
+    ``offset`` the ``length`` bytes from there (bytes, a path or a seekable
+    file; an append of a resumable upload, §14.1).
     """
 
     source: Payload
     kind: PayloadKind
     compress: bool
     length: int | None = None
+    offset: int | None = None
     replay: UploadReplay = field(default_factory=UploadReplay, compare=False, repr=False)
 
 
@@ -302,6 +306,18 @@ class Compress:
 
 
 @dataclass(frozen=True, slots=True)
+class Measure:
+    """Flow step: the driver sends back the size in bytes of ``source`` (a path or a
+    file, from its current position), or None when it cannot tell without reading.
+
+    The core never stats a file: the twin measures (PROTOCOL §14.1 needs the
+    size before a resumable upload starts).
+    """
+
+    source: Payload
+
+
+@dataclass(frozen=True, slots=True)
 class Clock:
     """Flow step: the driver sends back a monotonic time in seconds.
 
@@ -311,6 +327,6 @@ class Clock:
 
 
 Flow: TypeAlias = Generator[
-    SendRequest | Sleep | Clock | Compress, Response | float | bytes | None, T
+    SendRequest | Sleep | Clock | Compress | Measure, Response | float | bytes | None, T
 ]
 """A multi-step operation written once, driven by the sync and the async driver."""

@@ -30,6 +30,7 @@ from objectstore_core._operations import (
 )
 from objectstore_core._paths import Target
 from objectstore_core._presign import object_url, presigned_url
+from objectstore_core._resumable import ResumeHandle, resume_upload_flow
 from objectstore_core._timeout import Timeout
 
 __all__ = ["BaseSession", "SessionFlows", "with_return_annotation"]
@@ -186,6 +187,19 @@ class SessionFlows:
     def resume_multipart_upload(self, key: str, upload_id: str) -> MultipartFlows:
         """An upload started earlier (its key and ``upload_id``); no network call."""
         return MultipartFlows(self.target, key, upload_id)
+
+    # -- resumable uploads (API §4, PROTOCOL §14.1) ---------------------------------------
+
+    def resume_upload(
+        self, handle: ResumeHandle, source: Payload, *, timeout: Timeout | float | None = None
+    ) -> Flow[str]:
+        """Continue a resumable ``put`` that gave up, sending only the bytes the server lacks.
+
+        ``handle`` is the ``resume_handle`` of the error that ``put`` raised
+        (picklable, so another process can resume); ``source`` must be the
+        same payload: bytes, a path or a seekable file. Returns the key.
+        """
+        return resume_upload_flow(self.target, handle, source, timeout=Timeout.coerce(timeout))
 
 
 def with_return_annotation(

@@ -134,3 +134,5 @@ class Session(BaseSession):
     # Multipart uploads (API §4, PROTOCOL §9).
     initiate_multipart_upload = _multipart.initiate_multipart_upload
     resume_multipart_upload = _multipart.resume_multipart_upload
+    # Resumable uploads (API §4, PROTOCOL §14.1).
+    resume_upload = _blocking(SessionFlows.resume_upload, "str")

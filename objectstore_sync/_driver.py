@@ -9,13 +9,14 @@ from objectstore_core import (
     Clock,
     Compress,
     Flow,
+    Measure,
     ObjectstoreError,
     Response,
     SendRequest,
     Sleep,
     ZstdContexts,
 )
-from objectstore_sync._sources import CPUS
+from objectstore_sync._sources import CPUS, measure
 from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
@@ -53,6 +54,8 @@ def drive(
                 time.sleep(step.seconds)
             elif isinstance(step, Clock):
                 reply = time.monotonic()
+            elif isinstance(step, Measure):  # before a resumable upload (PROTOCOL §14.1)
+                reply = measure(step.source)
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

@@ -22,7 +22,7 @@ from objectstore_core import (
     upload_size,
 )
 
-__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload"]
+__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload", "measure"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -114,11 +114,55 @@ def iter_source(upload: Upload) -> Iterator[Buffer]:
         )
 
 
+def measure(source: object) -> int | None:
+    """The bytes a path or file holds from where reading would start, if known unread."""
+    if isinstance(source, os.PathLike):
+        return os.stat(os.fspath(source)).st_size
+    start = _start_position(source)
+    size = _file_size(source)
+    if start is None or size is None or start > size:
+        return None
+    return size - start
+
+
+def _iter_range(upload: Upload, offset: int, length: int) -> Iterator[Buffer]:
+    """``length`` bytes of the payload from ``offset`` (an append of PROTOCOL §14.1)."""
+    source = upload.source
+    if isinstance(source, bytes | bytearray | memoryview):
+        yield memoryview(source).cast("B")[offset : offset + length]
+        return
+    if isinstance(source, os.PathLike):
+        with open(os.fspath(source), "rb") as file:
+            file.seek(offset)
+            yield from _bounded(file, length)
+        return
+    _rewind(upload)
+    start = upload.replay.start
+    if start is None:
+        raise ValueError(f"cannot read {source!r:.60} from offset {offset}: it is not seekable")
+    source.seek(start + offset)  # type: ignore[union-attr]
+    yield from _bounded(cast(BinaryReader, source), length)
+
+
+def _bounded(file: BinaryReader, length: int) -> Iterator[Buffer]:
+    left = length
+    while left > 0:
+        chunk = _check_chunk(file.read(min(CHUNK_SIZE, left)))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+
+
 def iter_upload(upload: Upload) -> Iterator[Buffer]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5)."""
     if upload.length is not None:  # exactly ``length`` bytes, as announced (PROTOCOL §9.2)
         check = LengthCheck(upload.length)
-        for chunk in iter_source(upload):
+        if upload.offset is None:
+            chunks = iter_source(upload)
+        else:
+            chunks = _iter_range(upload, upload.offset, upload.length)
+        for chunk in chunks:
             yield check.take(chunk)
         check.end()
     elif not upload.compress:

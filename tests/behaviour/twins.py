@@ -118,7 +118,7 @@ class AsyncMultipartView:
 
 
 def _view_multipart(cls: type[AsyncSessionView]) -> type[AsyncSessionView]:
-    """Multipart uploads (API §4) on the async session view."""
+    """Large-object calls (API §4) on the async session view."""
 
     def initiate(self: AsyncSessionView, **kwargs: Any) -> AsyncMultipartView:
         return AsyncMultipartView(self._call("initiate_multipart_upload", **kwargs), self._portal)
@@ -127,6 +127,11 @@ def _view_multipart(cls: type[AsyncSessionView]) -> type[AsyncSessionView]:
         upload = self._session.resume_multipart_upload(key, upload_id)
         return AsyncMultipartView(upload, self._portal)
 
+    def resume_upload(self: AsyncSessionView, *args: Any, **kwargs: Any) -> str:
+        key: str = self._call("resume_upload", *args, **kwargs)
+        return key
+
+    cls.resume_upload = resume_upload  # type: ignore[attr-defined]
     cls.initiate_multipart_upload = initiate  # type: ignore[attr-defined]
     cls.resume_multipart_upload = resume  # type: ignore[attr-defined]
     return cls
