@@ -139,3 +139,4 @@ class AsyncSession(BaseSession):
     resume_multipart_upload = _multipart.resume_multipart_upload
     # Resumable uploads (API §4, PROTOCOL §14.1).
     resume_upload = _awaiting(SessionFlows.resume_upload, "str")
+    upload = _awaiting(SessionFlows.upload, "str")

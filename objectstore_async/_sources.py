@@ -14,7 +14,7 @@ import inspect
 import io
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import anyio
 import anyio.to_thread
@@ -29,7 +29,7 @@ from objectstore_core import (
     upload_size,
 )
 
-__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload", "measure"]
+__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload", "measure", "read_at"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -145,6 +145,40 @@ async def measure(source: object) -> int | None:
     if start is None or size is None or start > size:
         return None
     return size - start
+
+
+async def read_at(source: object, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes of a path from ``offset``, or the next ``size`` of a file.
+
+    A managed upload reads its parts in order, so a file is simply read on
+    from where the previous part ended. Blocking reads run in a worker thread.
+    """
+    if isinstance(source, os.PathLike):
+
+        def from_path() -> bytes:
+            with open(os.fspath(source), "rb") as file:
+                file.seek(offset)
+                return _read_exactly(file.read, size)
+
+        return await anyio.to_thread.run_sync(from_path)
+    read = source.read  # type: ignore[attr-defined]
+    if inspect.iscoroutinefunction(read):
+        pieces = []
+        left = size
+        while left > 0 and (chunk := _check_chunk(await read(left))):
+            pieces.append(chunk)
+            left -= len(chunk)
+        return b"".join(pieces)
+    return await anyio.to_thread.run_sync(_read_exactly, read, size)
+
+
+def _read_exactly(read: Any, size: int) -> bytes:
+    pieces = []
+    left = size
+    while left > 0 and (chunk := _check_chunk(read(left))):
+        pieces.append(chunk)
+        left -= len(chunk)
+    return b"".join(pieces)
 
 
 async def _aiter_range(upload: Upload, offset: int, length: int) -> AsyncGenerator[bytes, None]:

@@ -25,14 +25,18 @@ __all__ = [
     "Compress",
     "Credentials",
     "Flow",
+    "Join",
+    "Joined",
     "LengthCheck",
     "Measure",
     "Payload",
     "PayloadKind",
+    "ReadAt",
     "Request",
     "Response",
     "SendRequest",
     "Sleep",
+    "Spawn",
     "Upload",
     "UploadReplay",
     "classify_payload",
@@ -318,6 +322,46 @@ class Measure:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadAt:
+    """Flow step: the driver sends back up to ``size`` bytes of ``source`` (a path or a
+    file) from ``offset`` (counted from the file's position when first read), ``b""``
+    at the end. A managed upload reads its parts this way, one at a time."""
+
+    source: Payload
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Flow step: start running ``flow`` beside this one; the driver sends back None.
+
+    The sync driver runs it in a worker thread, the async one in a task;
+    :class:`Join` collects the outcome. Used for the parallel parts of a
+    managed upload; a flow never spawns more at once than it can join.
+    """
+
+    flow: Generator[object, object, object]
+    tag: int
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What :class:`Join` sends back: the ``tag`` of a finished flow and its value, or the
+    exception it raised."""
+
+    tag: int
+    value: object = None
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Flow step: wait until one spawned flow finishes; the driver sends back a
+    :class:`Joined`."""
+
+
+@dataclass(frozen=True, slots=True)
 class Clock:
     """Flow step: the driver sends back a monotonic time in seconds.
 
@@ -327,6 +371,8 @@ class Clock:
 
 
 Flow: TypeAlias = Generator[
-    SendRequest | Sleep | Clock | Compress | Measure, Response | float | bytes | None, T
+    SendRequest | Sleep | Clock | Compress | Measure | ReadAt | Spawn | Join,
+    Response | float | bytes | Joined | None,
+    T,
 ]
 """A multi-step operation written once, driven by the sync and the async driver."""

@@ -32,6 +32,12 @@ from objectstore_core._paths import Target
 from objectstore_core._presign import object_url, presigned_url
 from objectstore_core._resumable import ResumeHandle, resume_upload_flow
 from objectstore_core._timeout import Timeout
+from objectstore_core._transfer import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    Progress,
+    upload_flow,
+)
 
 __all__ = ["BaseSession", "SessionFlows", "with_return_annotation"]
 
@@ -200,6 +206,50 @@ class SessionFlows:
         same payload: bytes, a path or a seekable file. Returns the key.
         """
         return resume_upload_flow(self.target, handle, source, timeout=Timeout.coerce(timeout))
+
+    # -- managed transfers (API §4) -------------------------------------------------------
+
+    def upload(
+        self,
+        source: Payload,
+        key: str | None = None,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        progress: Progress | None = None,
+        compress: Compression | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        expiration_policy: ExpirationPolicy | None = None,
+        origin: str | None = None,
+        filename: str | None = None,
+        timeout: Timeout | float | None = None,
+    ) -> Flow[str]:
+        """Upload a large ``source`` (bytes, a path or a binary file) in parallel parts.
+
+        Parts of ``part_size`` bytes (at least 5 MiB) are compressed one zstd
+        frame each (unless ``compress="none"`` or the usecase says so) and
+        uploaded ``concurrency`` at a time, each retried by the client's retry
+        policy; a part that keeps failing aborts the upload. A source that fits
+        in one part, or whose size is unknown, takes the single request of
+        :meth:`put`. ``progress(done_bytes, total_bytes)`` is called as parts
+        are stored. Returns the key; the object reads back with ``get``.
+        """
+        return upload_flow(
+            self.target,
+            source,
+            key,
+            part_size=part_size,
+            concurrency=concurrency,
+            progress=progress,
+            compress=compress,
+            content_type=content_type,
+            metadata=metadata,
+            expiration_policy=expiration_policy,
+            origin=origin,
+            filename=filename,
+            timeout=Timeout.coerce(timeout),
+        )
 
 
 def with_return_annotation(

@@ -136,3 +136,4 @@ class Session(BaseSession):
     resume_multipart_upload = _multipart.resume_multipart_upload
     # Resumable uploads (API §4, PROTOCOL §14.1).
     resume_upload = _blocking(SessionFlows.resume_upload, "str")
+    upload = _blocking(SessionFlows.upload, "str")

@@ -22,7 +22,7 @@ from objectstore_core import (
     upload_size,
 )
 
-__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload", "measure"]
+__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload", "measure", "read_at"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -123,6 +123,31 @@ def measure(source: object) -> int | None:
     if start is None or size is None or start > size:
         return None
     return size - start
+
+
+def read_at(source: object, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes of a path from ``offset``, or the next ``size`` of a file.
+
+    A managed upload reads its parts in order, so a file is simply read on
+    from where the previous part ended.
+    """
+    if isinstance(source, os.PathLike):
+        with open(os.fspath(source), "rb") as file:
+            file.seek(offset)
+            return _read_exactly(cast(BinaryReader, file), size)
+    return _read_exactly(cast(BinaryReader, source), size)
+
+
+def _read_exactly(file: BinaryReader, size: int) -> bytes:
+    pieces = []
+    left = size
+    while left > 0:
+        chunk = bytes(_check_chunk(file.read(left)))
+        if not chunk:
+            break
+        pieces.append(chunk)
+        left -= len(chunk)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 def _iter_range(upload: Upload, offset: int, length: int) -> Iterator[Buffer]:

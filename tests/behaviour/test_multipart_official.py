@@ -108,3 +108,12 @@ def test_each_client_continues_an_upload_the_other_started(ours: Any, server: Lo
     assert mine.complete([first, second]) == "shared"
     assert theirs.get("shared").payload.read() == b"official,ours"
     assert _read_ours(session, "shared") == b"official,ours"
+
+
+def test_a_managed_upload_reads_back_through_the_official_client(
+    ours: Any, server: LocalServer
+) -> None:
+    session, scope = ours
+    data = (b"per-part frames " * 700_000)[: 11 * 1024 * 1024]  # three parts
+    key = session.upload(data, part_size=5 * 1024 * 1024, concurrency=2)
+    assert _official(server, scope).get(key).payload.read() == data

@@ -131,6 +131,11 @@ def _view_multipart(cls: type[AsyncSessionView]) -> type[AsyncSessionView]:
         key: str = self._call("resume_upload", *args, **kwargs)
         return key
 
+    def upload(self: AsyncSessionView, *args: Any, **kwargs: Any) -> str:
+        key: str = self._call("upload", *args, **kwargs)
+        return key
+
+    cls.upload = upload  # type: ignore[attr-defined]
     cls.resume_upload = resume_upload  # type: ignore[attr-defined]
     cls.initiate_multipart_upload = initiate  # type: ignore[attr-defined]
     cls.resume_multipart_upload = resume  # type: ignore[attr-defined]
