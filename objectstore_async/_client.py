@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from objectstore_async import _multipart
+from objectstore_async import _multipart, _transfer
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, open_async_response
 from objectstore_async._transport import AsyncSocketTransport, AsyncTransport
@@ -140,3 +140,4 @@ class AsyncSession(BaseSession):
     # Resumable uploads (API §4, PROTOCOL §14.1).
     resume_upload = _awaiting(SessionFlows.resume_upload, "str")
     upload = _awaiting(SessionFlows.upload, "str")
+    download = _transfer.download

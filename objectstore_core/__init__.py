@@ -129,6 +129,12 @@ from objectstore_core._presign import MAX_PRESIGN_DURATION, SUPPORTED_METHODS, b
 from objectstore_core._resumable import ResumeHandle, resume_upload_flow
 from objectstore_core._retry import RetryPolicy
 from objectstore_core._session import BaseSession, SessionFlows, with_return_annotation
+from objectstore_core._transfer import (
+    check_unchanged,
+    not_found,
+    plan_ranges,
+    validate_download,
+)
 
 
 def new_encoder(
@@ -223,6 +229,7 @@ __all__ = [
     "ZstdEncoder",
     "build_canonical_form",
     "check_chunk_size",
+    "check_unchanged",
     "classify_payload",
     "client_config",
     "compress",
@@ -245,15 +252,18 @@ __all__ = [
     "initiate_multipart_flow",
     "metadata_headers",
     "new_encoder",
+    "not_found",
     "parse_accept_encoding",
     "parse_duration",
     "parse_expiration",
     "parse_timestamp",
+    "plan_ranges",
     "put_flow",
     "resume_upload_flow",
     "session_target",
     "token_from_env",
     "upload_size",
+    "validate_download",
     "with_return_annotation",
     "zstd_workers",
 ]

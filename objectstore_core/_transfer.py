@@ -14,9 +14,10 @@ single-request path of ``put``.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Mapping
 
-from objectstore_core._errors import IntegrityError, ObjectstoreError
+from objectstore_core._errors import IntegrityError, ObjectNotFound, ObjectstoreError
 from objectstore_core._http import (
     Compress,
     Flow,
@@ -29,13 +30,24 @@ from objectstore_core._http import (
     Spawn,
     classify_payload,
 )
+from objectstore_core._metadata import Metadata
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._multipart import CompletePart, MultipartFlows, initiate_multipart_flow
 from objectstore_core._operations import put_flow, resolve_compression
 from objectstore_core._paths import Target
 from objectstore_core._timeout import Timeout
 
-__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_PART_SIZE", "MIN_PART_SIZE", "Progress", "upload_flow"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_PART_SIZE",
+    "MIN_PART_SIZE",
+    "Progress",
+    "check_unchanged",
+    "not_found",
+    "plan_ranges",
+    "upload_flow",
+    "validate_download",
+]
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 """The smallest part the production store accepts, but for the last (PROTOCOL §9.2)."""
@@ -206,3 +218,47 @@ def _parts(plan: _Plan, upload: MultipartFlows, total: int) -> Flow[list[Complet
     if failure is not None:
         raise failure
     return sorted(stored, key=lambda part: part.part_number)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def validate_download(dest: object, concurrency: object, progress: object) -> None:
+    """Raise ValueError/TypeError for bad ``download`` arguments (before any I/O)."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency={concurrency!r} is invalid: use an integer >= 1")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress={progress!r} must be callable as progress(done, total)")
+    if not isinstance(dest, str | os.PathLike) and not callable(getattr(dest, "write", None)):
+        raise TypeError(f"dest={dest!r:.80} must be a path or a binary file opened for writing")
+
+
+def plan_ranges(
+    metadata: Metadata, concurrency: int, part_size: int | None = None
+) -> list[tuple[int, int]] | None:
+    """The inclusive byte ranges of a parallel download, or None for one streamed GET.
+
+    Ranges address stored bytes and are never decompressed (PROTOCOL §6), so
+    only an object stored raw, of a known size above one part, is split.
+    """
+    size = metadata.size
+    part_size = part_size or DEFAULT_PART_SIZE
+    if concurrency < 2 or metadata.compression is not None or size is None or size <= part_size:
+        return None
+    return [(first, min(first + part_size, size) - 1) for first in range(0, size, part_size)]
+
+
+def check_unchanged(expected: Metadata, seen: Metadata, key: str) -> None:
+    """Raise IntegrityError when a range came from another version of the object."""
+    if (seen.size, seen.time_created) != (expected.size, expected.time_created):
+        raise IntegrityError(
+            f"object {key!r} changed during the download: size {expected.size} created "
+            f"{expected.time_created} became size {seen.size} created {seen.time_created}"
+        ).with_context(operation="download", key=key)
+
+
+def not_found(key: str) -> ObjectNotFound:
+    """The error of a download of a missing object."""
+    error = ObjectNotFound(f"download failed: object {key!r} does not exist", 404, None)
+    error.with_context(operation="download", key=key)
+    return error

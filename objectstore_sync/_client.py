@@ -25,7 +25,7 @@ from objectstore_core import (
     Target,
     with_return_annotation,
 )
-from objectstore_sync import _multipart
+from objectstore_sync import _multipart, _transfer
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, open_response
 from objectstore_sync._transport import SocketTransport, SyncTransport
@@ -137,3 +137,4 @@ class Session(BaseSession):
     # Resumable uploads (API §4, PROTOCOL §14.1).
     resume_upload = _blocking(SessionFlows.resume_upload, "str")
     upload = _blocking(SessionFlows.upload, "str")
+    download = _transfer.download

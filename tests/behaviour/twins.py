@@ -135,6 +135,10 @@ def _view_multipart(cls: type[AsyncSessionView]) -> type[AsyncSessionView]:
         key: str = self._call("upload", *args, **kwargs)
         return key
 
+    def download(self: AsyncSessionView, *args: Any, **kwargs: Any) -> Any:
+        return self._call("download", *args, **kwargs)
+
+    cls.download = download  # type: ignore[attr-defined]
     cls.upload = upload  # type: ignore[attr-defined]
     cls.resume_upload = resume_upload  # type: ignore[attr-defined]
     cls.initiate_multipart_upload = initiate  # type: ignore[attr-defined]
