@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import pickle
 from collections.abc import Iterator
@@ -12,12 +13,20 @@ import pytest
 
 import objectstore_core._resumable as resumable
 from objectstore_async.testing import AsyncInProcessTransport
-from objectstore_core import Request, RequestError, ResumeHandle, RetryPolicy, WriteError
+from objectstore_core import (
+    Request,
+    RequestError,
+    ResumeHandle,
+    RetryPolicy,
+    TransportError,
+    WriteError,
+)
 from objectstore_core.emulator import MemoryStorage
 from objectstore_core.emulator._resumable import DEFAULT_GRANULARITY
 from objectstore_sync import Usecase
 from objectstore_sync._inprocess import InProcessTransport
 from objectstore_sync.emulator import Emulator
+from objectstore_sync.testing import LocalServer
 from tests.behaviour.twins import Twin
 
 RAW = Usecase("raw_things", compression="none", resumable_threshold_bytes=1000)
@@ -162,3 +171,64 @@ def test_resume_upload_checks_its_source_and_session(twin: Twin) -> None:
     with pytest.raises(RequestError) as info:  # the server does not know the session
         session.resume_upload(ResumeHandle("raw_things", scope, "k", "unknown", 0, 5000), PAYLOAD)
     assert info.value.status == 404
+
+
+class _StopsServer:
+    """Wraps a client's transport: stops ``server`` just before the append ``at``."""
+
+    def __init__(self, transport: Any, server: LocalServer, at: int) -> None:
+        self._transport = transport
+        self._server = server
+        self._left = at
+
+    def _count(self, request: Request) -> None:
+        if "session=" in request.target and request.body is not None:
+            self._left -= 1
+            if self._left == 0:
+                self._server.stop()  # the emulator goes away in the middle of the upload
+
+    def send(self, request: Request) -> Any:
+        self._count(request)
+        if inspect.iscoroutinefunction(self._transport.send):
+            return self._asend(request)
+        return self._transport.send(request)
+
+    async def _asend(self, request: Request) -> Any:
+        return await self._transport.send(request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio", "trio"])
+def test_an_upload_cut_off_by_a_server_restart_resumes_with_only_the_missing_bytes(
+    kind: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    source = tmp_path / "source"
+    source.write_bytes(PAYLOAD)
+    first_server = LocalServer(data_dir=data_dir).start()
+    first_server.emulator.resumable.granularity = 256
+    client = Twin(kind, first_server.url, retry=RetryPolicy(max_attempts=2, backoff=0), timeout=5)
+    # Appends of 1024 bytes: the server stops before the third one.
+    client.client._transport = _StopsServer(client.client._transport, first_server, at=3)
+    try:
+        with pytest.raises(TransportError) as info:
+            client.session(RAW, org=1).put(source, key="restarted")
+    finally:
+        client.close()
+        first_server.stop()
+    handle = pickle.loads(pickle.dumps(info.value.resume_handle))  # type: ignore[attr-defined]
+    assert (handle.offset, handle.total) == (2048, len(PAYLOAD))
+    with LocalServer(data_dir=data_dir) as second_server:  # the same data, a new process
+        second_server.emulator.resumable.granularity = 256
+        client = Twin(kind, second_server.url, timeout=5)
+        try:
+            session = client.session(RAW, org=1)
+            assert session.get("restarted") is None
+            assert session.resume_upload(handle, source) == "restarted"
+            received = second_server.emulator.resumable.received
+            assert received == len(PAYLOAD) - 2048  # only the missing bytes were sent
+            assert _read(session, "restarted") == PAYLOAD
+        finally:
+            client.close()
