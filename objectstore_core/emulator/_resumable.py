@@ -198,12 +198,7 @@ class ResumableSessions:
             for offset, size in session.chunks:
                 opened = self.storage.open(self._chunk_id(session.token, offset))
                 assert opened is not None, "a stored chunk went missing"
-                stream = opened.read_range(0, size)
-                try:
-                    while piece := stream.read(1 << 20):
-                        writer.write(piece)
-                finally:
-                    stream.close()
+                writer.write(read_body(ServerResponse(200, (), opened.read_range(0, size))))
             writer.commit(session.record)
         except Exception as exc:
             writer.abort()
