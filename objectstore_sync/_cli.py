@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 from objectstore_core import (
     Metadata,
+    ObjectNotFound,
     ObjectstoreError,
     Permission,
     Scope,
@@ -38,14 +39,18 @@ from objectstore_core import (
     parse_duration,
     token_from_env,
 )
+from objectstore_core._transfer import DEFAULT_PART_SIZE
 from objectstore_core.emulator import parse_permission
 from objectstore_sync._client import Client, Session
+from objectstore_sync._progress import progress_for
 from objectstore_sync.emulator import parse_auth_key_option
 
 __all__ = ["main"]
 
 DEFAULT_DATA_DIR = ".objectstore"
 DEFAULT_USECASE = "default"
+LARGE_FILE = DEFAULT_PART_SIZE
+"""Files above this size go up as a managed upload (parallel parts, progress bar)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     put.add_argument(
         "--meta", action="append", default=[], metavar="NAME=VALUE", help="custom metadata"
     )
+    put.add_argument("--quiet", action="store_true", help="no progress bar for large files")
 
     get = commands.add_parser("get", help="download an object")
     common(get)
@@ -112,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument(
         "--raw", action="store_true", help="write stored bytes as they are (no decompression)"
     )
+    get.add_argument("--quiet", action="store_true", help="no progress bar")
 
     head = commands.add_parser("head", help="print an object's metadata as JSON")
     common(head)
@@ -258,17 +265,25 @@ def _cmd_put(args: argparse.Namespace) -> int:
         source = Path(args.file)  # opened by the client when the upload starts
         if filename is None:
             filename = os.path.basename(args.file)
+    options: dict[str, Any] = {
+        "compress": args.compress,
+        "content_type": args.content_type or _guess_type(args.file),
+        "metadata": custom or None,
+        "expiration_policy": policy,
+        "origin": args.origin,
+        "filename": filename,
+    }
     with _session(args) as session:
-        key = session.put(
-            source,
-            key=args.key,
-            compress=args.compress,
-            content_type=args.content_type or _guess_type(args.file),
-            metadata=custom or None,
-            expiration_policy=policy,
-            origin=args.origin,
-            filename=filename,
-        )
+        if isinstance(source, Path) and source.stat().st_size > LARGE_FILE:
+            # Large files: parallel parts, with a progress bar on a terminal (API §4).
+            bar = progress_for(sys.stderr, f"put {args.file}", args.quiet)
+            try:
+                key = session.upload(source, args.key, progress=bar, **options)
+            finally:
+                if bar is not None:
+                    bar.close()
+        else:
+            key = session.put(source, key=args.key, **options)
     print(key)
     return 0
 
@@ -297,6 +312,8 @@ def _write_atomically(path: str, chunks: Iterator[bytes]) -> None:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
+    if args.output and args.output != "-" and not args.raw:
+        return _download(args)
     with _session(args) as session:
         response = session.get(args.key, decompress=not args.raw)
         if response is None:
@@ -310,6 +327,21 @@ def _cmd_get(args: argparse.Namespace) -> int:
                 for chunk in response.iter_bytes():
                     out.write(chunk)
                 out.flush()
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    """``get -o FILE``: a managed download, with a progress bar on a terminal (API §4)."""
+    bar = progress_for(sys.stderr, f"get {args.key}", args.quiet)
+    try:
+        with _session(args) as session:
+            session.download(args.key, args.output, concurrency=4, progress=bar)
+    except ObjectNotFound:
+        print(f"objectstore: object {args.key!r} not found", file=sys.stderr)
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
     return 0
 
 
