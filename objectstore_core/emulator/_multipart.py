@@ -1,6 +1,7 @@
 """The multipart upload endpoints (PROTOCOL §9), as the development backends serve them.
 
-Open uploads live in memory (:class:`MultipartUploads`): each is bound to
+Open uploads live in the emulator's storage (so a directory store keeps
+them across restarts): each is bound to
 the exact usecase, scope and key it was initiated for, keeps the metadata
 and creation time fixed at initiate (§9.1) and its parts by number (a
 re-upload replaces the part, §9.2). Completion concatenates the listed parts
@@ -16,11 +17,11 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from objectstore_core import Permission
-from objectstore_core.emulator._exchange import BufferSink, Exchange, service_error
+from objectstore_core.emulator._exchange import BufferSink, Exchange, read_body, service_error
 from objectstore_core.emulator._messages import (
     BytesLike,
     ServerRequest,
@@ -36,7 +37,7 @@ from objectstore_core.emulator._object_headers import (
     parse_write_metadata,
 )
 from objectstore_core.emulator._routing import ObjectPath, Route, RouteKind, parse_query
-from objectstore_core.emulator._storage import ObjectId, Storage
+from objectstore_core.emulator._storage import ObjectId, ObjectRecord, Storage
 
 __all__ = ["MULTIPART_ROUTES", "MultipartUploads"]
 
@@ -61,15 +62,106 @@ _JSON_TYPE = re.compile(r"application/(?:[^;/\s]+\+)?json\s*(?:;.*)?", re.IGNORE
 class _Part:
     etag: str
     last_modified: datetime
-    data: bytes
+    size: int
 
 
 @dataclass(slots=True)
 class _OpenUpload:
+    upload_id: str
     oid: ObjectId
-    metadata: WriteMetadata
-    stamped: datetime
+    record: ObjectRecord  # the final object's, but for its size and custom metadata
+    custom: tuple[tuple[str, str], ...]  # the final object's custom metadata
     parts: dict[int, _Part] = field(default_factory=dict)
+    completed: bool = False
+
+
+_HIDDEN = "\0multipart-uploads"  # a usecase no request can name (§2.1)
+_PART_PREFIX = "part-"
+
+
+def _state_id(upload_id: str) -> ObjectId:
+    return ObjectId(_HIDDEN, upload_id, "state")
+
+
+def _part_id(upload_id: str, number: int) -> ObjectId:
+    return ObjectId(_HIDDEN, upload_id, f"{_PART_PREFIX}{number:010d}")
+
+
+class _Uploads:
+    """Open uploads kept in the emulator's storage, so a directory store keeps them
+    across restarts: a ``state`` object per upload (its record holds the final
+    metadata and one custom entry per part, updated atomically; its body the
+    target and the final custom metadata) and an object per part."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def create(self, upload_id: str, oid: ObjectId, metadata: WriteMetadata, now: datetime) -> None:
+        body = json.dumps(
+            {"usecase": oid.usecase, "scope": oid.scope, "key": oid.key, "custom": metadata.custom}
+        ).encode()
+        record = replace(metadata.record(len(body), now), custom=())
+        writer = self.storage.writer(_state_id(upload_id))
+        writer.write(body)
+        writer.commit(record)
+
+    def find(self, upload_id: str, oid: ObjectId) -> _OpenUpload | None:
+        opened = self.storage.open(_state_id(upload_id))
+        if opened is None:
+            return None
+        record = opened.record
+        state = json.loads(read_body(ServerResponse(200, (), opened.read_range(0, record.size))))
+        if ObjectId(state["usecase"], state["scope"], state["key"]) != oid:
+            return None  # bound to its usecase, scope and key (§9.1)
+        custom = tuple((str(name), str(value)) for name, value in state["custom"])
+        upload = _OpenUpload(upload_id, oid, record, custom)
+        for name, value in record.custom:
+            if name == "completed":
+                upload.completed = True
+            elif name.startswith(_PART_PREFIX):
+                etag, modified, size = json.loads(value)
+                number = int(name[len(_PART_PREFIX) :])
+                upload.parts[number] = _Part(etag, datetime.fromisoformat(modified), size)
+        return upload
+
+    def add_part(self, upload_id: str, number: int, part: _Part, data: bytes) -> bool:
+        """Store a part (a re-upload replaces it); False when the upload is gone."""
+        state = _state_id(upload_id)
+        if self.storage.lookup(state) is None:
+            return False
+        writer = self.storage.writer(_part_id(upload_id, number))
+        writer.write(data)
+        writer.commit(ObjectRecord(size=len(data), time_created=part.last_modified))
+        entry = (
+            f"{_PART_PREFIX}{number:010d}",
+            json.dumps([part.etag, part.last_modified.isoformat(), part.size]),
+        )
+
+        def with_part(record: ObjectRecord) -> ObjectRecord:
+            others = [pair for pair in record.custom if pair[0] != entry[0]]
+            return replace(record, custom=tuple(sorted([*others, entry])))
+
+        return self.storage.update(state, with_part) is not None
+
+    def part_data(self, upload_id: str, number: int) -> bytes:
+        opened = self.storage.open(_part_id(upload_id, number))
+        if opened is None:
+            raise LookupError(f"part {number} went missing")
+        return read_body(ServerResponse(200, (), opened.read_range(0, opened.record.size)))
+
+    def mark_completed(self, upload: _OpenUpload) -> None:
+        """Drop the parts, keep the state as completed (a retried complete succeeds)."""
+        for number in upload.parts:
+            self.storage.delete(_part_id(upload.upload_id, number))
+        self.storage.update(
+            _state_id(upload.upload_id),
+            lambda record: replace(record, custom=(("completed", "1"),)),
+        )
+
+    def drop(self, upload: _OpenUpload) -> None:
+        for number in upload.parts:
+            self.storage.delete(_part_id(upload.upload_id, number))
+        self.storage.delete(_state_id(upload.upload_id))
 
 
 class _BadQuery(ValueError):
@@ -124,19 +216,19 @@ def _complete_error(code: str, message: str) -> ServerResponse:
 class MultipartUploads:
     """The open multipart uploads of one emulator and its endpoints (§9.1-§9.5).
 
-    Plain dict updates under the GIL keep concurrent part uploads from
-    several server threads consistent (one assignment per part).
+    Uploads live in the storage (see :class:`_Uploads`); concurrent part
+    uploads stay consistent through the storage's atomic record updates.
     """
 
     def __init__(self, storage: Storage, clock: Callable[[], datetime]) -> None:
         self.storage = storage
         self.clock = clock
-        self._open: dict[str, _OpenUpload] = {}
-        self._completed: dict[str, str] = {}  # upload id -> key, to answer a retried complete
+        self._uploads = _Uploads(storage)
+        self._open = 0
 
     def __len__(self) -> int:
-        """How many uploads are open (neither completed nor aborted)."""
-        return len(self._open)
+        """How many uploads this emulator started are open (neither completed nor aborted)."""
+        return self._open
 
     def begin(
         self,
@@ -181,12 +273,13 @@ class MultipartUploads:
             return denial
         upload_id = str(uuid.uuid4())
         oid = ObjectId(path.usecase, path.scope_wire, key)
-        self._open[upload_id] = _OpenUpload(oid, metadata, self.clock())
+        self._uploads.create(upload_id, oid, metadata, self.clock())
+        self._open += 1
         return json_response(200, {"key": key, "upload_id": upload_id})
 
     def _find(self, upload_id: str, oid: ObjectId) -> _OpenUpload | None:
-        upload = self._open.get(upload_id)
-        return upload if upload is not None and upload.oid == oid else None  # bound (§9.1)
+        upload = self._uploads.find(upload_id, oid)
+        return None if upload is None or upload.completed else upload
 
     # -- §9.2 upload part --------------------------------------------------------------
 
@@ -208,12 +301,12 @@ class MultipartUploads:
             return Exchange(service_error(500, "storage backend error: multipart upload not found"))
 
         def store(data: bytes) -> ServerResponse:
-            upload = self._find(upload_id, oid)
-            if upload is None:  # aborted or completed while the part was arriving
-                return service_error(500, "storage backend error: multipart upload not found")
             digest = hashlib.md5(data, usedforsecurity=False).hexdigest()[:16]
             etag = f'"etag-{number}-{len(data)}-{digest}"'  # quotes included, as the dev backends
-            upload.parts[number] = _Part(etag, self.clock(), data)
+            part = _Part(etag, self.clock(), len(data))
+            if not self._uploads.add_part(upload_id, number, part, data):
+                # aborted or completed while the part was arriving
+                return service_error(500, "storage backend error: multipart upload not found")
             return json_response(200, {"etag": etag})
 
         return Exchange(sink=_PartSink(store))
@@ -241,7 +334,7 @@ class MultipartUploads:
                     "part_number": number,
                     "etag": part.etag,
                     "last_modified": _rfc3339(part.last_modified),
-                    "size": len(part.data),
+                    "size": part.size,
                 }
             )
         page: dict[str, object] = {"parts": listed, "is_truncated": len(shown) < len(numbers)}
@@ -282,14 +375,13 @@ class MultipartUploads:
     def _assemble(
         self, upload_id: str, oid: ObjectId, parts: list[tuple[int, str]]
     ) -> ServerResponse:
-        upload = self._find(upload_id, oid)
+        upload = self._uploads.find(upload_id, oid)
+        if upload is not None and upload.completed:
+            return _complete_result({"key": oid.key})  # a retried success stays one
         if upload is None:
-            if self._completed.get(upload_id) == oid.key:
-                return _complete_result({"key": oid.key})  # a retried success stays one
             return _complete_error(
                 "internal error", "storage backend error: multipart upload not found"
             )
-        chosen = []
         for number, etag in parts:
             part = upload.parts.get(number)
             if part is None:
@@ -298,17 +390,19 @@ class MultipartUploads:
                 return _complete_error(
                     "InvalidPart", f"part number {number} has etag {part.etag}, not {etag}"
                 )
-            chosen.append(part.data)
         writer = self.storage.writer(oid)
         try:
-            for data in chosen:  # in the given order, as the development backends (§9.4)
+            size = 0
+            for number, _ in parts:  # in the given order, as the development backends (§9.4)
+                data = self._uploads.part_data(upload_id, number)
                 writer.write(data)
-            writer.commit(upload.metadata.record(sum(map(len, chosen)), upload.stamped))
+                size += len(data)
+            writer.commit(replace(upload.record, size=size, custom=upload.custom))
         except Exception as exc:
             writer.abort()
             return _complete_error("internal error", f"storage backend error: {exc}")
-        del self._open[upload_id]
-        self._completed[upload_id] = oid.key
+        self._uploads.mark_completed(upload)
+        self._open = max(0, self._open - 1)
         return _complete_result({"key": oid.key})
 
     # -- §9.5 abort --------------------------------------------------------------------
@@ -318,8 +412,10 @@ class MultipartUploads:
         denial = deny(Permission.OBJECT_WRITE)
         if denial is not None:
             return denial
-        if self._find(upload_id, oid) is not None:
-            del self._open[upload_id]
+        upload = self._find(upload_id, oid)
+        if upload is not None:
+            self._uploads.drop(upload)
+            self._open = max(0, self._open - 1)
         return empty_response(204)  # an unknown upload counts as already aborted
 
     @staticmethod

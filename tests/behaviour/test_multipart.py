@@ -16,6 +16,9 @@ from objectstore_core import (
     PartInfo,
     ServerError,
 )
+from objectstore_sync import Usecase
+from objectstore_sync.testing import LocalServer
+from tests.behaviour.twins import Twin
 
 CHUNKS = [b"first part " * 500, b"second part " * 300, b"the end"]
 
@@ -146,3 +149,29 @@ def test_bad_resume_arguments_fail_at_once(session: Any) -> None:
         session.resume_multipart_upload("", "u")
     with pytest.raises(ValueError, match="compression"):
         session.initiate_multipart_upload(key="k", compression="gzip")
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio"])
+def test_an_open_upload_survives_a_restart_with_a_data_dir(kind: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with LocalServer(data_dir=data_dir) as server:
+        twin = Twin(kind, server.url, timeout=10)
+        try:
+            upload = twin.session(Usecase("attachments"), org=9).initiate_multipart_upload(
+                key="kept", compression="none", content_type="text/plain"
+            )
+            first = upload.put_part(b"before ", part_number=1, content_length=7)
+        finally:
+            twin.close()
+    with LocalServer(data_dir=data_dir) as server:  # the emulator restarted on the same data
+        twin = Twin(kind, server.url, timeout=10)
+        try:
+            session = twin.session(Usecase("attachments"), org=9)
+            again = session.resume_multipart_upload("kept", upload.upload_id)
+            assert [p.etag for p in again.list_parts()] == [first.etag]
+            second = again.put_part(b"after", part_number=2, content_length=5)
+            assert again.complete([first, second]) == "kept"
+            assert _read(session, "kept") == b"before after"
+            assert session.head("kept").content_type == "text/plain"
+        finally:
+            twin.close()
