@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from objectstore_async import _multipart, _transfer
 from objectstore_async._batch import AsyncBatch
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, open_async_response
@@ -151,3 +152,11 @@ class AsyncSession(BaseSession):
         ``timeout`` applies to each of its requests. See :class:`AsyncBatch`.
         """
         return AsyncBatch(self, max_batch_concurrency, max_individual_concurrency, timeout=timeout)
+
+    # Multipart uploads (API §4, PROTOCOL §9).
+    initiate_multipart_upload = _multipart.initiate_multipart_upload
+    resume_multipart_upload = _multipart.resume_multipart_upload
+    # Resumable uploads (API §4, PROTOCOL §14.1).
+    resume_upload = _awaiting(SessionFlows.resume_upload, "str")
+    upload = _awaiting(SessionFlows.upload, "str")
+    download = _transfer.download

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import math
 import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from objectstore_async._sources import CPUS
+from objectstore_async._sources import CPUS, measure, read_at
 from objectstore_async._transport import AsyncRawBody, AsyncTransport
 from objectstore_core import (
     Clock,
     Compress,
     Flow,
+    Join,
+    Joined,
+    Measure,
     ObjectstoreError,
+    ReadAt,
     ReadBody,
     Response,
     SendRequest,
     Sleep,
+    Spawn,
     ZstdContexts,
 )
 
@@ -49,10 +55,11 @@ async def adrive(
     :class:`Compress` step uses the client's idle zstd ``contexts``.
     """
     held: AsyncRawBody | None = None
+    spawned: _Spawned | None = None
     try:
         step = next(flow)
         while True:
-            reply: Response | float | bytes | None = None
+            reply: Response | float | bytes | Joined | None = None
             if isinstance(step, SendRequest):  # the usual step first
                 if held is not None:
                     await held.aclose()
@@ -77,13 +84,73 @@ async def adrive(
                 except ObjectstoreError as error:
                     step = flow.throw(error)
                     continue
+            elif isinstance(step, Measure):  # before a resumable upload (PROTOCOL §14.1)
+                reply = await measure(step.source)
+            elif isinstance(step, ReadAt):  # the next part of a managed upload
+                reply = await read_at(step.source, step.offset, step.size)
+            elif isinstance(step, Spawn):
+                if spawned is None:
+                    spawned = _Spawned(transport, contexts)
+                    await spawned.open()
+                spawned.spawn(step)
+            elif isinstance(step, Join):
+                assert spawned is not None, "Join without Spawn"
+                reply = await spawned.join()
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)
     except StopIteration as done:
+        if spawned is not None:
+            await spawned.close(None)
         return done.value, held
-    except BaseException:
+    except BaseException as exc:
         if held is not None:
             with anyio.CancelScope(shield=True):
                 await held.aclose()
+        if spawned is not None:
+            await spawned.close(exc)
         raise
+
+
+class _Spawned:
+    """The flows a flow spawned, each driven in a task of one task group."""
+
+    def __init__(self, transport: AsyncTransport, contexts: ZstdContexts | None) -> None:
+        self._transport = transport
+        self._contexts = contexts
+        self._group = anyio.create_task_group()
+        self._send, self._receive = anyio.create_memory_object_stream[Joined](math.inf)
+
+    async def open(self) -> None:
+        await self._group.__aenter__()
+
+    def spawn(self, step: Spawn) -> None:
+        self._group.start_soon(self._run, step)
+
+    async def _run(self, step: Spawn) -> None:
+        flow: Flow[Any] = step.flow  # type: ignore[assignment]
+        try:
+            value, held = await adrive(flow, self._transport, self._contexts)
+            if held is not None:  # pragma: no cover - spawned flows leave no body open
+                await held.aclose()
+            joined = Joined(step.tag, value)
+        except Exception as exc:
+            joined = Joined(step.tag, error=exc)
+        self._send.send_nowait(joined)
+
+    async def join(self) -> Joined:
+        return await self._receive.receive()
+
+    async def close(self, exc: BaseException | None) -> None:
+        """Wait for what still runs; when the flow failed or was cancelled, cancel it.
+
+        The flow's own exception is re-raised by the caller; the group only
+        absorbs the cancellation it was given.
+        """
+        try:
+            if exc is not None:
+                self._group.cancel_scope.cancel()
+            await self._group.__aexit__(None, None, None)
+        finally:
+            self._send.close()
+            self._receive.close()

@@ -9,16 +9,18 @@ reads and measures. Works under asyncio and trio.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import IO, cast
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+from typing import IO, Any, cast
 
 import anyio
 import anyio.to_thread
 
 from objectstore_core import (
+    LengthCheck,
     PayloadKind,
     Upload,
     ZstdEncoder,
@@ -27,7 +29,7 @@ from objectstore_core import (
     upload_size,
 )
 
-__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload"]
+__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload", "measure", "read_at"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -79,7 +81,7 @@ async def _rewind(upload: Upload) -> None:
     replay.started = True
 
 
-async def _read_file(source: object) -> AsyncIterator[bytes]:
+async def _read_file(source: object) -> AsyncGenerator[bytes, None]:
     read = source.read  # type: ignore[attr-defined]
     if inspect.iscoroutinefunction(read):
         while chunk := _check_chunk(await read(CHUNK_SIZE)):
@@ -94,7 +96,7 @@ async def _read_file(source: object) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
+async def aiter_source(upload: Upload) -> AsyncGenerator[bytes, None]:
     """The raw chunks of the caller's payload, read lazily (files from their start position)."""
     source = upload.source
     kind = upload.kind
@@ -108,8 +110,9 @@ async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
                 yield data
     elif kind is PayloadKind.FILE:
         await _rewind(upload)
-        async for chunk in _read_file(source):
-            yield chunk
+        async with contextlib.aclosing(_read_file(source)) as chunks:  # also when stopped early
+            async for chunk in chunks:
+                yield chunk
     elif kind is PayloadKind.ASYNC_ITERABLE:
         upload.replay.started = True  # one-shot: never sent twice once touched
         async for item in cast(AsyncIterable[object], source):
@@ -120,6 +123,95 @@ async def aiter_source(upload: Upload) -> AsyncIterator[bytes]:
             yield _check_chunk(item)
 
 
+async def measure(source: object) -> int | None:
+    """The bytes a path or file holds from where reading would start, if known unread.
+
+    Measured in a worker thread; async files are not measured (None).
+    """
+    if isinstance(source, os.PathLike):
+        return (await anyio.Path(os.fspath(source)).stat()).st_size
+    if not _plain_reader(source):
+        return None
+    file = cast(IO[bytes], source)
+
+    def sizes() -> tuple[int | None, int | None]:
+        try:
+            start = file.tell() if file.seekable() else None
+        except (OSError, ValueError):
+            start = None
+        return start, _file_size(file)
+
+    start, size = await anyio.to_thread.run_sync(sizes)
+    if start is None or size is None or start > size:
+        return None
+    return size - start
+
+
+async def read_at(source: object, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes of a path from ``offset``, or the next ``size`` of a file.
+
+    A managed upload reads its parts in order, so a file is simply read on
+    from where the previous part ended. Blocking reads run in a worker thread.
+    """
+    if isinstance(source, os.PathLike):
+
+        def from_path() -> bytes:
+            with open(os.fspath(source), "rb") as file:
+                file.seek(offset)
+                return _read_exactly(file.read, size)
+
+        return await anyio.to_thread.run_sync(from_path)
+    read = source.read  # type: ignore[attr-defined]
+    if inspect.iscoroutinefunction(read):
+        pieces = []
+        left = size
+        while left > 0 and (chunk := _check_chunk(await read(left))):
+            pieces.append(chunk)
+            left -= len(chunk)
+        return b"".join(pieces)
+    return await anyio.to_thread.run_sync(_read_exactly, read, size)
+
+
+def _read_exactly(read: Any, size: int) -> bytes:
+    pieces = []
+    left = size
+    while left > 0 and (chunk := _check_chunk(read(left))):
+        pieces.append(chunk)
+        left -= len(chunk)
+    return b"".join(pieces)
+
+
+async def _aiter_range(upload: Upload, offset: int, length: int) -> AsyncGenerator[bytes, None]:
+    """``length`` bytes of the payload from ``offset`` (an append of PROTOCOL §14.1)."""
+    source = upload.source
+    if isinstance(source, bytes | bytearray | memoryview):
+        view = memoryview(source).cast("B")[offset : offset + length]
+        for start in range(0, len(view), CHUNK_SIZE):
+            yield bytes(view[start : start + CHUNK_SIZE])
+        return
+    if isinstance(source, os.PathLike):
+        async with await anyio.open_file(os.fspath(source), "rb") as opened:
+            await opened.seek(offset)
+            left = length
+            while left > 0 and (data := await opened.read(min(CHUNK_SIZE, left))):
+                left -= len(data)
+                yield data
+        return
+    await _rewind(upload)
+    begin = upload.replay.start
+    if begin is None or not _plain_reader(source):
+        raise ValueError(f"cannot read {source!r:.60} from offset {offset}: it is not seekable")
+    file = cast(IO[bytes], source)
+    await anyio.to_thread.run_sync(file.seek, begin + offset)
+    left = length
+    while left > 0:
+        data = _check_chunk(await anyio.to_thread.run_sync(file.read, min(CHUNK_SIZE, left)))
+        if not data:
+            return
+        left -= len(data)
+        yield data
+
+
 async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5).
 
@@ -128,6 +220,17 @@ async def aiter_upload(upload: Upload) -> AsyncIterator[bytes]:
     the loop in pieces of at most 1 MiB, so one encoding step stays in the
     low milliseconds and the event loop is never starved for long.
     """
+    if upload.length is not None:  # exactly ``length`` bytes, as announced (PROTOCOL §9.2)
+        check = LengthCheck(upload.length)
+        if upload.offset is None:
+            source = aiter_source(upload)
+        else:
+            source = _aiter_range(upload, upload.offset, upload.length)
+        async with contextlib.aclosing(source) as chunks:  # closed on a mismatch
+            async for chunk in chunks:
+                yield bytes(check.take(chunk))
+        check.end()
+        return
     if upload.compress and isinstance(upload.source, os.PathLike):
         file = await anyio.to_thread.run_sync(open, os.fspath(upload.source), "rb")
         try:

@@ -79,13 +79,19 @@ from objectstore_core._http import (
     Compress,
     Credentials,
     Flow,
+    Join,
+    Joined,
+    LengthCheck,
+    Measure,
     Payload,
     PayloadKind,
+    ReadAt,
     ReadBody,
     Request,
     Response,
     SendRequest,
     Sleep,
+    Spawn,
     Upload,
     UploadReplay,
     classify_payload,
@@ -106,7 +112,13 @@ from objectstore_core._models import (
     TimeToLive,
     Usecase,
 )
-from objectstore_core._multipart import CompletePart, PartInfo
+from objectstore_core._multipart import (
+    MAX_PART_NUMBER,
+    CompletePart,
+    MultipartFlows,
+    PartInfo,
+    initiate_multipart_flow,
+)
 from objectstore_core._operations import (
     GetOutcome,
     delete_flow,
@@ -118,8 +130,15 @@ from objectstore_core._operations import (
 )
 from objectstore_core._paths import Target, encode_path, encode_query
 from objectstore_core._presign import MAX_PRESIGN_DURATION, SUPPORTED_METHODS, build_canonical_form
+from objectstore_core._resumable import ResumeHandle, resume_upload_flow
 from objectstore_core._retry import RetryPolicy
 from objectstore_core._session import BaseSession, SessionFlows, with_return_annotation
+from objectstore_core._transfer import (
+    check_unchanged,
+    not_found,
+    plan_ranges,
+    validate_download,
+)
 
 
 def new_encoder(
@@ -136,6 +155,7 @@ def new_encoder(
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "MAX_PART_NUMBER",
     "MAX_PRESIGN_DURATION",
     "MULTITHREAD_MIN",
     "SUPPORTED_METHODS",
@@ -169,10 +189,15 @@ __all__ = [
     "GetOutcome",
     "IdentityDecoder",
     "IntegrityError",
+    "Join",
+    "Joined",
     "KeyCredentials",
+    "LengthCheck",
+    "Measure",
     "Metadata",
     "MetricsBackend",
     "MultipartCompleteError",
+    "MultipartFlows",
     "NoOpMetricsBackend",
     "ObjectNotFound",
     "ObjectstoreError",
@@ -183,12 +208,14 @@ __all__ = [
     "PoolTimeout",
     "ProtocolError",
     "RateLimited",
+    "ReadAt",
     "ReadBody",
     "ReadError",
     "ReadTimeout",
     "Request",
     "RequestError",
     "Response",
+    "ResumeHandle",
     "RetryPolicy",
     "Scope",
     "SecretKey",
@@ -196,6 +223,7 @@ __all__ = [
     "ServerError",
     "SessionFlows",
     "Sleep",
+    "Spawn",
     "Target",
     "TimeToIdle",
     "TimeToLive",
@@ -215,6 +243,7 @@ __all__ = [
     "ZstdEncoder",
     "build_canonical_form",
     "check_chunk_size",
+    "check_unchanged",
     "classify_payload",
     "client_config",
     "compress",
@@ -235,17 +264,22 @@ __all__ = [
     "format_timestamp",
     "get_flow",
     "head_flow",
+    "initiate_multipart_flow",
     "metadata_headers",
     "new_encoder",
+    "not_found",
     "parse_accept_encoding",
     "parse_duration",
     "parse_expiration",
     "parse_timestamp",
+    "plan_ranges",
     "put_flow",
+    "resume_upload_flow",
     "session_target",
     "token_from_env",
     "upload_size",
     "validate_concurrency",
+    "validate_download",
     "with_return_annotation",
     "zstd_workers",
 ]

@@ -117,6 +117,7 @@ class Exchange:
         "_cut",
         "_deadline",
         "_early",
+        "_fixed",
         "_parser",
         "_pending",
         "_phase",
@@ -143,6 +144,8 @@ class Exchange:
         self._resendable = (
             not isinstance(request.body, Upload) and request.method in IDEMPOTENT_METHODS
         )
+        # An upload with a length is framed by content-length (a part, PROTOCOL §9.2).
+        self._fixed = isinstance(request.body, Upload) and request.body.length is not None
         self._phase = _SENDING
         self._reused = False
         self._parser = ResponseParser(request.method)
@@ -230,6 +233,9 @@ class Exchange:
         size = len(chunk)
         if not size:
             return
+        if self._fixed:  # framed by content-length: the bytes as they are
+            yield from self._sliced(chunk if isinstance(chunk, bytes) else memoryview(chunk))
+            return
         framing = self._pending + chunk_header(size)
         self._pending = b"\r\n"
         if size <= _SMALL_WRITE:
@@ -240,6 +246,8 @@ class Exchange:
 
     def upload_end(self) -> Iterator[bytes | memoryview]:
         """The end of an upload: the last chunk's CRLF and the zero-size chunk."""
+        if self._fixed:
+            return
         yield from self._sliced(self._pending + LAST_CHUNK)
 
     def _sliced(self, data: bytes | memoryview) -> Iterator[bytes | memoryview]:

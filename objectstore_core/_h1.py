@@ -143,8 +143,11 @@ def encode_request_head(request: Request, host: str) -> bytes:
     the value: headers may carry a token (API §7).
     """
     body = request.body
+    chunked = isinstance(body, Upload) and body.length is None
     if isinstance(body, bytes):
         length: int | None = len(body)
+    elif isinstance(body, Upload):
+        length = body.length  # a fixed-length upload (a multipart part, PROTOCOL §9.2)
     elif body is None and request.method in ("POST", "PUT", "PATCH"):
         length = 0
     else:
@@ -156,7 +159,7 @@ def encode_request_head(request: Request, host: str) -> bytes:
             host,
             request.headers,
             content_length=length,
-            chunked=isinstance(body, Upload),
+            chunked=chunked,
         )
     except ValueError:
         raise ProtocolError(

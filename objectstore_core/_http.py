@@ -25,13 +25,19 @@ __all__ = [
     "Compress",
     "Credentials",
     "Flow",
+    "Join",
+    "Joined",
+    "LengthCheck",
+    "Measure",
     "Payload",
     "PayloadKind",
+    "ReadAt",
     "ReadBody",
     "Request",
     "Response",
     "SendRequest",
     "Sleep",
+    "Spawn",
     "Upload",
     "UploadReplay",
     "classify_payload",
@@ -119,11 +125,20 @@ class Upload:
     when ``compress`` is true, and streams the result with chunked framing.
     Each attempt reads the payload from its start: bytes and paths always,
     a seekable file by seeking back to ``replay.start``.
+
+    With ``length`` (never together with ``compress``) the body is framed by
+    ``content-length: length`` instead of chunks, and the twins' readers pass
+    the payload through a :class:`LengthCheck`, so exactly that many bytes are
+    sent: the whole payload (a multipart part, PROTOCOL §9.2), or with
+    ``offset`` the ``length`` bytes from there (bytes, a path or a seekable
+    file; an append of a resumable upload, §14.1).
     """
 
     source: Payload
     kind: PayloadKind
     compress: bool
+    length: int | None = None
+    offset: int | None = None
     replay: UploadReplay = field(default_factory=UploadReplay, compare=False, repr=False)
 
 
@@ -147,6 +162,38 @@ def upload_size(upload: Upload, file_size: int | None = None) -> int | None:
     if upload.kind is PayloadKind.FILE and start is not None and 0 <= start <= file_size:
         return file_size - start
     return None
+
+
+class LengthCheck:
+    """Counts the chunks of an :class:`Upload` with a ``length`` as a twin reads them.
+
+    :meth:`take` raises ValueError as soon as the payload holds more bytes
+    than announced, :meth:`end` when it held fewer: the request is then
+    abandoned (its connection is not reused), never sent with a wrong length.
+    """
+
+    __slots__ = ("_length", "_seen")
+
+    def __init__(self, length: int) -> None:
+        self._length = length
+        self._seen = 0
+
+    def take(self, chunk: Buffer) -> Buffer:
+        """``chunk``, after checking it does not run past the announced length."""
+        self._seen += memoryview(chunk).nbytes
+        if self._seen > self._length:
+            raise ValueError(
+                f"content_length={self._length} does not match the payload: it holds more bytes"
+            )
+        return chunk
+
+    def end(self) -> None:
+        """The payload is exhausted: it must have held exactly the announced length."""
+        if self._seen != self._length:
+            raise ValueError(
+                f"content_length={self._length} does not match the payload: "
+                f"it held {self._seen} bytes"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +311,58 @@ class Compress:
 
 
 @dataclass(frozen=True, slots=True)
+class Measure:
+    """Flow step: the driver sends back the size in bytes of ``source`` (a path or a
+    file, from its current position), or None when it cannot tell without reading.
+
+    The core never stats a file: the twin measures (PROTOCOL §14.1 needs the
+    size before a resumable upload starts).
+    """
+
+    source: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAt:
+    """Flow step: the driver sends back up to ``size`` bytes of ``source`` (a path or a
+    file) from ``offset`` (counted from the file's position when first read), ``b""``
+    at the end. A managed upload reads its parts this way, one at a time."""
+
+    source: Payload
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Flow step: start running ``flow`` beside this one; the driver sends back None.
+
+    The sync driver runs it in a worker thread, the async one in a task;
+    :class:`Join` collects the outcome. Used for the parallel parts of a
+    managed upload; a flow never spawns more at once than it can join.
+    """
+
+    flow: Generator[object, object, object]
+    tag: int
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What :class:`Join` sends back: the ``tag`` of a finished flow and its value, or the
+    exception it raised."""
+
+    tag: int
+    value: object = None
+    error: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """Flow step: wait until one spawned flow finishes; the driver sends back a
+    :class:`Joined`."""
+
+
+@dataclass(frozen=True, slots=True)
 class Clock:
     """Flow step: the driver sends back a monotonic time in seconds.
 
@@ -283,6 +382,8 @@ class ReadBody:
 
 
 Flow: TypeAlias = Generator[
-    SendRequest | Sleep | Clock | Compress | ReadBody, Response | float | bytes | None, T
+    SendRequest | Sleep | Clock | Compress | ReadBody | Measure | ReadAt | Spawn | Join,
+    Response | float | bytes | Joined | None,
+    T,
 ]
 """A multi-step operation written once, driven by the sync and the async driver."""

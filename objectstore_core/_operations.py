@@ -9,6 +9,7 @@ ValueError before any I/O.
 from __future__ import annotations
 
 import json
+import os
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,7 @@ from objectstore_core._models import (
     validate_compression,
 )
 from objectstore_core._paths import Target, validate_key
+from objectstore_core._resumable import resumable_put_steps
 from objectstore_core._retry import retry_delay
 from objectstore_core._timeout import Timeout
 
@@ -297,11 +299,32 @@ def put_flow(
         filename=filename,
         custom=metadata,
     )
+    if isinstance(contents, str):
+        contents = contents.encode("utf-8")
+    body = _body(contents, do_compress)
     # Without a key: POST to the collection; with one: PUT to the object (§3.1, §3.2).
     method, path = ("POST", target.collection()) if key is None else ("PUT", target.object(key))
     check_head_limits(path, target.headers, headers)
-    body = _body(contents, do_compress)
+    threshold = resumable_threshold_bytes
+    if threshold is None:
+        threshold = target.usecase.resumable_threshold_bytes
+    if isinstance(threshold, int) and not do_compress and _may_resume(contents, threshold):
+        # §14.1: a payload sent as stored, of a size the twin can measure.
+        def plain() -> Flow[str]:
+            return _put_steps(target, method, path, tuple(headers), body, timeout, key)
+
+        return resumable_put_steps(
+            target, method, path, tuple(headers), contents, threshold, key, timeout, plain
+        )
     return _put_steps(target, method, path, tuple(headers), body, timeout, key)
+
+
+def _may_resume(contents: Payload, threshold: int) -> bool:
+    """Whether a put of ``contents`` could reach ``threshold`` bytes and be resumed (§14.1):
+    bytes that do, paths and files (measured by the twin); never iterators."""
+    if isinstance(contents, bytes | bytearray | memoryview):
+        return memoryview(contents).nbytes >= threshold
+    return isinstance(contents, os.PathLike) or callable(getattr(contents, "read", None))
 
 
 def _put_steps(

@@ -19,6 +19,7 @@ from objectstore_core._config import ClientConfig
 from objectstore_core._http import Flow, Payload
 from objectstore_core._metadata import Metadata
 from objectstore_core._models import Compression, ExpirationPolicy, Permission, Scope, Usecase
+from objectstore_core._multipart import MultipartFlows, initiate_multipart_flow
 from objectstore_core._op_metrics import measured
 from objectstore_core._operations import (
     GetOutcome,
@@ -30,7 +31,14 @@ from objectstore_core._operations import (
 )
 from objectstore_core._paths import Target
 from objectstore_core._presign import object_url, presigned_url
+from objectstore_core._resumable import ResumeHandle, resume_upload_flow
 from objectstore_core._timeout import Timeout
+from objectstore_core._transfer import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_PART_SIZE,
+    Progress,
+    upload_flow,
+)
 
 __all__ = ["BaseSession", "SessionFlows", "with_return_annotation"]
 
@@ -159,6 +167,99 @@ class SessionFlows:
             self.target, key, at, from_creation, from_now, timeout=Timeout.coerce(timeout)
         )
         return measured(self.target, "extend_expiry", flow)
+
+    # -- multipart uploads (API §4, PROTOCOL §9) ------------------------------------------
+
+    def initiate_multipart_upload(
+        self,
+        *,
+        key: str | None = None,
+        compression: Compression | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        expiration_policy: ExpirationPolicy | None = None,
+        origin: str | None = None,
+        filename: str | None = None,
+        timeout: Timeout | float | None = None,
+    ) -> Flow[MultipartFlows]:
+        """Start a multipart upload; the metadata describes the final object.
+
+        Parts are stored as uploaded: ``compression`` (default: the usecase's)
+        only records how they are encoded, so pass ``"none"`` for raw parts.
+        Without ``key`` the server generates one.
+        """
+        return initiate_multipart_flow(
+            self.target,
+            key=key,
+            compression=compression,
+            content_type=content_type,
+            metadata=metadata,
+            expiration_policy=expiration_policy,
+            origin=origin,
+            filename=filename,
+            timeout=Timeout.coerce(timeout),
+        )
+
+    def resume_multipart_upload(self, key: str, upload_id: str) -> MultipartFlows:
+        """An upload started earlier (its key and ``upload_id``); no network call."""
+        return MultipartFlows(self.target, key, upload_id)
+
+    # -- resumable uploads (API §4, PROTOCOL §14.1) ---------------------------------------
+
+    def resume_upload(
+        self, handle: ResumeHandle, source: Payload, *, timeout: Timeout | float | None = None
+    ) -> Flow[str]:
+        """Continue a resumable ``put`` that gave up, sending only the bytes the server lacks.
+
+        ``handle`` is the ``resume_handle`` of the error that ``put`` raised
+        (picklable, so another process can resume); ``source`` must be the
+        same payload: bytes, a path or a seekable file. Returns the key.
+        """
+        return resume_upload_flow(self.target, handle, source, timeout=Timeout.coerce(timeout))
+
+    # -- managed transfers (API §4) -------------------------------------------------------
+
+    def upload(
+        self,
+        source: Payload,
+        key: str | None = None,
+        *,
+        part_size: int = DEFAULT_PART_SIZE,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        progress: Progress | None = None,
+        compress: Compression | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        expiration_policy: ExpirationPolicy | None = None,
+        origin: str | None = None,
+        filename: str | None = None,
+        timeout: Timeout | float | None = None,
+    ) -> Flow[str]:
+        """Upload a large ``source`` (bytes, a path or a binary file) in parallel parts.
+
+        Parts of ``part_size`` bytes (at least 5 MiB) are compressed one zstd
+        frame each (unless ``compress="none"`` or the usecase says so) and
+        uploaded ``concurrency`` at a time, each retried by the client's retry
+        policy; a part that keeps failing aborts the upload. A source that fits
+        in one part, or whose size is unknown, takes the single request of
+        :meth:`put`. ``progress(done_bytes, total_bytes)`` is called as parts
+        are stored. Returns the key; the object reads back with ``get``.
+        """
+        return upload_flow(
+            self.target,
+            source,
+            key,
+            part_size=part_size,
+            concurrency=concurrency,
+            progress=progress,
+            compress=compress,
+            content_type=content_type,
+            metadata=metadata,
+            expiration_policy=expiration_policy,
+            origin=origin,
+            filename=filename,
+            timeout=Timeout.coerce(timeout),
+        )
 
 
 def with_return_annotation(

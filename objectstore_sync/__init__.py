@@ -16,12 +16,14 @@ from objectstore_core import shared
 from objectstore_core.shared import *  # noqa: F403  (the names both twins share)
 from objectstore_sync._batch import Batch
 from objectstore_sync._client import Client, Session
+from objectstore_sync._multipart import MultipartUpload
 from objectstore_sync._response import GetResponse, Payload
 
 __all__ = [
     "Batch",
     "Client",
     "GetResponse",
+    "MultipartUpload",
     "Payload",
     "Session",
 ]

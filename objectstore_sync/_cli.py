@@ -27,7 +27,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -35,6 +35,7 @@ from typing import Any, BinaryIO, NoReturn
 from objectstore_core import (
     BatchResults,
     Metadata,
+    ObjectNotFound,
     ObjectstoreError,
     Permission,
     RequestError,
@@ -48,8 +49,11 @@ from objectstore_core import (
     token_from_env,
 )
 from objectstore_core._paths import split_base_url
+from objectstore_core._transfer import DEFAULT_PART_SIZE
 from objectstore_core.emulator import parse_permission
 from objectstore_sync._client import Client, Session
+from objectstore_sync._progress import progress_for
+from objectstore_sync._response import GetResponse
 from objectstore_sync.emulator import parse_auth_key_option
 
 __all__ = ["main"]
@@ -110,6 +114,10 @@ def _result(text: str) -> None:
         _raise_stdout_error(exc)
 
 
+LARGE_FILE = DEFAULT_PART_SIZE
+"""Files above this size go up as a managed upload (parallel parts, progress bar)."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="objectstore",
@@ -164,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
             "-q",
             "--quiet",
             action="store_true",
-            help="do not say on standard error which store is used",
+            help="nothing on standard error but errors (no store notice, no progress bar)",
         )
 
     put = commands.add_parser("put", help="upload a file (or - for stdin) and print its key")
@@ -395,17 +403,25 @@ def _cmd_put(args: argparse.Namespace) -> int:
         source = Path(args.file)  # opened by the client when the upload starts
         if filename is None:
             filename = os.path.basename(args.file)
+    options: dict[str, Any] = {
+        "compress": args.compress,
+        "content_type": args.content_type or _guess_type(args.file),
+        "metadata": custom or None,
+        "expiration_policy": policy,
+        "origin": args.origin,
+        "filename": filename,
+    }
     with _session(args) as session:
-        key = session.put(
-            source,
-            key=args.key,
-            compress=args.compress,
-            content_type=args.content_type or _guess_type(args.file),
-            metadata=custom or None,
-            expiration_policy=policy,
-            origin=args.origin,
-            filename=filename,
-        )
+        if isinstance(source, Path) and source.stat().st_size > LARGE_FILE:
+            # Large files: parallel parts, with a progress bar on a terminal (API §4).
+            bar = progress_for(sys.stderr, f"put {args.file}", args.quiet)
+            try:
+                key = session.upload(source, args.key, progress=bar, **options)
+            finally:
+                if bar is not None:
+                    bar.close()
+        else:
+            key = session.put(source, key=args.key, **options)
     _result(_printable(key))
     return 0
 
@@ -478,6 +494,16 @@ def _guess_type(path: str) -> str | None:
     return guessed
 
 
+def _chunks_of(response: GetResponse) -> Callable[[BinaryIO], None]:
+    """A ``fill`` for ``_write_output`` that copies ``response``'s decoded bytes."""
+
+    def fill(out: BinaryIO) -> None:
+        for chunk in response.iter_bytes():
+            out.write(chunk)
+
+    return fill
+
+
 def _check_output(path: str) -> None:
     """Refuse an ``-o`` path whose directory is missing, before contacting the server."""
     directory = os.path.dirname(path) or "."
@@ -487,8 +513,8 @@ def _check_output(path: str) -> None:
         raise ValueError(f"-o {path!r} is invalid: it is a directory")
 
 
-def _write_output(path: str, chunks: Iterator[bytes]) -> None:
-    """Write a download to ``-o path``.
+def _write_output(path: str, fill: Callable[[BinaryIO], object]) -> None:
+    """Write a download to ``-o path``: ``fill`` writes it into the open file.
 
     A regular file (new, or through a symbolic link) is written atomically; anything
     else that exists (``/dev/null``, a named pipe, a terminal) is written in place,
@@ -501,8 +527,7 @@ def _write_output(path: str, chunks: Iterator[bytes]) -> None:
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         try:
             with open(path, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
+                fill(out)
         except OSError as exc:
             if isinstance(exc, ObjectstoreError):
                 raise
@@ -511,11 +536,11 @@ def _write_output(path: str, chunks: Iterator[bytes]) -> None:
     # A link is kept and its target replaced, as writing through it would do.
     target = os.path.realpath(path) if os.path.islink(path) else path
     kept_mode = None if existing is None else stat.S_IMODE(existing.st_mode)
-    _write_atomically(target, chunks, kept_mode, shown=path)
+    _write_atomically(target, fill, kept_mode, shown=path)
 
 
 def _write_atomically(
-    path: str, chunks: Iterator[bytes], kept_mode: int | None, shown: str
+    path: str, fill: Callable[[BinaryIO], object], kept_mode: int | None, shown: str
 ) -> None:
     """Write to a temporary file beside ``path`` and rename: never a half-written file.
 
@@ -541,8 +566,7 @@ def _write_atomically(
         with os.fdopen(fd, "wb") as out:
             if kept_mode is not None:
                 os.fchmod(out.fileno(), kept_mode)
-            for chunk in chunks:
-                out.write(chunk)
+            fill(out)
         os.replace(temp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -570,13 +594,15 @@ def _cmd_get(args: argparse.Namespace) -> int:
     to_file = bool(args.output) and args.output != "-"
     if to_file:
         _check_output(args.output)
+        if not args.raw:
+            return _download(args)
     with _session(args) as session:
         response = session.get(args.key, decompress=not args.raw)
         if response is None:
             return _not_found(args)
         with response:
             if to_file:
-                _write_output(args.output, response.iter_bytes())
+                _write_output(args.output, _chunks_of(response))
             else:
                 out: BinaryIO = sys.stdout.buffer
                 try:
@@ -609,7 +635,7 @@ def _cmd_get_many(args: argparse.Namespace) -> int:
             elif result.ok:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 with result.value as response:
-                    _write_output(target, response.iter_bytes())
+                    _write_output(target, _chunks_of(response))
             else:
                 _error(str(result.error))
                 failed += 1
@@ -629,6 +655,25 @@ def _raise_stdout_error(exc: OSError) -> NoReturn:
     if isinstance(exc, (BrokenPipeError, ObjectstoreError)):
         raise exc
     raise OSError(f"cannot write standard output: {exc.strerror or exc}") from None
+
+
+def _download(args: argparse.Namespace) -> int:
+    """``get -o FILE``: a managed download (parallel ranges for raw objects), with a
+    progress bar on a terminal (API §4), written by the rules of ``_write_output``."""
+    bar = progress_for(sys.stderr, f"get {args.key}", args.quiet)
+    try:
+        with _session(args) as session:
+
+            def fill(out: BinaryIO) -> None:
+                session.download(args.key, out, concurrency=4, progress=bar)
+
+            _write_output(args.output, fill)
+    except ObjectNotFound:
+        return _not_found(args)
+    finally:
+        if bar is not None:
+            bar.close()
+    return 0
 
 
 def _cmd_head(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from objectstore_core import (
     with_return_annotation,
 )
 from objectstore_core._auth import use_wall_clock
+from objectstore_sync import _multipart, _transfer
 from objectstore_sync._batch import Batch
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, open_response
@@ -148,3 +149,11 @@ class Session(BaseSession):
         ``timeout`` applies to each of its requests. See :class:`Batch`.
         """
         return Batch(self, max_batch_concurrency, max_individual_concurrency, timeout=timeout)
+
+    # Multipart uploads (API §4, PROTOCOL §9).
+    initiate_multipart_upload = _multipart.initiate_multipart_upload
+    resume_multipart_upload = _multipart.resume_multipart_upload
+    # Resumable uploads (API §4, PROTOCOL §14.1).
+    resume_upload = _blocking(SessionFlows.resume_upload, "str")
+    upload = _blocking(SessionFlows.upload, "str")
+    download = _transfer.download

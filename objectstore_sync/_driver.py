@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import time
-from typing import TypeVar
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any, TypeVar
 
 from objectstore_core import (
     Clock,
     Compress,
     Flow,
+    Join,
+    Joined,
+    Measure,
     ObjectstoreError,
+    ReadAt,
     ReadBody,
     Response,
     SendRequest,
     Sleep,
+    Spawn,
     ZstdContexts,
 )
-from objectstore_sync._sources import CPUS
+from objectstore_sync._sources import CPUS, measure, read_at
 from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
@@ -35,10 +41,11 @@ def drive(
     the client's idle zstd ``contexts``.
     """
     held: RawBody | None = None
+    spawned: _Spawned | None = None
     try:
         step = next(flow)
         while True:
-            reply: Response | float | bytes | None = None
+            reply: Response | float | bytes | Joined | None = None
             if isinstance(step, SendRequest):  # the usual step first
                 if held is not None:
                     held.close()
@@ -60,6 +67,16 @@ def drive(
                 except ObjectstoreError as error:
                     step = flow.throw(error)
                     continue
+            elif isinstance(step, Measure):  # before a resumable upload (PROTOCOL §14.1)
+                reply = measure(step.source)
+            elif isinstance(step, ReadAt):  # the next part of a managed upload
+                reply = read_at(step.source, step.offset, step.size)
+            elif isinstance(step, Spawn):
+                spawned = spawned or _Spawned(transport, contexts)
+                spawned.spawn(step)
+            elif isinstance(step, Join):
+                assert spawned is not None, "Join without Spawn"
+                reply = spawned.join()
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)
@@ -69,3 +86,37 @@ def drive(
         if held is not None:
             held.close()
         raise
+    finally:
+        if spawned is not None:
+            spawned.close()
+
+
+class _Spawned:
+    """The flows a flow spawned, each driven in a worker thread of its own."""
+
+    def __init__(self, transport: SyncTransport, contexts: ZstdContexts | None) -> None:
+        self._transport = transport
+        self._contexts = contexts
+        self._executor = ThreadPoolExecutor(thread_name_prefix="objectstore-flow")
+        self._running: dict[Future[Any], int] = {}
+
+    def spawn(self, step: Spawn) -> None:
+        flow: Flow[Any] = step.flow  # type: ignore[assignment]
+        future = self._executor.submit(drive, flow, self._transport, self._contexts)
+        self._running[future] = step.tag
+
+    def join(self) -> Joined:
+        finished, _ = wait(self._running, return_when=FIRST_COMPLETED)
+        future = next(iter(finished))
+        tag = self._running.pop(future)
+        error = future.exception()
+        if error is not None:
+            return Joined(tag, error=error)
+        value, held = future.result()
+        if held is not None:  # pragma: no cover - spawned flows leave no body open
+            held.close()
+        return Joined(tag, value)
+
+    def close(self) -> None:
+        """Wait for what still runs (a failed upload aborts only once its parts stopped)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -12,9 +12,17 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import cast
 
-from objectstore_core import BinaryReader, Buffer, PayloadKind, Upload, new_encoder, upload_size
+from objectstore_core import (
+    BinaryReader,
+    Buffer,
+    LengthCheck,
+    PayloadKind,
+    Upload,
+    new_encoder,
+    upload_size,
+)
 
-__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload"]
+__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload", "measure", "read_at"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -106,9 +114,83 @@ def iter_source(upload: Upload) -> Iterator[Buffer]:
         )
 
 
+def measure(source: object) -> int | None:
+    """The bytes a path or file holds from where reading would start, if known unread."""
+    if isinstance(source, os.PathLike):
+        return os.stat(os.fspath(source)).st_size
+    start = _start_position(source)
+    size = _file_size(source)
+    if start is None or size is None or start > size:
+        return None
+    return size - start
+
+
+def read_at(source: object, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes of a path from ``offset``, or the next ``size`` of a file.
+
+    A managed upload reads its parts in order, so a file is simply read on
+    from where the previous part ended.
+    """
+    if isinstance(source, os.PathLike):
+        with open(os.fspath(source), "rb") as file:
+            file.seek(offset)
+            return _read_exactly(cast(BinaryReader, file), size)
+    return _read_exactly(cast(BinaryReader, source), size)
+
+
+def _read_exactly(file: BinaryReader, size: int) -> bytes:
+    pieces = []
+    left = size
+    while left > 0:
+        chunk = bytes(_check_chunk(file.read(left)))
+        if not chunk:
+            break
+        pieces.append(chunk)
+        left -= len(chunk)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _iter_range(upload: Upload, offset: int, length: int) -> Iterator[Buffer]:
+    """``length`` bytes of the payload from ``offset`` (an append of PROTOCOL §14.1)."""
+    source = upload.source
+    if isinstance(source, bytes | bytearray | memoryview):
+        yield memoryview(source).cast("B")[offset : offset + length]
+        return
+    if isinstance(source, os.PathLike):
+        with open(os.fspath(source), "rb") as file:
+            file.seek(offset)
+            yield from _bounded(file, length)
+        return
+    _rewind(upload)
+    start = upload.replay.start
+    if start is None:
+        raise ValueError(f"cannot read {source!r:.60} from offset {offset}: it is not seekable")
+    source.seek(start + offset)  # type: ignore[union-attr]
+    yield from _bounded(cast(BinaryReader, source), length)
+
+
+def _bounded(file: BinaryReader, length: int) -> Iterator[Buffer]:
+    left = length
+    while left > 0:
+        chunk = _check_chunk(file.read(min(CHUNK_SIZE, left)))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+
+
 def iter_upload(upload: Upload) -> Iterator[Buffer]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5)."""
-    if not upload.compress:
+    if upload.length is not None:  # exactly ``length`` bytes, as announced (PROTOCOL §9.2)
+        check = LengthCheck(upload.length)
+        if upload.offset is None:
+            chunks = iter_source(upload)
+        else:
+            chunks = _iter_range(upload, upload.offset, upload.length)
+        for chunk in chunks:
+            yield check.take(chunk)
+        check.end()
+    elif not upload.compress:
         yield from iter_source(upload)
     elif isinstance(upload.source, os.PathLike):
         with open(os.fspath(upload.source), "rb") as file:

@@ -3,7 +3,6 @@
 >>> from objectstore_sync.client import Client, Usecase
 """
 
-# MultipartUpload (the upload handle) joins this module with the large-objects work.
 from objectstore_core import (
     Compression,
     ExpirationPolicy,
@@ -29,6 +28,7 @@ from objectstore_core._metadata import (
 )
 from objectstore_core._official import DEFAULT_CONNECT_TIMEOUT, PARAM_AUTH, USER_AGENT
 from objectstore_sync._client import Client, Session
+from objectstore_sync._multipart import MultipartUpload
 from objectstore_sync._official import measure_storage_operation, raise_for_status, storage_span
 from objectstore_sync._response import GetResponse
 
@@ -47,6 +47,7 @@ __all__ = [
     "GetResponse",
     "Metadata",
     "MetricsBackend",
+    "MultipartUpload",
     "NoOpMetricsBackend",
     "ObjectNotFound",
     "Permission",

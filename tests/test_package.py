@@ -37,6 +37,7 @@ CLASS_TWINS = {
     "Session": "AsyncSession",
     "GetResponse": "AsyncGetResponse",
     "Payload": "AsyncPayload",
+    "MultipartUpload": "AsyncMultipartUpload",
 }
 METHOD_TWINS = {
     "close": "aclose",
@@ -198,3 +199,29 @@ def test_client_accepts_the_official_parameters() -> None:
     ours = list(inspect.signature(Client).parameters.values())
     for index, param in enumerate(theirs):
         assert (ours[index].name, ours[index].default) == (param.name, param.default)
+
+
+@pytest.mark.parametrize(
+    ("cls", "method"),
+    [
+        ("Session", "initiate_multipart_upload"),
+        ("Session", "resume_multipart_upload"),
+        ("MultipartUpload", "__init__"),
+        ("MultipartUpload", "put_part"),
+        ("MultipartUpload", "list_parts"),
+        ("MultipartUpload", "complete"),
+        ("MultipartUpload", "abort"),
+    ],
+)
+def test_multipart_methods_accept_the_official_parameters(cls: str, method: str) -> None:
+    official = pytest.importorskip("objectstore_client")
+    multipart = importlib.import_module("objectstore_client.multipart")
+    sync = importlib.import_module("objectstore_sync")
+    theirs = inspect.signature(
+        getattr(getattr(official, cls, None) or getattr(multipart, cls), method)
+    )
+    ours = inspect.signature(getattr(getattr(sync, cls), method))
+    our_params = list(ours.parameters.values())
+    for index, param in enumerate(theirs.parameters.values()):
+        mine = our_params[index]
+        assert (mine.name, mine.kind, mine.default) == (param.name, param.kind, param.default)

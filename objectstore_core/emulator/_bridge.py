@@ -41,7 +41,9 @@ __all__ = [
 def server_request(request: Request) -> ServerRequest:
     """The request as the emulator would receive it over HTTP/1.1."""
     headers = [(name.lower(), value) for name, value in request.headers]
-    if isinstance(request.body, Upload):
+    if isinstance(request.body, Upload) and request.body.length is not None:
+        headers.append(("content-length", str(request.body.length)))
+    elif isinstance(request.body, Upload):
         headers.append(("transfer-encoding", "chunked"))
     elif request.body is not None or request.method in ("POST", "PUT", "PATCH"):
         headers.append(("content-length", str(len(request.body or b""))))

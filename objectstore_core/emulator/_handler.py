@@ -61,6 +61,7 @@ from objectstore_core.emulator._messages import (
     json_response,
     text_response,
 )
+from objectstore_core.emulator._multipart import MULTIPART_ROUTES, MultipartUploads
 from objectstore_core.emulator._object_headers import (
     MetadataError,
     parse_write_metadata,
@@ -68,6 +69,7 @@ from objectstore_core.emulator._object_headers import (
     size_header,
 )
 from objectstore_core.emulator._ranges import RangeError, parse_range, resolve_range
+from objectstore_core.emulator._resumable import ResumableSessions
 from objectstore_core.emulator._routing import (
     ObjectPath,
     PathError,
@@ -128,6 +130,10 @@ class Emulator:
         self.authorize = authorize
         self.faults = FaultPlan()
         """Faults to inject into responses (see :mod:`objectstore_core.emulator._faults`)."""
+        self.multipart = MultipartUploads(storage, clock)
+        """The open multipart uploads (PROTOCOL §9)."""
+        self.resumable = ResumableSessions(storage, clock)
+        """The resumable upload sessions (PROTOCOL §14.1)."""
         self._requests_total = 0
         self._bytes_total = 0
         self._in_flight = 0
@@ -199,7 +205,9 @@ class Emulator:
             return self._object(request, raw_query, path, path.key, deny)
         if route.kind is RouteKind.BATCH:  # §8, in its own module
             return begin_batch(self, request, path, deny, self._requests_total)
-        # Multipart (§9) is not implemented yet: 501 as for a backend without it (§9).
+        if route.kind in MULTIPART_ROUTES:  # §9
+            new_key = lambda: str(uuid.uuid4())  # noqa: E731
+            return self.multipart.begin(request, raw_query, route, path, deny, new_key)
         return Exchange(service_error(501, "not implemented"))
 
     def _internal(self, route: Route) -> ServerResponse | None:
@@ -265,13 +273,14 @@ class Emulator:
             query = parse_query(raw_query, ("upload_type", "session"))
         except ValueError as exc:
             return Exchange(text_response(400, f"Failed to deserialize query string: {exc}"))
-        if query.get("upload_type") == "resumable":
-            # §14.1: resumable uploads are not supported; 501 makes the 0.2.10 client fall
-            # back to a plain upload. Nothing is created (unlike the reference server, §15.3).
-            return Exchange(service_error(501, "not implemented"))
-        if "session" in query:
-            # We never hand out sessions, so any append is to an unknown session (§14.1).
-            return Exchange(json_error(404, "client error: upload session not found"))
+        oid = ObjectId(path.usecase, path.scope_wire, key)
+        if "session" in query:  # an append to a resumable upload (§14.1)
+            denial = deny(Permission.OBJECT_WRITE)
+            return (
+                Exchange(denial)
+                if denial
+                else self.resumable.append(request, query["session"], oid)
+            )
         try:
             metadata = parse_write_metadata(request.headers)  # §1.4 step 6
         except MetadataError as exc:
@@ -280,7 +289,8 @@ class Emulator:
         denial = deny(Permission.OBJECT_WRITE)  # after metadata: a bad header wins (§1.4 step 6)
         if denial is not None:
             return Exchange(denial)
-        oid = ObjectId(path.usecase, path.scope_wire, key)
+        if query.get("upload_type") == "resumable":  # §14.1 (501 when disabled)
+            return Exchange(self.resumable.create(request, oid, metadata))
         stamped = self.clock()
         success = json_response(status, {"key": key})
         return Exchange(sink=UploadSink(self.storage.writer(oid), metadata, stamped, success))
@@ -357,8 +367,8 @@ class Emulator:
             query = parse_query(raw_query, ("session",))
         except ValueError as exc:
             return text_response(400, f"Failed to deserialize query string: {exc}")
-        if "session" in query:
-            return json_error(404, "client error: upload session not found")
+        if "session" in query:  # cancel a resumable upload (§14.1)
+            return deny(Permission.OBJECT_WRITE) or self.resumable.cancel(query["session"], oid)
         denial = deny(Permission.OBJECT_DELETE)
         if denial is not None:
             return denial

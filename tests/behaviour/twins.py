@@ -132,6 +132,52 @@ class AsyncBatchView:
         return self._portal.call(collect)
 
 
+class AsyncMultipartView:
+    """An AsyncMultipartUpload whose methods block until done."""
+
+    def __init__(self, upload: Any, portal: anyio.from_thread.BlockingPortal) -> None:
+        self._upload = upload
+        self._portal = portal
+        self.key = upload.key
+        self.upload_id = upload.upload_id
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        method = getattr(self._upload, name)
+        return lambda *args, **kwargs: self._portal.call(functools.partial(method, *args, **kwargs))
+
+
+def _view_multipart(cls: type[AsyncSessionView]) -> type[AsyncSessionView]:
+    """Large-object calls (API §4) on the async session view."""
+
+    def initiate(self: AsyncSessionView, **kwargs: Any) -> AsyncMultipartView:
+        return AsyncMultipartView(self._call("initiate_multipart_upload", **kwargs), self._portal)
+
+    def resume(self: AsyncSessionView, key: str, upload_id: str) -> AsyncMultipartView:
+        upload = self._session.resume_multipart_upload(key, upload_id)
+        return AsyncMultipartView(upload, self._portal)
+
+    def resume_upload(self: AsyncSessionView, *args: Any, **kwargs: Any) -> str:
+        key: str = self._call("resume_upload", *args, **kwargs)
+        return key
+
+    def upload(self: AsyncSessionView, *args: Any, **kwargs: Any) -> str:
+        key: str = self._call("upload", *args, **kwargs)
+        return key
+
+    def download(self: AsyncSessionView, *args: Any, **kwargs: Any) -> Any:
+        return self._call("download", *args, **kwargs)
+
+    cls.download = download  # type: ignore[attr-defined]
+    cls.upload = upload  # type: ignore[attr-defined]
+    cls.resume_upload = resume_upload  # type: ignore[attr-defined]
+    cls.initiate_multipart_upload = initiate  # type: ignore[attr-defined]
+    cls.resume_multipart_upload = resume  # type: ignore[attr-defined]
+    return cls
+
+
+_view_multipart(AsyncSessionView)
+
+
 class Twin:
     """A client of either twin, with a blocking ``session()``; extra kwargs go to the client."""
 

@@ -31,19 +31,6 @@ except ImportError:  # pragma: no cover - the peer dependency group is not insta
 PACKAGE = "objectstore_client"
 OURS = "objectstore_sync"
 
-# THE table of what is known to be missing, only because the large-objects work (multipart
-# uploads) has not been merged yet: official names (``module.Name``, ``module.Class.member``;
-# a class takes its members with it) and README sections. Every test these name is an
-# expected failure (strict: it fails as soon as the thing exists); delete the entries when
-# that work lands. Nothing else may ever be listed here.
-MISSING_UNTIL_LARGE_OBJECTS = {
-    "client.MultipartUpload",
-    "multipart.MultipartUpload",
-    "client.Session.initiate_multipart_upload",
-    "client.Session.resume_multipart_upload",
-    "README section: Multipart Upload API",
-}
-
 
 def official_modules() -> list[str]:
     """The official package's public modules ("" is the package itself)."""

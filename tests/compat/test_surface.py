@@ -32,7 +32,6 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.compat.official import (
-    MISSING_UNTIL_LARGE_OBJECTS,
     OFFICIAL,
     OURS,
     PACKAGE,
@@ -62,17 +61,7 @@ def _id(module: str, name: str) -> str:
     return f"{module}.{name}" if module else name
 
 
-def _marks(case_id: str) -> list[Any]:
-    owner = case_id.rsplit(".", 1)[0]  # a missing class takes its members with it
-    if case_id in MISSING_UNTIL_LARGE_OBJECTS or owner in MISSING_UNTIL_LARGE_OBJECTS:
-        return [pytest.mark.xfail(strict=True, reason="arrives with the large-objects work")]
-    return []
-
-
-NAMES = [
-    pytest.param(module, name, id=_id(module, name), marks=_marks(_id(module, name)))
-    for module, name in official_surface()
-]
+NAMES = [pytest.param(module, name, id=_id(module, name)) for module, name in official_surface()]
 
 
 def _official_classes() -> list[tuple[str, str]]:
@@ -100,7 +89,6 @@ MEMBERS = [
         cls,
         member,
         id=f"{module}.{cls}.{member}",
-        marks=_marks(f"{module}.{cls}.{member}"),
     )
     for module, cls in _official_classes()
     for member in _members(getattr(load(PACKAGE, module), cls))
@@ -252,10 +240,7 @@ def test_member(module: str, cls: str, member: str) -> None:
         assert ours.value == theirs.value
 
 
-CLASSES = [
-    pytest.param(module, cls, id=f"{module}.{cls}", marks=_marks(f"{module}.{cls}"))
-    for module, cls in _official_classes()
-]
+CLASSES = [pytest.param(module, cls, id=f"{module}.{cls}") for module, cls in _official_classes()]
 
 
 @pytest.mark.parametrize(("module", "cls"), CLASSES)
@@ -278,7 +263,5 @@ def test_the_tables_name_only_official_names() -> None:
         for member in _members(getattr(load(PACKAGE, m), c))
     }
     known |= {f"{m}.{c}.__init__" for m, c in _official_classes()}
-    names = {n for n in MISSING_UNTIL_LARGE_OBJECTS if not n.startswith("README section: ")}
-    assert names <= known
     assert set(DELIBERATE) <= known
     assert public_names(load(PACKAGE, "")) == sorted(load(PACKAGE, "").__all__)

@@ -176,6 +176,7 @@ def test_resumable_upload_falls_back_to_a_plain_upload(
         return exchange
 
     monkeypatch.setattr(emulator, "begin", recording_begin)
+    monkeypatch.setattr(emulator.resumable, "enabled", False)  # a server without them
     payload = b"r" * 5000
     before = len(server.storage.ids())  # type: ignore[attr-defined]
     key = session.put(payload, compress="none", resumable_threshold_bytes=1000)
@@ -195,3 +196,25 @@ def test_expiry_with_a_fake_clock() -> None:
         assert session.head(key) is not None
         clock.advance(hours=2)
         assert session.get(key) is None
+
+
+@pytest.mark.parametrize("compress", ["zstd", "none"])
+def test_resumable_upload_of_the_official_client(
+    server: LocalServer, session: Any, compress: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # §14.1: 0.2.10 creates a session and sends the whole (compressed) payload in one append.
+    emulator = server.emulator
+    targets: list[str] = []
+    begin = emulator.begin
+
+    def recording_begin(request: ServerRequest) -> Exchange:
+        targets.append(request.target)
+        return begin(request)
+
+    monkeypatch.setattr(emulator, "begin", recording_begin)
+    payload = bytes(range(256)) * 40
+    key = session.put(payload, compress=compress, resumable_threshold_bytes=1000)
+    assert any("upload_type=resumable" in t for t in targets)
+    assert any("session=" in t for t in targets)
+    assert _read(session.get(key)) == payload
+    assert len(emulator.resumable) == 0

@@ -166,9 +166,10 @@ def test_duplicate_known_query_parameter_is_400_text(client: Client) -> None:
     assert result.body.startswith(b"Failed to deserialize query string: ")
 
 
-def test_resumable_create_is_501_and_creates_nothing(
+def test_resumable_create_is_501_and_creates_nothing_when_disabled(
     client: Client, storage: MemoryStorage
 ) -> None:
+    client.emulator.resumable.enabled = False
     for result in (
         client.post(f"{OBJ}/?upload_type=resumable", upload_length="10"),
         client.put(f"{OBJ}/k?upload_type=resumable", upload_length="10"),
@@ -179,11 +180,12 @@ def test_resumable_create_is_501_and_creates_nothing(
             "causes": ["not implemented"],
         }
     assert len(storage) == 0
+    assert len(client.emulator.resumable) == 0
 
 
 def test_resumable_append_to_unknown_session_is_404(client: Client) -> None:
     client.put(f"{OBJ}/k", b"original")
-    assert client.put(f"{OBJ}/k?session=abc", b"chunk").status == 404
+    assert client.put(f"{OBJ}/k?session=abc", b"chunk", upload_offset="0").status == 404
     assert client.delete(f"{OBJ}/k?session=abc").status == 404
     assert client.get(f"{OBJ}/k").body == b"original"
 

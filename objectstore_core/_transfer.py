@@ -1,0 +1,264 @@
+"""Managed uploads (API §4): a large source split into parts uploaded side by side.
+
+:func:`upload_flow` reads the source part by part (:class:`ReadAt`), compresses
+each part as its own zstd frame (:class:`Compress`; concatenated frames read
+back as one zstd stream, PROTOCOL §5), and keeps up to ``concurrency`` part
+uploads running at once (:class:`Spawn`, :class:`Join`); each part is retried
+by the client's retry policy like any PUT of bytes. When every part is stored
+the upload is completed; when one fails for good the others are waited for
+and the upload is aborted, leaving no object and no open upload behind.
+Sources that fit in one part, and sources of unknown size, take the
+single-request path of ``put``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+
+from objectstore_core._errors import IntegrityError, ObjectNotFound, ObjectstoreError
+from objectstore_core._http import (
+    Compress,
+    Flow,
+    Join,
+    Joined,
+    Measure,
+    Payload,
+    PayloadKind,
+    ReadAt,
+    Spawn,
+    classify_payload,
+)
+from objectstore_core._metadata import Metadata
+from objectstore_core._models import Compression, ExpirationPolicy
+from objectstore_core._multipart import CompletePart, MultipartFlows, initiate_multipart_flow
+from objectstore_core._operations import put_flow, resolve_compression
+from objectstore_core._paths import Target
+from objectstore_core._timeout import Timeout
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_PART_SIZE",
+    "MIN_PART_SIZE",
+    "Progress",
+    "check_unchanged",
+    "not_found",
+    "plan_ranges",
+    "upload_flow",
+    "validate_download",
+]
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+"""The smallest part the production store accepts, but for the last (PROTOCOL §9.2)."""
+
+DEFAULT_PART_SIZE = 16 * 1024 * 1024
+DEFAULT_CONCURRENCY = 4
+
+Progress = Callable[[int, "int | None"], object]
+"""``progress(done_bytes, total_bytes_or_None)``, called as bytes move."""
+
+
+def validate_transfer(part_size: object, concurrency: object, progress: object) -> None:
+    """Raise ValueError/TypeError for bad managed-transfer settings (before any I/O)."""
+    if isinstance(part_size, bool) or not isinstance(part_size, int) or part_size < MIN_PART_SIZE:
+        raise ValueError(
+            f"part_size={part_size!r} is invalid: use a byte count of at least {MIN_PART_SIZE} "
+            "(5 MiB, the store's minimum part size)"
+        )
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency={concurrency!r} is invalid: use an integer >= 1")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress={progress!r} must be callable as progress(done, total)")
+
+
+def upload_flow(
+    target: Target,
+    source: Payload,
+    key: str | None = None,
+    *,
+    part_size: int = DEFAULT_PART_SIZE,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    progress: Progress | None = None,
+    compress: Compression | None = None,
+    content_type: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    expiration_policy: ExpirationPolicy | None = None,
+    origin: str | None = None,
+    filename: str | None = None,
+    timeout: Timeout | None = None,
+) -> Flow[str]:
+    """Upload ``source`` (bytes, a path or a binary file) as one object; returns its key."""
+    validate_transfer(part_size, concurrency, progress)
+    if isinstance(source, str):
+        source = source.encode("utf-8")
+    kind = classify_payload(source)
+    do_compress, encoding = resolve_compression(target, compress, None, None)
+    options = {
+        "content_type": content_type,
+        "metadata": metadata,
+        "expiration_policy": expiration_policy,
+        "origin": origin,
+        "filename": filename,
+    }
+    # Both are built now, so their arguments are validated before any I/O.
+    single = put_flow(target, source, key, compress=compress, timeout=timeout, **options)  # type: ignore[arg-type]
+    if kind in (PayloadKind.ITERABLE, PayloadKind.ASYNC_ITERABLE):
+        return single  # of unknown size: one streamed request
+    initiate = initiate_multipart_flow(
+        target,
+        key=key,
+        compression=encoding or "none",
+        timeout=timeout,
+        **options,  # type: ignore[arg-type]
+    )
+    plan = _Plan(source, part_size, concurrency, progress, do_compress, timeout)
+    return _upload_steps(plan, single, initiate)
+
+
+class _Plan:
+    __slots__ = ("compress", "concurrency", "part_size", "progress", "source", "timeout")
+
+    def __init__(
+        self,
+        source: Payload,
+        part_size: int,
+        concurrency: int,
+        progress: Progress | None,
+        compress: bool,
+        timeout: Timeout | None,
+    ) -> None:
+        self.source = source
+        self.part_size = part_size
+        self.concurrency = concurrency
+        self.progress = progress
+        self.compress = compress
+        self.timeout = timeout
+
+
+def _upload_steps(plan: _Plan, single: Flow[str], initiate: Flow[MultipartFlows]) -> Flow[str]:
+    source = plan.source
+    if isinstance(source, bytes | bytearray | memoryview):
+        total: int | None = memoryview(source).nbytes
+    else:
+        measured = yield Measure(source)
+        total = measured if isinstance(measured, int) else None
+    if total is None or total <= plan.part_size:
+        single_key = yield from single  # one request is best where it suffices
+        if plan.progress is not None:
+            plan.progress(total or 0, total)
+        return single_key
+    single.close()
+    upload = yield from initiate
+    try:
+        parts = yield from _parts(plan, upload, total)
+        return (yield from upload.complete(parts, timeout=plan.timeout))
+    except Exception:
+        with contextlib.suppress(ObjectstoreError):  # the original error wins
+            yield from upload.abort(timeout=plan.timeout)  # no open upload left behind (§9.5)
+        raise
+
+
+def _read_part(plan: _Plan, offset: int, size: int) -> Flow[bytes]:
+    source = plan.source
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(memoryview(source).cast("B")[offset : offset + size])
+    data = yield ReadAt(source, offset, size)
+    if not isinstance(data, bytes) or len(data) != size:
+        got = len(data) if isinstance(data, bytes) else data
+        raise IntegrityError(
+            f"the source changed while it was uploaded: part at offset {offset} has {got!r} "
+            f"bytes, expected {size}"
+        )
+    return data
+
+
+def _parts(plan: _Plan, upload: MultipartFlows, total: int) -> Flow[list[CompletePart]]:
+    """Upload every part, at most ``concurrency`` at once; the parts stored, in order."""
+    sizes: dict[int, int] = {}  # in flight: part number -> raw bytes
+    stored: list[CompletePart] = []
+    failure: BaseException | None = None
+    offset, number, done = 0, 0, 0
+    if plan.progress is not None:
+        plan.progress(0, total)
+    while True:
+        while offset < total and len(sizes) < plan.concurrency and failure is None:
+            size = min(plan.part_size, total - offset)
+            try:
+                body = yield from _read_part(plan, offset, size)
+                if plan.compress:  # each part its own frame (PROTOCOL §5)
+                    frame = yield Compress(body, size)
+                    if not isinstance(frame, bytes):  # pragma: no cover - driver contract
+                        raise TypeError(f"driver sent {frame!r} for a Compress step")
+                    body = frame
+            except Exception as exc:  # let the parts in flight finish, then abort
+                failure = exc
+                break
+            number += 1
+            flow = upload.put_part(
+                body, part_number=number, content_length=len(body), timeout=plan.timeout
+            )
+            yield Spawn(flow, number)  # type: ignore[arg-type]
+            sizes[number] = size
+            offset += size
+        if not sizes:
+            break
+        joined = yield Join()
+        if not isinstance(joined, Joined):  # pragma: no cover - driver contract
+            raise TypeError(f"driver sent {joined!r} for a Join step")
+        size = sizes.pop(joined.tag)
+        if joined.error is not None:
+            failure = failure or joined.error  # let the others finish, then abort
+            continue
+        assert isinstance(joined.value, CompletePart)
+        stored.append(joined.value)
+        done += size
+        if plan.progress is not None:
+            plan.progress(done, total)
+    if failure is not None:
+        raise failure
+    return sorted(stored, key=lambda part: part.part_number)
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def validate_download(dest: object, concurrency: object, progress: object) -> None:
+    """Raise ValueError/TypeError for bad ``download`` arguments (before any I/O)."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency={concurrency!r} is invalid: use an integer >= 1")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress={progress!r} must be callable as progress(done, total)")
+    if not isinstance(dest, str | os.PathLike) and not callable(getattr(dest, "write", None)):
+        raise TypeError(f"dest={dest!r:.80} must be a path or a binary file opened for writing")
+
+
+def plan_ranges(
+    metadata: Metadata, concurrency: int, part_size: int | None = None
+) -> list[tuple[int, int]] | None:
+    """The inclusive byte ranges of a parallel download, or None for one streamed GET.
+
+    Ranges address stored bytes and are never decompressed (PROTOCOL §6), so
+    only an object stored raw, of a known size above one part, is split.
+    """
+    size = metadata.size
+    part_size = part_size or DEFAULT_PART_SIZE
+    if concurrency < 2 or metadata.compression is not None or size is None or size <= part_size:
+        return None
+    return [(first, min(first + part_size, size) - 1) for first in range(0, size, part_size)]
+
+
+def check_unchanged(expected: Metadata, seen: Metadata, key: str) -> None:
+    """Raise IntegrityError when a range came from another version of the object."""
+    if (seen.size, seen.time_created) != (expected.size, expected.time_created):
+        raise IntegrityError(
+            f"object {key!r} changed during the download: size {expected.size} created "
+            f"{expected.time_created} became size {seen.size} created {seen.time_created}"
+        ).with_context(operation="download", key=key)
+
+
+def not_found(key: str) -> ObjectNotFound:
+    """The error of a download of a missing object."""
+    error = ObjectNotFound(f"download failed: object {key!r} does not exist", 404, None)
+    error.with_context(operation="download", key=key)
+    return error
