@@ -60,11 +60,20 @@ class AsyncPayload:
                 self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
             await self._stream.aclose()
-            raise self._download.annotate(error) from error.__cause__
+            annotated = self._download.annotate(error)
+            self._settle()
+            raise annotated from error.__cause__
         except BaseException:
             await self._stream.aclose()
             raise
+        if self._download.meter is not None and (not chunk or self._download.finished):
+            self._settle()
         return chunk
+
+    def _settle(self) -> None:
+        """Hand the get's metrics to the client's backend (nothing to do without one)."""
+        if self._download.meter is not None:
+            self._download.settle(time.monotonic())
 
     async def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all remaining bytes when negative or None).
@@ -95,6 +104,7 @@ class AsyncPayload:
         """Stop reading and release the connection (closing it if the body is unfinished)."""
         if not self._closed:
             self._closed = True
+            self._settle()
             if self._download.finished:
                 return  # the connection went back to the pool at the end of the body
             with anyio.CancelScope(shield=True):

@@ -49,7 +49,10 @@ class FetchedObject:
 
 
 class _LazyDownload(Download):
-    """A :class:`Download` that sets itself up when first used."""
+    """A :class:`Download` that sets itself up when first used.
+
+    A batch's objects record no per-get metrics: their exchange is the batch's.
+    """
 
     __slots__ = ("_made", "_spec", "_zstd")
 
@@ -58,6 +61,7 @@ class _LazyDownload(Download):
         self._spec = spec
         self._zstd = contexts
         self._made: Download | None = None
+        self.meter = None
 
     def _real(self) -> Download:
         if self._made is None:

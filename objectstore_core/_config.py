@@ -10,10 +10,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from objectstore_core._auth import SecretKey, TokenProvider
 from objectstore_core._download import check_max_read_size
+from objectstore_core._metrics import MetricsBackend, NoOpMetricsBackend
 from objectstore_core._models import Scope, Usecase
 from objectstore_core._options import ConnectionOptions
 from objectstore_core._paths import Target, split_base_url
@@ -37,37 +38,6 @@ __all__ = [
 __version__ = "0.1.0"
 DEFAULT_USER_AGENT = f"objectstore-client/{__version__} (objectstore-py)"
 DEFAULT_MAX_CONNECTIONS = 32
-
-
-Tags = Mapping[str, str]
-
-
-@runtime_checkable
-class MetricsBackend(Protocol):
-    """Receiver of client metrics (the official client's interface; isinstance() works)."""
-
-    def increment(self, name: str, value: int | float = 1, tags: Tags | None = None) -> None: ...
-
-    def gauge(self, name: str, value: int | float, tags: Tags | None = None) -> None: ...
-
-    def distribution(
-        self, name: str, value: int | float, tags: Tags | None = None, unit: str | None = None
-    ) -> None: ...
-
-
-class NoOpMetricsBackend(MetricsBackend):
-    """A metrics backend that records nothing (the default)."""
-
-    def increment(self, name: str, value: int | float = 1, tags: Tags | None = None) -> None:
-        return None
-
-    def gauge(self, name: str, value: int | float, tags: Tags | None = None) -> None:
-        return None
-
-    def distribution(
-        self, name: str, value: int | float, tags: Tags | None = None, unit: str | None = None
-    ) -> None:
-        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,13 @@ zstd stream, or a whole-body read past ``max_read_size`` raises
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from objectstore_core._codec import IdentityDecoder, ZstdContexts, ZstdDecoder
 from objectstore_core._errors import IntegrityError, ObjectstoreError
+
+if TYPE_CHECKING:
+    from objectstore_core._metrics import Meter
 
 __all__ = [
     "DEFAULT_CHUNK",
@@ -97,9 +101,12 @@ class Download:
         "_decoder",
         "_delivered",
         "_eof",
+        "_error",
         "_expected",
         "_max_read",
         "_received",
+        "_stored",
+        "meter",
     )
 
     def __init__(
@@ -111,7 +118,14 @@ class Download:
         context: Mapping[str, str | None] | None = None,
         contexts: ZstdContexts | None = None,
         max_read_size: int | None = None,
+        meter: Meter | None = None,
+        stored: str | None = None,
     ) -> None:
+        # meter: the get's metrics, recorded by settle() (None: the backend records nothing);
+        # stored: the encoding of the stored bytes (for the size metrics' tags).
+        self.meter = meter
+        self._stored = stored
+        self._error: ObjectstoreError | None = None
         self._context = context if context is not None else {}
         self._max_read = check_max_read_size(max_read_size)
         self._delivered = 0  # payload bytes handed out so far
@@ -142,7 +156,32 @@ class Download:
 
     def annotate(self, error: ObjectstoreError) -> ObjectstoreError:
         """``error`` with the download's operation, usecase, scope and key filled in."""
+        self._error = error
         return error.with_context(**self._context)
+
+    def settle(self, now: float) -> None:
+        """Record the get's metrics, once: the twins call it at the end of the body, when
+        reading it failed, and when it is closed (``now``: their monotonic clock).
+
+        Read to its end, the body reports latency, sizes and throughput
+        (decoded bytes as ``compression: none``, received bytes in their stored
+        encoding); a failed read reports latency with the error's class as
+        ``outcome``; a body closed early, latency with ``outcome: closed``.
+        """
+        meter = self.meter
+        if meter is None:
+            return
+        self.meter = None
+        if self._error is not None:
+            meter.failed(now, self._error)
+        elif not self.finished:
+            meter.record(now, outcome="closed")
+        elif isinstance(self._decoder, ZstdDecoder):
+            meter.record(now, uncompressed=self.decoded, compressed=self._received)
+        elif self._stored is not None:
+            meter.record(now, compressed=self._received, compression=self._stored)
+        else:
+            meter.record(now, uncompressed=self._received)
 
     @property
     def finished(self) -> bool:

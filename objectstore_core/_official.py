@@ -9,14 +9,15 @@ them does I/O; the parts that read a file or the clock are in the sync twin.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from itertools import islice
 from typing import TypeVar
 
-from objectstore_core._config import DEFAULT_USER_AGENT, MetricsBackend
+from objectstore_core._config import DEFAULT_USER_AGENT
 from objectstore_core._durations import parse_duration
 from objectstore_core._errors import RequestError
+from objectstore_core._metrics import StorageMetricEmitter
 from objectstore_core._timeout import Timeout
 
 __all__ = [
@@ -133,79 +134,6 @@ def sniff_mime_type(head: bytes) -> str | None:
 
 
 # -- the official client's per-operation metrics ------------------------------------------
-
-
-class StorageMetricEmitter:
-    """Emits the ``storage.<operation>.*`` distributions of one operation to a backend.
-
-    Sizes are emitted as they are recorded; :meth:`record_latency` records
-    the elapsed seconds (which the caller measured), and the two ``maybe_``
-    methods emit the compression ratio and the throughputs once the sizes
-    and the latency they need are known (``measure_storage_operation`` in
-    ``objectstore_sync.metrics`` calls them when the operation ends).
-    """
-
-    def __init__(self, backend: MetricsBackend, operation: str, usecase: str) -> None:
-        self.backend = backend
-        self.operation = operation
-        self.usecase = usecase
-        self.start: float | None = None
-        self.elapsed: float | None = None
-        self.size: int | None = None
-        self.uncompressed_size: int | None = None
-        self.compressed_size: int | None = None
-        self.compression = "unknown"
-
-    def _emit(self, metric: str, value: float, tags: Mapping[str, str], unit: str | None) -> None:
-        name = f"storage.{self.operation}.{metric}"
-        self.backend.distribution(name, value, tags=tags, unit=unit)
-
-    def _tags(self, compression: str | None) -> dict[str, str]:
-        tags = {"usecase": self.usecase}
-        if compression is not None:
-            tags["compression"] = compression
-        return tags
-
-    def record_latency(self, elapsed: float) -> None:
-        """Record how many seconds the operation took."""
-        self.elapsed = elapsed
-        self._emit("latency", elapsed, self._tags(None), None)
-
-    def record_uncompressed_size(self, value: int) -> None:
-        """Record the payload's size before compression."""
-        self.uncompressed_size = value
-        self._emit("size", value, self._tags("none"), "byte")
-
-    def record_size(self, value: int) -> None:
-        """Record the payload's size where its compression does not matter."""
-        self.size = value
-        self._emit("size", value, self._tags(None), "byte")
-
-    def record_compressed_size(self, value: int, compression: str = "unknown") -> None:
-        """Record the payload's size as compressed with ``compression``."""
-        self.compressed_size = value
-        self.compression = compression
-        self._emit("size", value, self._tags(compression), "byte")
-
-    def maybe_record_compression_ratio(self) -> None:
-        """Compressed over uncompressed size, when both are known (and not zero)."""
-        if self.uncompressed_size and self.compressed_size is not None:
-            ratio = self.compressed_size / self.uncompressed_size
-            self._emit("compression_ratio", ratio, self._tags(self.compression), None)
-
-    def maybe_record_throughputs(self) -> None:
-        """Bytes per second and seconds per byte of every known size, once timed."""
-        if not self.elapsed:
-            return
-        for size, compression in (
-            (self.size, None),
-            (self.uncompressed_size, "none"),
-            (self.compressed_size, self.compression),
-        ):
-            if size:
-                tags = self._tags(compression)
-                self._emit("throughput", size / self.elapsed, tags, None)
-                self._emit("inverse_throughput", self.elapsed / size, tags, None)
 
 
 # -- constants of the official client's modules -------------------------------------------

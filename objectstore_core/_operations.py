@@ -45,6 +45,7 @@ from objectstore_core._metadata import (
     metadata_headers,
     read_metadata,
 )
+from objectstore_core._metrics import Meter, measured, measured_open, meter_for
 from objectstore_core._models import (
     Compression,
     ExpirationPolicy,
@@ -125,7 +126,7 @@ def _send(target: Target, request: Request, operation: str, key: str | None) -> 
                 context = _context(target, operation, key)
                 raise outcome.with_context(**context) from outcome.__cause__
             return outcome
-        _count_retry(config, operation, outcome)
+        _count_retry(config, operation, outcome, delay)
         yield Sleep(delay)
 
 
@@ -154,15 +155,19 @@ def _clipped(limits: Timeout, left: float) -> Timeout:
 
 
 def _count_retry(
-    config: ClientConfig | None, operation: str, outcome: Response | ObjectstoreError
+    config: ClientConfig | None,
+    operation: str,
+    outcome: Response | ObjectstoreError,
+    delay: float = 0.0,
 ) -> None:
-    """Report a retry to the client's metrics backend as ``objectstore.retries``."""
+    """Report a retry to the client's metrics backend: ``objectstore.retries`` counts it,
+    ``objectstore.retry_backoff`` adds the seconds waited before it."""
     if config is None:
         return
     reason = str(outcome.status) if isinstance(outcome, Response) else type(outcome).__name__
-    config.metrics_backend.increment(
-        "objectstore.retries", tags={"operation": operation, "reason": reason}
-    )
+    tags = {"operation": operation, "reason": reason}
+    config.metrics_backend.increment("objectstore.retries", tags=tags)
+    config.metrics_backend.increment("objectstore.retry_backoff", delay, tags=tags)
 
 
 def _context(target: Target, operation: str, key: str | None) -> dict[str, str | None]:
@@ -308,15 +313,19 @@ def put_flow(
     threshold = resumable_threshold_bytes
     if threshold is None:
         threshold = target.usecase.resumable_threshold_bytes
+    flow: Flow[str]
     if isinstance(threshold, int) and not do_compress and _may_resume(contents, threshold):
         # §14.1: a payload sent as stored, of a size the twin can measure.
         def plain() -> Flow[str]:
             return _put_steps(target, method, path, tuple(headers), body, timeout, key)
 
-        return resumable_put_steps(
+        flow = resumable_put_steps(
             target, method, path, tuple(headers), contents, threshold, key, timeout, plain
         )
-    return _put_steps(target, method, path, tuple(headers), body, timeout, key)
+    else:
+        flow = _put_steps(target, method, path, tuple(headers), body, timeout, key)
+    meter = meter_for(target, "put")  # None unless the client's metrics backend records
+    return flow if meter is None else measured(flow, meter, encoding=encoding)
 
 
 def _may_resume(contents: Payload, threshold: int) -> bool:
@@ -440,6 +449,7 @@ class GetOutcome:
     status: int
     context: Mapping[str, str | None] = field(default_factory=dict)
     max_read_size: int | None = None
+    meter: Meter | None = field(default=None, repr=False, compare=False)
 
     def download(self, contexts: ZstdContexts | None = None) -> Download:
         """The state that checks and decodes this body as the caller reads it.
@@ -452,6 +462,8 @@ class GetOutcome:
             context=self.context,
             contexts=contexts,
             max_read_size=self.max_read_size,
+            meter=self.meter,
+            stored="zstd" if self.decode else self.metadata.compression,
         )
 
 
@@ -507,7 +519,9 @@ def get_flow(
         first, last = span
         headers = (("range", f"bytes={first}-{'' if last is None else last}"),)
     request = Request("GET", target.object(key), headers, stream=True, timeout=timeout)
-    return _get_steps(target, request, key, decompress and not accepted and span is None, bound)
+    flow = _get_steps(target, request, key, decompress and not accepted and span is None, bound)
+    meter = meter_for(target, "get")  # the body records it (Download.settle)
+    return flow if meter is None else measured_open(flow, meter)
 
 
 def _validate_accept(accept_encoding: object) -> bool:
@@ -579,7 +593,9 @@ def _read_metadata(
 def head_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> Flow[Metadata | None]:
     """Read an object's metadata; None on 404 (PROTOCOL §3.4: success is 204)."""
     validate_key(key)
-    return _head_steps(target, Request("HEAD", target.object(key), timeout=timeout), key)
+    flow = _head_steps(target, Request("HEAD", target.object(key), timeout=timeout), key)
+    meter = meter_for(target, "head")
+    return flow if meter is None else measured(flow, meter)
 
 
 def _head_steps(target: Target, request: Request, key: str) -> Flow[Metadata | None]:
@@ -594,7 +610,9 @@ def _head_steps(target: Target, request: Request, key: str) -> Flow[Metadata | N
 def delete_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> Flow[None]:
     """Delete an object; deleting a missing object succeeds (PROTOCOL §3.5)."""
     validate_key(key)
-    return _delete_steps(target, Request("DELETE", target.object(key), timeout=timeout), key)
+    flow = _delete_steps(target, Request("DELETE", target.object(key), timeout=timeout), key)
+    meter = meter_for(target, "delete")
+    return flow if meter is None else measured(flow, meter)
 
 
 def _delete_steps(target: Target, request: Request, key: str) -> Flow[None]:
@@ -654,7 +672,9 @@ def extend_expiry_flow(
     body = extend_expiry_body(at, from_creation, from_now)
     headers = (("content-type", "application/json"),)
     request = Request("PATCH", target.object(key), headers, body, timeout=timeout)
-    return _extend_steps(target, request, key)
+    flow = _extend_steps(target, request, key)
+    meter = meter_for(target, "extend_expiry")
+    return flow if meter is None else measured(flow, meter)
 
 
 def _extend_steps(target: Target, request: Request, key: str) -> Flow[None]:

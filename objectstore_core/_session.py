@@ -20,7 +20,6 @@ from objectstore_core._http import Flow, Payload
 from objectstore_core._metadata import Metadata
 from objectstore_core._models import Compression, ExpirationPolicy, Permission, Scope, Usecase
 from objectstore_core._multipart import MultipartFlows, initiate_multipart_flow
-from objectstore_core._op_metrics import measured
 from objectstore_core._operations import (
     GetOutcome,
     delete_flow,
@@ -90,7 +89,7 @@ class SessionFlows:
         ``compress=``. ``expiration_policy`` defaults to the usecase's.
         ``timeout`` overrides the client's for this call.
         """
-        flow = put_flow(
+        return put_flow(
             self.target,
             contents,
             key,
@@ -105,7 +104,6 @@ class SessionFlows:
             resumable_threshold_bytes,
             timeout=Timeout.coerce(timeout),
         )
-        return measured(self.target, "put", flow, contents, precompressed)
 
     def get(
         self,
@@ -127,7 +125,7 @@ class SessionFlows:
         ``max_read_size`` bounds ``read()`` of the whole payload for this call
         (None: the client's); past it the read raises IntegrityError.
         """
-        flow = get_flow(
+        return get_flow(
             self.target,
             key,
             decompress,
@@ -136,17 +134,14 @@ class SessionFlows:
             timeout=Timeout.coerce(timeout),
             max_read_size=max_read_size,
         )
-        return measured(self.target, "get", flow)
 
     def head(self, key: str, *, timeout: Timeout | float | None = None) -> Flow[Metadata | None]:
         """An object's metadata, or None if it does not exist."""
-        flow = head_flow(self.target, key, timeout=Timeout.coerce(timeout))
-        return measured(self.target, "head", flow)
+        return head_flow(self.target, key, timeout=Timeout.coerce(timeout))
 
     def delete(self, key: str, *, timeout: Timeout | float | None = None) -> Flow[None]:
         """Delete an object; deleting a missing object is not an error."""
-        flow = delete_flow(self.target, key, timeout=Timeout.coerce(timeout))
-        return measured(self.target, "delete", flow)
+        return delete_flow(self.target, key, timeout=Timeout.coerce(timeout))
 
     def extend_expiry(
         self,
@@ -163,10 +158,9 @@ class SessionFlows:
         raised. Raises ObjectNotFound when the object is missing and
         ExpiryExtensionRejected when it has no expiry (manual).
         """
-        flow = extend_expiry_flow(
+        return extend_expiry_flow(
             self.target, key, at, from_creation, from_now, timeout=Timeout.coerce(timeout)
         )
-        return measured(self.target, "extend_expiry", flow)
 
     # -- multipart uploads (API §4, PROTOCOL §9) ------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -44,11 +45,20 @@ class Payload(io.BufferedIOBase):
                 self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
             self._stream.close()
-            raise self._download.annotate(error) from error.__cause__
+            annotated = self._download.annotate(error)
+            self._settle()
+            raise annotated from error.__cause__
         except BaseException:
             self._stream.close()
             raise
+        if self._download.meter is not None and (not chunk or self._download.finished):
+            self._settle()
         return chunk
+
+    def _settle(self) -> None:
+        """Hand the get's metrics to the client's backend (nothing to do without one)."""
+        if self._download.meter is not None:
+            self._download.settle(time.monotonic())
 
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all remaining bytes when negative or None).
@@ -98,6 +108,7 @@ class Payload(io.BufferedIOBase):
         """Stop reading and release the connection (closing it if the body is unfinished)."""
         if not self.closed:
             self._stream.close()
+            self._settle()
         super().close()
 
 

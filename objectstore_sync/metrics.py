@@ -6,8 +6,7 @@ True
 """
 
 from objectstore_core import MetricsBackend, NoOpMetricsBackend
-from objectstore_core._config import Tags
-from objectstore_core._official import StorageMetricEmitter
+from objectstore_core._metrics import StorageMetricEmitter, Tags
 from objectstore_sync._official import measure_storage_operation
 
 __all__ = [

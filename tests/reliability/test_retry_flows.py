@@ -369,10 +369,15 @@ def test_retries_are_counted_in_the_metrics_backend() -> None:
     metrics = Recorder()
     script = Script([Response(503), ReadError("x"), OK_HEAD])
     script.run(head_flow(target(metrics_backend=metrics), "k"))
+    first = {"operation": "head", "reason": "503"}
+    second = {"operation": "head", "reason": "ReadError"}
     assert metrics.calls == [
-        ("objectstore.retries", 1, {"operation": "head", "reason": "503"}),
-        ("objectstore.retries", 1, {"operation": "head", "reason": "ReadError"}),
+        ("objectstore.retries", 1, first),
+        ("objectstore.retry_backoff", script.sleeps[0], first),
+        ("objectstore.retries", 1, second),
+        ("objectstore.retry_backoff", script.sleeps[1], second),
     ]
+    assert script.sleeps[0] > 0 and script.sleeps[1] > script.sleeps[0]
 
 
 # ------------------------------------------------------------------- Timeout.total
