@@ -139,6 +139,9 @@ async def _fetch(
     known: Metadata = expected
     state = {"done": 0}
     limit = anyio.Semaphore(concurrency)
+    # A seek and a write are two calls on one file: ranges that arrive together are
+    # written one at a time, else another worker thread's seek lands in between.
+    writing = anyio.Lock()
 
     async def fetch(first: int, last: int) -> None:
         async with limit:
@@ -148,7 +151,8 @@ async def _fetch(
             async with response:
                 check_unchanged(known, response.metadata, key)
                 data = await response.aread()
-            await anyio.to_thread.run_sync(target.write_at, first, data)
+            async with writing:
+                await anyio.to_thread.run_sync(target.write_at, first, data)
         state["done"] += len(data)
         if progress is not None:
             progress(state["done"], known.size)

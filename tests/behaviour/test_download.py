@@ -37,6 +37,14 @@ def served(request: pytest.FixtureRequest, twin: Twin) -> Iterator[Emulator]:
         yield request.getfixturevalue("emulator")
 
 
+def _same(got: bytes, want: bytes) -> None:
+    """Assert equal bytes, naming the first difference (a diff of random bytes is unreadable
+    and, on a CI runner where pytest prints it in full, takes minutes)."""
+    if got != want:
+        first = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), None)
+        pytest.fail(f"{len(got)} bytes, expected {len(want)}; first difference at {first}")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -56,7 +64,7 @@ def test_a_download_to_a_path_is_renamed_into_place(
         key, dest, concurrency=concurrency, progress=lambda d, t: seen.append((d, t))
     )
     assert isinstance(metadata, Metadata) and metadata.content_type == "application/x-test"
-    assert dest.read_bytes() == DATA
+    _same(dest.read_bytes(), DATA)
     assert [p.name for p in tmp_path.iterdir()] == ["copy.bin"]  # no temp file left
     assert dest.stat().st_mode & 0o777 == 0o666 & ~_umask()
     assert seen[-1][0] == len(DATA)
@@ -71,7 +79,7 @@ def test_a_download_into_a_file_object_in_parallel_ranges(twin: Twin) -> None:
     out = io.BytesIO(b"head:")
     out.seek(5)
     session.download(key, out, concurrency=4)
-    assert out.getvalue() == b"head:" + DATA
+    _same(out.getvalue(), b"head:" + DATA)
 
 
 def test_an_object_changed_between_ranges_is_an_integrity_error(
@@ -123,4 +131,4 @@ def test_uploaded_then_downloaded_large_objects_match(twin: Twin, tmp_path: Path
     data: Any = (b"round trip " * 1_200_000)[: 12 * 1024 * 1024]
     key = session.upload(data, part_size=5 * 1024 * 1024, concurrency=3)
     session.download(key, tmp_path / "back")
-    assert (tmp_path / "back").read_bytes() == data
+    _same((tmp_path / "back").read_bytes(), data)
