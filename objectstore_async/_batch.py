@@ -8,10 +8,8 @@ and wraps fetched objects as :class:`AsyncGetResponse`.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Concatenate, ParamSpec
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -19,22 +17,21 @@ from anyio.streams.memory import MemoryObjectSendStream
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, AsyncPayload
 from objectstore_core import (
-    BatchBuilder,
+    BatchBase,
     BatchJob,
     BatchResult,
     BatchResults,
-    FetchedObject,
+    Download,
+    Metadata,
     Timeout,
     ZstdContexts,
-    validate_concurrency,
+    wrap_fetched,
 )
 
 if TYPE_CHECKING:
     from objectstore_async._client import AsyncSession
 
 __all__ = ["AsyncBatch"]
-
-P = ParamSpec("P")
 
 
 class _Bytes:
@@ -57,19 +54,7 @@ class _Bytes:
         self._data = None
 
 
-def _adder(
-    method: Callable[Concatenate[BatchBuilder, P], None],
-) -> Callable[Concatenate[AsyncBatch, P], None]:
-    """A :class:`BatchBuilder` method as an AsyncBatch method (validates now, sends later)."""
-
-    def add(self: AsyncBatch, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        method(self._builder, *args, **kwargs)
-
-    functools.update_wrapper(add, method)
-    return add
-
-
-class AsyncBatch:
+class AsyncBatch(BatchBase):
     """Operations collected for one :meth:`send` (from :meth:`AsyncSession.many`).
 
     >>> batch = session.many()                      # doctest: +SKIP
@@ -85,7 +70,7 @@ class AsyncBatch:
     then in :attr:`results`.
     """
 
-    __slots__ = ("_builder", "_limits", "_session", "_timeout", "results")
+    __slots__ = ("_session",)
 
     def __init__(
         self,
@@ -95,36 +80,14 @@ class AsyncBatch:
         *,
         timeout: Timeout | float | None = None,
     ) -> None:
-        batches = validate_concurrency(max_batch_concurrency, "max_batch_concurrency")
-        singles = validate_concurrency(max_individual_concurrency, "max_individual_concurrency")
         pool = session._client.config.max_connections
-        if batches + singles > pool:
-            raise ValueError(
-                f"max_batch_concurrency + max_individual_concurrency = {batches + singles} "
-                f"exceeds the client's pool of {pool} connections: raise max_connections"
-            )
+        target = session._flows.target
+        super().__init__(target, pool, max_batch_concurrency, max_individual_concurrency, timeout)
         self._session = session
-        self._builder = BatchBuilder(session._flows.target)
-        self._limits = (batches, singles)
-        self._timeout = Timeout.coerce(timeout)
-        self.results: BatchResults | None = None
-        """What the last :meth:`send` returned (set on leaving an ``async with`` block)."""
-
-    put = _adder(BatchBuilder.put)
-    get = _adder(BatchBuilder.get)
-    head = _adder(BatchBuilder.head)
-    delete = _adder(BatchBuilder.delete)
-
-    def __len__(self) -> int:
-        """Operations waiting to be sent."""
-        return len(self._builder)
 
     async def send(self) -> BatchResults:
         """Send every operation added; one result each, in submission order."""
-        results = [result async for result in self.iter_results()]
-        results.sort(key=lambda result: result.index)
-        self.results = BatchResults(results)
-        return self.results
+        return self._collected([result async for result in self.iter_results()])
 
     async def iter_results(self) -> AsyncIterator[BatchResult]:
         """Send every operation added, yielding results as their requests complete.
@@ -133,13 +96,11 @@ class AsyncBatch:
         them, and at most the concurrency's worth of tasks exist at once, so
         memory is bounded by the concurrency, not by the size of the batch.
         """
-        jobs = self._builder.plan(self._timeout)
         send, receive = anyio.create_memory_object_stream[list[BatchResult]](0)
         async with anyio.create_task_group() as group:
             async with send:
-                for batched, limit in ((True, self._limits[0]), (False, self._limits[1])):
-                    chosen = [job for job in jobs if job.batched is batched]
-                    group.start_soon(self._feed, chosen, limit, send.clone())
+                for jobs, limit in zip(self._plan(), self._limits, strict=True):
+                    group.start_soon(self._feed, jobs, limit, send.clone())
             try:
                 async with receive:
                     async for results in receive:
@@ -192,9 +153,8 @@ class AsyncBatch:
 
 def _wrapped(result: BatchResult, contexts: ZstdContexts | None) -> BatchResult:
     """A batch get's fetched object as an AsyncGetResponse; other results as they are."""
-    value = result.value
-    if not isinstance(value, FetchedObject):
-        return result
-    download = value.download(contexts)  # a decoder only once the payload is read
-    payload = AsyncPayload(_Bytes(value.body), download)
-    return replace(result, value=AsyncGetResponse(value.metadata, payload))
+    return wrap_fetched(result, _response, contexts)
+
+
+def _response(metadata: Metadata, body: bytes, download: Download) -> AsyncGetResponse:
+    return AsyncGetResponse(metadata, AsyncPayload(_Bytes(body), download))

@@ -13,6 +13,7 @@ threads). ``objectstore_sync`` (urllib3) and ``objectstore_async``
 
 from objectstore_core._auth import KeyCredentials, SecretKey, TokenGenerator, TokenProvider
 from objectstore_core._batch import BatchDecoder, BatchPart, EncodedPart, encode_batch
+from objectstore_core._batch_api import BatchBase, wrap_fetched
 from objectstore_core._batch_flow import BatchBuilder, BatchJob, validate_concurrency
 from objectstore_core._batch_results import BatchError, BatchResult, BatchResults, FetchedObject
 from objectstore_core._client_base import BaseClient
@@ -161,6 +162,7 @@ __all__ = [
     "SUPPORTED_METHODS",
     "BaseClient",
     "BaseSession",
+    "BatchBase",
     "BatchBuilder",
     "BatchDecoder",
     "BatchError",
@@ -281,5 +283,6 @@ __all__ = [
     "validate_concurrency",
     "validate_download",
     "with_return_annotation",
+    "wrap_fetched",
     "zstd_workers",
 ]

@@ -8,22 +8,21 @@ pool, and wraps fetched objects as :class:`GetResponse`.
 
 from __future__ import annotations
 
-import functools
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import replace
-from typing import TYPE_CHECKING, Concatenate, ParamSpec
+from typing import TYPE_CHECKING
 
 from objectstore_core import (
-    BatchBuilder,
+    BatchBase,
     BatchJob,
     BatchResult,
     BatchResults,
-    FetchedObject,
+    Download,
+    Metadata,
     Timeout,
     ZstdContexts,
-    validate_concurrency,
+    wrap_fetched,
 )
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, Payload
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
     from objectstore_sync._client import Session
 
 __all__ = ["Batch"]
-
-P = ParamSpec("P")
 
 
 class _Bytes:
@@ -56,19 +53,7 @@ class _Bytes:
         self._data = None
 
 
-def _adder(
-    method: Callable[Concatenate[BatchBuilder, P], None],
-) -> Callable[Concatenate[Batch, P], None]:
-    """A :class:`BatchBuilder` method as a Batch method (validates now, sends later)."""
-
-    def add(self: Batch, /, *args: P.args, **kwargs: P.kwargs) -> None:
-        method(self._builder, *args, **kwargs)
-
-    functools.update_wrapper(add, method)
-    return add
-
-
-class Batch:
+class Batch(BatchBase):
     """Operations collected for one :meth:`send` (from :meth:`Session.many`).
 
     >>> batch = session.many()                      # doctest: +SKIP
@@ -83,7 +68,7 @@ class Batch:
     batch:`` sends on exit; the results are then in :attr:`results`.
     """
 
-    __slots__ = ("_builder", "_limits", "_session", "_timeout", "results")
+    __slots__ = ("_session",)
 
     def __init__(
         self,
@@ -93,36 +78,14 @@ class Batch:
         *,
         timeout: Timeout | float | None = None,
     ) -> None:
-        batches = validate_concurrency(max_batch_concurrency, "max_batch_concurrency")
-        singles = validate_concurrency(max_individual_concurrency, "max_individual_concurrency")
         pool = session._client.config.max_connections
-        if batches + singles > pool:
-            raise ValueError(
-                f"max_batch_concurrency + max_individual_concurrency = {batches + singles} "
-                f"exceeds the client's pool of {pool} connections: raise max_connections"
-            )
+        target = session._flows.target
+        super().__init__(target, pool, max_batch_concurrency, max_individual_concurrency, timeout)
         self._session = session
-        self._builder = BatchBuilder(session._flows.target)
-        self._limits = (batches, singles)
-        self._timeout = Timeout.coerce(timeout)
-        self.results: BatchResults | None = None
-        """What the last :meth:`send` returned (set on leaving a ``with`` block)."""
-
-    put = _adder(BatchBuilder.put)
-    get = _adder(BatchBuilder.get)
-    head = _adder(BatchBuilder.head)
-    delete = _adder(BatchBuilder.delete)
-
-    def __len__(self) -> int:
-        """Operations waiting to be sent."""
-        return len(self._builder)
 
     def send(self) -> BatchResults:
         """Send every operation added; one result each, in submission order."""
-        results: list[BatchResult] = list(self.iter_results())
-        results.sort(key=lambda result: result.index)
-        self.results = BatchResults(results)
-        return self.results
+        return self._collected(self.iter_results())
 
     def iter_results(self) -> Iterator[BatchResult]:
         """Send every operation added, yielding results as their requests complete.
@@ -130,9 +93,8 @@ class Batch:
         Requests are started only as results are consumed, so memory is
         bounded by the concurrency, not by the size of the batch.
         """
-        jobs = self._builder.plan(self._timeout)
-        queues = {True: deque(job for job in jobs if job.batched)}
-        queues[False] = deque(job for job in jobs if not job.batched)
+        batched, individual = self._plan()
+        queues = {True: deque(batched), False: deque(individual)}
         limits = {True: self._limits[0], False: self._limits[1]}
         running: dict[Future[list[BatchResult]], bool] = {}
         with ThreadPoolExecutor(sum(self._limits), thread_name_prefix="objectstore-batch") as pool:
@@ -173,8 +135,8 @@ class Batch:
 
 def _wrapped(result: BatchResult, contexts: ZstdContexts | None) -> BatchResult:
     """A batch get's fetched object as a GetResponse; other results as they are."""
-    value = result.value
-    if not isinstance(value, FetchedObject):
-        return result
-    download = value.download(contexts)  # a decoder only once the payload is read
-    return replace(result, value=GetResponse(value.metadata, Payload(_Bytes(value.body), download)))
+    return wrap_fetched(result, _response, contexts)
+
+
+def _response(metadata: Metadata, body: bytes, download: Download) -> GetResponse:
+    return GetResponse(metadata, Payload(_Bytes(body), download))

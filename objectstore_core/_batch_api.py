@@ -1,0 +1,109 @@
+"""What a batch is before and after it is sent, for both twins (API §3).
+
+:class:`BatchBase` holds everything of ``Batch`` / ``AsyncBatch`` that
+needs no I/O: the concurrency limits checked against the client's pool,
+the operations collected (validated when added, by :class:`BatchBuilder`),
+the plan of jobs and the results in submission order. Each twin adds only
+how the jobs run (threads or tasks) and how a fetched object becomes its
+``GetResponse``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any, Concatenate, ParamSpec
+
+from objectstore_core._batch_flow import BatchBuilder, BatchJob, validate_concurrency
+from objectstore_core._batch_results import BatchResult, BatchResults, FetchedObject
+from objectstore_core._codec import ZstdContexts
+from objectstore_core._download import Download
+from objectstore_core._metadata import Metadata
+from objectstore_core._paths import Target
+from objectstore_core._timeout import Timeout
+
+__all__ = ["BatchBase", "wrap_fetched"]
+
+P = ParamSpec("P")
+
+
+def _adder(
+    method: Callable[Concatenate[BatchBuilder, P], None],
+) -> Callable[Concatenate[BatchBase, P], None]:
+    """A :class:`BatchBuilder` method as a batch method (validates now, sends later)."""
+
+    def add(self: BatchBase, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        method(self._builder, *args, **kwargs)
+
+    functools.update_wrapper(add, method)
+    return add
+
+
+class BatchBase:
+    """Operations collected for one ``send()``; the twins' batches run them.
+
+    ``max_batch_concurrency`` batch requests and ``max_individual_concurrency``
+    individual ones may run at once; together they must fit the client's
+    pool of ``pool_size`` connections, else ValueError before anything is
+    added.
+    """
+
+    __slots__ = ("_builder", "_limits", "_timeout", "results")
+
+    def __init__(
+        self,
+        target: Target,
+        pool_size: int,
+        max_batch_concurrency: int,
+        max_individual_concurrency: int,
+        timeout: Timeout | float | None,
+    ) -> None:
+        batches = validate_concurrency(max_batch_concurrency, "max_batch_concurrency")
+        singles = validate_concurrency(max_individual_concurrency, "max_individual_concurrency")
+        if batches + singles > pool_size:
+            raise ValueError(
+                f"max_batch_concurrency + max_individual_concurrency = {batches + singles} "
+                f"exceeds the client's pool of {pool_size} connections: raise max_connections"
+            )
+        self._builder = BatchBuilder(target)
+        self._limits = (batches, singles)
+        self._timeout = Timeout.coerce(timeout)
+        self.results: BatchResults | None = None
+        """What the last ``send()`` returned (set on leaving a ``with`` block)."""
+
+    put = _adder(BatchBuilder.put)
+    get = _adder(BatchBuilder.get)
+    head = _adder(BatchBuilder.head)
+    delete = _adder(BatchBuilder.delete)
+
+    def __len__(self) -> int:
+        """Operations waiting to be sent."""
+        return len(self._builder)
+
+    def _plan(self) -> tuple[list[BatchJob], list[BatchJob]]:
+        """The jobs to run: those for the batch endpoint, then the individual ones."""
+        jobs = self._builder.plan(self._timeout)
+        return [job for job in jobs if job.batched], [job for job in jobs if not job.batched]
+
+    def _collected(self, results: Iterable[BatchResult]) -> BatchResults:
+        """``results`` in submission order, kept as :attr:`results`."""
+        self.results = BatchResults(sorted(results, key=lambda result: result.index))
+        return self.results
+
+
+def wrap_fetched(
+    result: BatchResult,
+    wrap: Callable[[Metadata, bytes, Download], Any],
+    contexts: ZstdContexts | None = None,
+) -> BatchResult:
+    """A batch get's fetched object handed out as ``wrap(metadata, body, download)``.
+
+    Other results are returned as they are. The download decodes the body
+    only once it is read, so a batch of thousands of objects holds no
+    decoder until then.
+    """
+    value = result.value
+    if not isinstance(value, FetchedObject):
+        return result
+    return replace(result, value=wrap(value.metadata, value.body, value.download(contexts)))
