@@ -10,6 +10,7 @@ Same names, parameters and defaults as ``objectstore_sync`` by construction.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -33,8 +34,10 @@ from objectstore_core import (
     with_return_annotation,
 )
 from objectstore_core._auth import use_wall_clock
+from objectstore_core._log import LOGGER_NAME, use_logger
 
 use_wall_clock(time.time)  # a SecretKey used on its own signs with this twin's clock
+use_logger(logging.getLogger(LOGGER_NAME))  # the core writes its log lines through it
 
 __all__ = ["AsyncClient", "AsyncSession"]
 

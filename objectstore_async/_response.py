@@ -66,13 +66,13 @@ class AsyncPayload:
         except BaseException:
             await self._stream.aclose()
             raise
-        if self._download.meter is not None and (not chunk or self._download.finished):
+        if self._download.unsettled and (not chunk or self._download.finished):
             self._settle()
         return chunk
 
     def _settle(self) -> None:
-        """Hand the get's metrics to the client's backend (nothing to do without one)."""
-        if self._download.meter is not None:
+        """Hand the get's metrics to the backend and its log line to the logger (if any)."""
+        if self._download.unsettled:
             self._download.settle(time.monotonic())
 
     async def read(self, size: int | None = -1) -> bytes:

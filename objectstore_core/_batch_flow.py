@@ -55,9 +55,11 @@ from objectstore_core._codec import compress_bound
 from objectstore_core._config import ClientTarget
 from objectstore_core._errors import ObjectstoreError, ProtocolError, error_for_response
 from objectstore_core._http import Compress, Flow, Payload, ReadBody, Request, Response, Sleep
+from objectstore_core._log import RequestRecord, log_retry
 from objectstore_core._metadata import metadata_headers, read_metadata
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._operations import (
+    _now,
     _send,
     _validate_accept,
     _validate_expiration,
@@ -323,7 +325,7 @@ def batch_request_flow(
     attempt = 0
     while pending:
         attempt += 1
-        outcome, retry = yield from _attempt(single, pending, bodies, timeout, results)
+        outcome, retry = yield from _attempt(single, pending, bodies, timeout, results, attempt)
         may_retry = policy is not None and attempt < policy.max_attempts and retry
         never_sent = isinstance(outcome, NEVER_SENT_ERRORS)
         again = [op for op in retry if never_sent or not _keyless(op)] if may_retry else []
@@ -334,7 +336,9 @@ def batch_request_flow(
         if not again:
             break
         assert policy is not None
-        yield Sleep(policy.delay(attempt, getattr(outcome, "retry_after", None)))
+        delay = policy.delay(attempt, getattr(outcome, "retry_after", None))
+        log_retry("batch", "POST", target.collection("objects:batch"), outcome, delay, attempt)
+        yield Sleep(delay)
         for op in again:
             results.pop(op.index, None)
         pending = again
@@ -361,12 +365,15 @@ def _attempt(
     bodies: Mapping[int, bytes],
     timeout: Timeout | None,
     results: dict[int, BatchResult],
+    attempt: int = 1,
 ) -> Flow[tuple[object, list[_Operation]]]:
     """One batch request for ``ops``; fills ``results``, returns (outcome, ops to retry).
 
     The outcome is the whole-request error (or None); the ops to retry are
     those a retry may help: all of them after a transient whole-request
-    failure, else those whose parts came back 429 or 503.
+    failure, else those whose parts came back 429 or 503. ``attempt``
+    numbers the request in the batch's own retries (for its log line, which
+    is written once its multipart body has been read).
     """
     boundary = "os-boundary-" + secrets.token_hex(16)
     parts = [op.part(bodies.get(op.index, b"")) for op in ops]
@@ -379,13 +386,16 @@ def _attempt(
     config = target.config if isinstance(target, ClientTarget) else None
     policy = config.retry if config is not None else None
     try:
-        response = yield from _send(target, request, "batch", None)
+        deferred: list[RequestRecord] = []  # the log line, when DEBUG is on
+        response = yield from _send(target, request, "batch", None, deferred, first=attempt)
     except ObjectstoreError as error:
         for op in ops:
             results[op.index] = _failed(target, op, error)
         retryable = policy is not None and isinstance(error, policy.errors)
         return error, (list(ops) if retryable else [])
     if response.status != 200:
+        if deferred:  # a 2xx that is not a batch answer: its body is not read
+            deferred[0].finish((yield from _now()), 0, f"status {response.status} refused")
         failure = error_for_response(
             response.status, response.headers, response.body, operation="batch"
         )
@@ -393,7 +403,10 @@ def _attempt(
             results[op.index] = _failed(target, op, failure)
         retryable = policy is not None and response.status in policy.statuses
         return failure, (list(ops) if retryable else [])
-    retry, missing, broken = yield from _read_parts(target, ops, response, results)
+    retry, missing, broken, received = yield from _read_parts(target, ops, response, results)
+    if deferred:
+        stopped = None if broken is None else type(broken).__name__
+        deferred[0].finish((yield from _now()), received, stopped)
     if policy is None:
         return None, []
     again = [op for op in retry if results[op.index].error is not None]
@@ -406,18 +419,20 @@ def _attempt(
 
 def _read_parts(
     target: Target, ops: list[_Operation], response: Response, results: dict[int, BatchResult]
-) -> Flow[tuple[list[_Operation], list[_Operation], ObjectstoreError | None]]:
+) -> Flow[tuple[list[_Operation], list[_Operation], ObjectstoreError | None, int]]:
     """Read the response's parts as they arrive, correlating them with ``ops`` by index
     (§8.4, §8.5).
 
     Returns the operations whose parts asked for a retry (429/503), those left
-    without any result, and the error that broke the stream, if one did.
+    without any result, the error that broke the stream, if one did, and the
+    body bytes received.
     """
     by_index = dict(enumerate(ops))  # the index header is the position in *this* request
     seen: set[int] = set()
     retry: list[_Operation] = []
     problem = "no part for this operation in the batch response"
     broken: ObjectstoreError | None = None
+    received = len(response.body)
     try:
         boundary = boundary_from_content_type(response.headers.get("content-type"))
         decoder = BatchDecoder(boundary)
@@ -433,6 +448,7 @@ def _read_parts(
                     break
                 if not isinstance(chunk, bytes):  # pragma: no cover - driver contract
                     raise TypeError(f"driver sent {chunk!r} for a ReadBody step")
+                received += len(chunk)
                 decoder.receive_data(chunk)  # b"": the end of the body
                 continue
             if event is END:
@@ -458,7 +474,7 @@ def _read_parts(
             results[op.index] = _failed(target, op, broken)
         else:
             results[op.index] = _protocol(target, op, problem)
-    return retry, missing, broken
+    return retry, missing, broken, received
 
 
 def _index(part: BatchPart) -> int | None:

@@ -62,6 +62,8 @@ class _LazyDownload(Download):
         self._zstd = contexts
         self._made: Download | None = None
         self.meter = None
+        self.log = None
+        self.unsettled = False
 
     def _real(self) -> Download:
         if self._made is None:

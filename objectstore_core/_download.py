@@ -21,6 +21,7 @@ from objectstore_core._codec import IdentityDecoder, ZstdContexts, ZstdDecoder
 from objectstore_core._errors import IntegrityError, ObjectstoreError
 
 if TYPE_CHECKING:
+    from objectstore_core._log import RequestRecord
     from objectstore_core._metrics import Meter
 
 __all__ = [
@@ -106,7 +107,9 @@ class Download:
         "_max_read",
         "_received",
         "_stored",
+        "log",
         "meter",
+        "unsettled",
     )
 
     def __init__(
@@ -120,10 +123,15 @@ class Download:
         max_read_size: int | None = None,
         meter: Meter | None = None,
         stored: str | None = None,
+        log: RequestRecord | None = None,
     ) -> None:
         # meter: the get's metrics, recorded by settle() (None: the backend records nothing);
-        # stored: the encoding of the stored bytes (for the size metrics' tags).
+        # stored: the encoding of the stored bytes (for the size metrics' tags);
+        # log: the get's DEBUG line, written by settle() (None: DEBUG is off).
+        # unsettled: settle() has something to do (the twins test it per read).
         self.meter = meter
+        self.log = log
+        self.unsettled = meter is not None or log is not None
         self._stored = stored
         self._error: ObjectstoreError | None = None
         self._context = context if context is not None else {}
@@ -160,18 +168,31 @@ class Download:
         return error.with_context(**self._context)
 
     def settle(self, now: float) -> None:
-        """Record the get's metrics, once: the twins call it at the end of the body, when
-        reading it failed, and when it is closed (``now``: their monotonic clock).
+        """Record the get's metrics and write its DEBUG line, once: the twins call it
+        at the end of the body, when reading it failed, and when it is closed
+        (``now``: their monotonic clock) while :attr:`unsettled` is true.
 
         Read to its end, the body reports latency, sizes and throughput
         (decoded bytes as ``compression: none``, received bytes in their stored
         encoding); a failed read reports latency with the error's class as
         ``outcome``; a body closed early, latency with ``outcome: closed``.
+        The log line counts the raw bytes received, and says how a body that
+        did not reach its end stopped.
         """
-        meter = self.meter
+        if not self.unsettled:
+            return
+        self.unsettled = False
+        meter, log = self.meter, self.log
+        self.meter = self.log = None
+        if log is not None:
+            if self._error is not None:
+                log.finish(now, self._received, type(self._error).__name__)
+            elif not self.finished:
+                log.finish(now, self._received, "closed before the end")
+            else:
+                log.finish(now, self._received)
         if meter is None:
             return
-        self.meter = None
         if self._error is not None:
             meter.failed(now, self._error)
         elif not self.finished:

@@ -38,6 +38,7 @@ from objectstore_core._http import (
     Upload,
     classify_payload,
 )
+from objectstore_core._log import RequestRecord, debug_logger, log_retry, logged_attempt
 from objectstore_core._metadata import (
     _DIGITS_RE,
     Metadata,
@@ -74,7 +75,15 @@ __all__ = [
 ONE_SHOT_LIMIT = 4 * 1024 * 1024
 
 
-def _send(target: Target, request: Request, operation: str, key: str | None) -> Flow[Response]:
+def _send(
+    target: Target,
+    request: Request,
+    operation: str,
+    key: str | None,
+    deferred: list[RequestRecord] | None = None,
+    *,
+    first: int = 1,
+) -> Flow[Response]:
     """Yield one request with the session's headers and credentials; return its response.
 
     The one place every request passes. Drivers throw transport failures
@@ -89,6 +98,13 @@ def _send(target: Target, request: Request, operation: str, key: str | None) -> 
     the time (:class:`Clock`), cuts each attempt's socket waits to the time
     left, and stops retrying when the next backoff would not fit. A stream
     handed to the caller is never retried: only responses reach this loop.
+
+    Each attempt is logged at DEBUG and each retry at INFO (see
+    :mod:`objectstore_core._log`); with DEBUG off, the check before the loop
+    is all logging costs. ``deferred`` collects the log line of a body left
+    open for the caller (a get's), which its download writes when it ends;
+    ``first`` is the number of the first attempt in the log (a batch counts
+    its own retries).
     """
     if target.headers:
         request = request.with_headers(target.headers)
@@ -98,6 +114,8 @@ def _send(target: Target, request: Request, operation: str, key: str | None) -> 
     deadline = None
     if limits is not None and limits.total is not None:
         deadline = (yield from _now()) + limits.total
+    log = debug_logger()  # None unless DEBUG lines are recorded: the one check per request
+    shift = first - 1  # only for the log lines: the retry policy counts from 1
     attempt = 0
     while True:
         attempt += 1
@@ -110,14 +128,19 @@ def _send(target: Target, request: Request, operation: str, key: str | None) -> 
                 ).with_context(**_context(target, operation, key))
             sent = replace(request, timeout=_clipped(limits, left))
         outcome: Response | ObjectstoreError
-        try:
-            reply = yield SendRequest(sent, target.credentials)
-        except ObjectstoreError as error:
-            outcome = error
+        if log is not None:
+            outcome = yield from logged_attempt(
+                SendRequest(sent, target.credentials), log, attempt + shift, deferred
+            )
         else:
-            if not isinstance(reply, Response):  # pragma: no cover - driver contract
-                raise TypeError(f"driver sent {reply!r} for a SendRequest")
-            outcome = reply
+            try:
+                reply = yield SendRequest(sent, target.credentials)
+            except ObjectstoreError as error:
+                outcome = error
+            else:
+                if not isinstance(reply, Response):  # pragma: no cover - driver contract
+                    raise TypeError(f"driver sent {reply!r} for a SendRequest")
+                outcome = reply
         delay = retry_delay(policy, request, attempt, outcome)
         if delay is not None and deadline is not None and (yield from _now()) + delay >= deadline:
             delay = None  # the wait alone would overrun the deadline
@@ -127,6 +150,7 @@ def _send(target: Target, request: Request, operation: str, key: str | None) -> 
                 raise outcome.with_context(**context) from outcome.__cause__
             return outcome
         _count_retry(config, operation, outcome, delay)
+        log_retry(operation, request.method, request.target, outcome, delay, attempt + shift)
         yield Sleep(delay)
 
 
@@ -441,6 +465,8 @@ class GetOutcome:
     ``decode``: pass the body through the zstd decoder. ``expected_length``:
     raw bytes announced by the server, checked by the download state.
     ``max_read_size``: the bound of a whole-body read (None: unbounded).
+    ``meter`` and ``log``: the get's metrics and its DEBUG line, which its
+    download settles when the body ends (None: nothing to record).
     """
 
     metadata: Metadata
@@ -450,6 +476,7 @@ class GetOutcome:
     context: Mapping[str, str | None] = field(default_factory=dict)
     max_read_size: int | None = None
     meter: Meter | None = field(default=None, repr=False, compare=False)
+    log: RequestRecord | None = field(default=None, repr=False, compare=False)
 
     def download(self, contexts: ZstdContexts | None = None) -> Download:
         """The state that checks and decodes this body as the caller reads it.
@@ -463,6 +490,7 @@ class GetOutcome:
             contexts=contexts,
             max_read_size=self.max_read_size,
             meter=self.meter,
+            log=self.log,
             stored="zstd" if self.decode else self.metadata.compression,
         )
 
@@ -543,7 +571,25 @@ def _validate_accept(accept_encoding: object) -> bool:
 def _get_steps(
     target: Target, request: Request, key: str, want_decode: bool, bound: int | None
 ) -> Flow[GetOutcome | None]:
-    response = yield from _send(target, request, "get", key)
+    deferred: list[RequestRecord] = []  # the log line of a body left open, if logged
+    response = yield from _send(target, request, "get", key, deferred)
+    log = deferred[-1] if deferred else None
+    try:
+        return _get_outcome(response, target, key, want_decode, bound, log)
+    except ObjectstoreError as error:
+        if log is not None:  # a body refused unread: its line is written now
+            log.finish((yield from _now()), 0, type(error).__name__)
+        raise
+
+
+def _get_outcome(
+    response: Response,
+    target: Target,
+    key: str,
+    want_decode: bool,
+    bound: int | None,
+    log: RequestRecord | None,
+) -> GetOutcome | None:
     status = response.status
     if status == 404:
         return None
@@ -555,7 +601,8 @@ def _get_steps(
     # A full read's length stands in for a missing size (servers send x-sn-size).
     size = expected if status == 200 else None
     metadata = _read_metadata(response, target, "get", key, decoded=decode, default_size=size)
-    return GetOutcome(metadata, decode, expected, status, _context(target, "get", key), bound)
+    context = _context(target, "get", key)
+    return GetOutcome(metadata, decode, expected, status, context, bound, log=log)
 
 
 def _announced_length(response: Response, target: Target, key: str) -> int | None:

@@ -38,6 +38,7 @@ from objectstore_core._http import (
     UploadReplay,
     classify_payload,
 )
+from objectstore_core._log import debug_logger, log_retry, logged_attempt
 from objectstore_core._metadata import _DIGITS_RE
 from objectstore_core._paths import Target
 from objectstore_core._retry import RetryPolicy
@@ -86,10 +87,18 @@ def _protocol_error(message: str, target: Target, operation: str, key: str | Non
     return error
 
 
-def _attempt(target: Target, request: Request) -> Flow[Response | ObjectstoreError]:
-    """One attempt, without the generic retries: this flow decides what happens next."""
+def _attempt(
+    target: Target, request: Request, attempt: int = 1
+) -> Flow[Response | ObjectstoreError]:
+    """One attempt, without the generic retries: this flow decides what happens next.
+
+    Logged at DEBUG as every request is (``attempt``: its number in this flow's count).
+    """
     if target.headers:
         request = request.with_headers(target.headers)
+    log = debug_logger()
+    if log is not None:
+        return (yield from logged_attempt(SendRequest(request, target.credentials), log, attempt))
     try:
         reply = yield SendRequest(request, target.credentials)
     except ObjectstoreError as error:
@@ -192,7 +201,7 @@ class _Upload:
                 body = _body(self.contents, self.kind, before, end, self.replay)
                 headers = (("upload-offset", str(before)),)
                 request = Request("PUT", self.path, headers, body, timeout=self.timeout)
-            outcome = yield from _attempt(self.target, request)
+            outcome = yield from _attempt(self.target, request, retries + 1)
             if isinstance(outcome, Response) and outcome.status == 201:
                 return self.handle.key  # complete and committed
             if isinstance(outcome, Response) and (
@@ -211,7 +220,9 @@ class _Upload:
                 continue
             if _transient(outcome) and retries + 1 < self.policy.max_attempts:
                 retries += 1
-                yield Sleep(self.policy.backoff_delay(retries))
+                delay = self.policy.backoff_delay(retries)
+                log_retry("put", request.method, request.target, outcome, delay, retries)
+                yield Sleep(delay)
                 probing = True
                 continue
             if isinstance(outcome, Response) and outcome.status in (404, 410):

@@ -9,6 +9,7 @@ No protocol decision is made here.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from objectstore_core import (
     with_return_annotation,
 )
 from objectstore_core._auth import use_wall_clock
+from objectstore_core._log import LOGGER_NAME, use_logger
 from objectstore_sync import _multipart, _transfer
 from objectstore_sync._batch import Batch
 from objectstore_sync._driver import drive
@@ -34,6 +36,7 @@ from objectstore_sync._response import GetResponse, open_response
 from objectstore_sync._transport import SocketTransport, SyncTransport
 
 use_wall_clock(time.time)  # a SecretKey used on its own signs with this twin's clock
+use_logger(logging.getLogger(LOGGER_NAME))  # the core writes its log lines through it
 
 __all__ = ["Client", "Session"]
 

@@ -51,13 +51,13 @@ class Payload(io.BufferedIOBase):
         except BaseException:
             self._stream.close()
             raise
-        if self._download.meter is not None and (not chunk or self._download.finished):
+        if self._download.unsettled and (not chunk or self._download.finished):
             self._settle()
         return chunk
 
     def _settle(self) -> None:
-        """Hand the get's metrics to the client's backend (nothing to do without one)."""
-        if self._download.meter is not None:
+        """Hand the get's metrics to the backend and its log line to the logger (if any)."""
+        if self._download.unsettled:
             self._download.settle(time.monotonic())
 
     def read(self, size: int | None = -1) -> bytes:
