@@ -23,6 +23,7 @@ from objectstore_core import (
     plan_ranges,
     validate_download,
 )
+from objectstore_core._metered import download_meter
 from objectstore_core._paths import validate_key
 from objectstore_core._transfer import Progress
 
@@ -57,13 +58,16 @@ class _Destination:
         seekable = getattr(self.file, "seekable", None)
         self.seekable = bool(callable(seekable) and seekable())
         self._start = self.file.tell() if self.seekable else 0
+        self.written = 0  # bytes written, for the download's metrics
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
+        self.written += len(data)
 
     def write_at(self, offset: int, data: bytes) -> None:
         self.file.seek(self._start + offset)
         self.file.write(data)
+        self.written += len(data)
 
     def commit(self) -> None:
         if self._temp is not None and self._final is not None:
@@ -97,14 +101,21 @@ async def download(
     """
     validate_key(key)
     validate_download(dest, concurrency, progress)
+    meter = download_meter(self._flows.target)  # None unless the client's backend records
+    if meter is not None:
+        meter.begin(anyio.current_time())
     target = await anyio.to_thread.run_sync(_Destination, dest)
     try:
         metadata = await _fetch(self, key, target, concurrency, progress)
-    except BaseException:
+    except BaseException as error:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(target.discard)
+        if meter is not None:
+            meter.failed(anyio.current_time(), error)
         raise
     await anyio.to_thread.run_sync(target.commit)
+    if meter is not None:
+        meter.done(anyio.current_time(), target.written)
     return metadata
 
 

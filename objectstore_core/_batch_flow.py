@@ -57,6 +57,8 @@ from objectstore_core._errors import ObjectstoreError, ProtocolError, error_for_
 from objectstore_core._http import Compress, Flow, Payload, ReadBody, Request, Response, Sleep
 from objectstore_core._log import RequestRecord, log_retry
 from objectstore_core._metadata import metadata_headers, read_metadata
+from objectstore_core._metered import BatchTally, clock, start_request
+from objectstore_core._metrics import meter_for
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._operations import (
     _now,
@@ -320,12 +322,14 @@ def batch_request_flow(
             else:
                 bodies[op.index] = op.data
     single = _no_retry_target(target)
+    # A recording backend times each request; the no-op one adds no step and no object.
+    request_once = _attempt if meter_for(target, "batch") is None else _metered_attempt
     results: dict[int, BatchResult] = {}
     pending = list(ops)
     attempt = 0
     while pending:
         attempt += 1
-        outcome, retry = yield from _attempt(single, pending, bodies, timeout, results, attempt)
+        outcome, retry = yield from request_once(single, pending, bodies, timeout, results, attempt)
         may_retry = policy is not None and attempt < policy.max_attempts and retry
         never_sent = isinstance(outcome, NEVER_SENT_ERRORS)
         again = [op for op in retry if never_sent or not _keyless(op)] if may_retry else []
@@ -359,7 +363,7 @@ def _give_up(
     return _protocol(target, op, "no result for this operation")  # pragma: no cover
 
 
-def _attempt(
+def _metered_attempt(
     target: Target,
     ops: list[_Operation],
     bodies: Mapping[int, bytes],
@@ -367,17 +371,49 @@ def _attempt(
     results: dict[int, BatchResult],
     attempt: int = 1,
 ) -> Flow[tuple[object, list[_Operation]]]:
+    """:func:`_attempt` as one ``storage.batch.*`` set (see :class:`BatchTally`).
+
+    The operations of the request report no ``storage.<op>.*`` of their own:
+    they share its latency and bytes.
+    """
+    meter = meter_for(target, "batch")
+    assert meter is not None, "only for a backend that records"
+    yield from start_request(meter)
+    tally = BatchTally()
+    outcome = yield from _attempt(target, ops, bodies, timeout, results, attempt, tally)
+    done = yield from clock()
+    tally.record(meter, done, ((op.kind, _outcome(results.get(op.index))) for op in ops))
+    return outcome
+
+
+def _outcome(result: BatchResult | None) -> str | None:
+    error = result.error if result is not None else None
+    return None if error is None else type(error).__name__
+
+
+def _attempt(
+    target: Target,
+    ops: list[_Operation],
+    bodies: Mapping[int, bytes],
+    timeout: Timeout | None,
+    results: dict[int, BatchResult],
+    attempt: int = 1,
+    tally: BatchTally | None = None,
+) -> Flow[tuple[object, list[_Operation]]]:
     """One batch request for ``ops``; fills ``results``, returns (outcome, ops to retry).
 
     The outcome is the whole-request error (or None); the ops to retry are
     those a retry may help: all of them after a transient whole-request
     failure, else those whose parts came back 429 or 503. ``attempt``
     numbers the request in the batch's own retries (for its log line, which
-    is written once its multipart body has been read).
+    is written once its multipart body has been read); ``tally`` notes the
+    bytes moved and the failure, for the request's metrics.
     """
     boundary = "os-boundary-" + secrets.token_hex(16)
     parts = [op.part(bodies.get(op.index, b"")) for op in ops]
     body = b"".join(encode_batch(parts, boundary))
+    if tally is not None:
+        tally.sent = len(body)
     headers = (("content-type", batch_content_type(boundary)),)
     # stream=True: the multipart response is read part by part (ReadBody steps), so a
     # response is never held whole and the parts before a broken stream still count.
@@ -389,24 +425,32 @@ def _attempt(
         deferred: list[RequestRecord] = []  # the log line, when DEBUG is on
         response = yield from _send(target, request, "batch", None, deferred, first=attempt)
     except ObjectstoreError as error:
+        if tally is not None:
+            tally.failure = error
         for op in ops:
             results[op.index] = _failed(target, op, error)
         retryable = policy is not None and isinstance(error, policy.errors)
         return error, (list(ops) if retryable else [])
+    if tally is not None:
+        tally.got(len(response.body))
     if response.status != 200:
         if deferred:  # a 2xx that is not a batch answer: its body is not read
             deferred[0].finish((yield from _now()), 0, f"status {response.status} refused")
         failure = error_for_response(
             response.status, response.headers, response.body, operation="batch"
         )
+        if tally is not None:
+            tally.failure = failure
         for op in ops:
             results[op.index] = _failed(target, op, failure)
         retryable = policy is not None and response.status in policy.statuses
         return failure, (list(ops) if retryable else [])
-    retry, missing, broken, received = yield from _read_parts(target, ops, response, results)
+    retry, missing, broken, received = yield from _read_parts(target, ops, response, results, tally)
     if deferred:
         stopped = None if broken is None else type(broken).__name__
         deferred[0].finish((yield from _now()), received, stopped)
+    if tally is not None:
+        tally.failure = broken
     if policy is None:
         return None, []
     again = [op for op in retry if results[op.index].error is not None]
@@ -418,7 +462,11 @@ def _attempt(
 
 
 def _read_parts(
-    target: Target, ops: list[_Operation], response: Response, results: dict[int, BatchResult]
+    target: Target,
+    ops: list[_Operation],
+    response: Response,
+    results: dict[int, BatchResult],
+    tally: BatchTally | None = None,
 ) -> Flow[tuple[list[_Operation], list[_Operation], ObjectstoreError | None, int]]:
     """Read the response's parts as they arrive, correlating them with ``ops`` by index
     (§8.4, §8.5).
@@ -449,6 +497,8 @@ def _read_parts(
                 if not isinstance(chunk, bytes):  # pragma: no cover - driver contract
                     raise TypeError(f"driver sent {chunk!r} for a ReadBody step")
                 received += len(chunk)
+                if tally is not None:
+                    tally.got(len(chunk))
                 decoder.receive_data(chunk)  # b"": the end of the body
                 continue
             if event is END:

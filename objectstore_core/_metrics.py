@@ -173,11 +173,14 @@ class Meter:
         compressed: int | None = None,
         compression: str = "zstd",
         outcome: str | None = None,
+        size: int | None = None,
     ) -> None:
         """Emit the operation's events, once (later calls are ignored).
 
         ``now``: the driver's monotonic time at the end. ``compressed`` is the
-        size of the stored bytes in encoding ``compression``.
+        size of the stored bytes in encoding ``compression``; ``size`` a size
+        whose encoding does not matter (a multipart part, a resumable append),
+        emitted without a ``compression`` tag as the official client does.
         """
         if self._done:
             return
@@ -187,6 +190,8 @@ class Meter:
             emitter.record_uncompressed_size(uncompressed)
         if compressed is not None:
             emitter.record_compressed_size(compressed, compression)
+        if size is not None:
+            emitter.record_size(size)
         elapsed = max(now - self.start, 0.0)
         if outcome is None:
             emitter.record_latency(elapsed)

@@ -23,6 +23,7 @@ from objectstore_core._durations import parse_timestamp
 from objectstore_core._errors import MultipartCompleteError
 from objectstore_core._http import Flow, Payload, Request, Response, Upload, classify_payload
 from objectstore_core._metadata import metadata_headers
+from objectstore_core._metered import metered
 from objectstore_core._models import Compression, ExpirationPolicy, validate_compression
 from objectstore_core._operations import (
     _context,
@@ -200,7 +201,8 @@ def initiate_multipart_flow(
     else:
         method, path = "PUT", target.object(key, "objects:multipart")
     request = Request(method, path, tuple(headers), None, timeout=Timeout.coerce(timeout))
-    return _initiate_steps(target, request, key)
+    # Each call is timed as the official client does: storage.multipart.<call>.*.
+    return metered(target, "multipart.initiate", _initiate_steps(target, request, key))
 
 
 def _initiate_steps(target: Target, request: Request, key: str | None) -> Flow[MultipartFlows]:
@@ -259,7 +261,8 @@ class MultipartFlows:
         headers = () if md5 is None else (("content-md5", md5),)
         path = self.target.object(self.key, _PARTS) + _query(self.upload_id, part_number=number)
         request = Request("PUT", path, headers, body, timeout=Timeout.coerce(timeout))
-        return self._put_part_steps(request, number)
+        flow = self._put_part_steps(request, number)
+        return metered(self.target, "multipart.put_part", flow, size=content_length)
 
     def _put_part_steps(self, request: Request, number: int) -> Flow[CompletePart]:
         response = yield from _send(self.target, request, "put_part", self.key)
@@ -274,7 +277,8 @@ class MultipartFlows:
 
     def list_parts(self, *, timeout: Timeout | float | None = None) -> Flow[list[PartInfo]]:
         """Every part stored so far, in part-number order, following pagination (§9.3)."""
-        return self._list_steps(Timeout.coerce(timeout))
+        flow = self._list_steps(Timeout.coerce(timeout))
+        return metered(self.target, "multipart.list_parts", flow)  # not in the official client
 
     def _list_steps(self, timeout: Timeout | None) -> Flow[list[PartInfo]]:
         parts: list[PartInfo] = []
@@ -356,7 +360,7 @@ class MultipartFlows:
         path = self.target.object(self.key, "objects:multipart:complete") + _query(self.upload_id)
         headers = (("content-type", "application/json"),)
         request = Request("POST", path, headers, body, timeout=Timeout.coerce(timeout))
-        return self._complete_steps(request)
+        return metered(self.target, "multipart.complete", self._complete_steps(request))
 
     def _complete_steps(self, request: Request) -> Flow[str]:
         response = yield from _send(self.target, request, "complete", self.key)
@@ -382,7 +386,8 @@ class MultipartFlows:
     def abort(self, *, timeout: Timeout | float | None = None) -> Flow[None]:
         """Abandon the upload and drop its parts (§9.5); an unknown upload is fine."""
         path = self.target.object(self.key, "objects:multipart") + _query(self.upload_id)
-        return self._abort_steps(Request("DELETE", path, timeout=Timeout.coerce(timeout)))
+        flow = self._abort_steps(Request("DELETE", path, timeout=Timeout.coerce(timeout)))
+        return metered(self.target, "multipart.abort", flow)  # not in the official client
 
     def _abort_steps(self, request: Request) -> Flow[None]:
         response = yield from _send(self.target, request, "abort", self.key)

@@ -46,6 +46,7 @@ from objectstore_core._metadata import (
     metadata_headers,
     read_metadata,
 )
+from objectstore_core._metered import measured_transfer
 from objectstore_core._metrics import Meter, measured, measured_open, meter_for
 from objectstore_core._models import (
     Compression,
@@ -337,7 +338,7 @@ def put_flow(
     threshold = resumable_threshold_bytes
     if threshold is None:
         threshold = target.usecase.resumable_threshold_bytes
-    flow: Flow[str]
+    meter = meter_for(target, "put")  # None unless the client's metrics backend records
     if isinstance(threshold, int) and not do_compress and _may_resume(contents, threshold):
         # §14.1: a payload sent as stored, of a size the twin can measure.
         def plain() -> Flow[str]:
@@ -346,9 +347,14 @@ def put_flow(
         flow = resumable_put_steps(
             target, method, path, tuple(headers), contents, threshold, key, timeout, plain
         )
-    else:
-        flow = _put_steps(target, method, path, tuple(headers), body, timeout, key)
-    meter = meter_for(target, "put")  # None unless the client's metrics backend records
+        if meter is None:
+            return flow
+        # Sent in several requests (or one, below the threshold): sized as a whole.
+        total = None
+        if isinstance(contents, bytes | bytearray | memoryview):
+            total = memoryview(contents).nbytes
+        return measured_transfer(flow, meter, total=total, encoding=encoding)
+    flow = _put_steps(target, method, path, tuple(headers), body, timeout, key)
     return flow if meter is None else measured(flow, meter, encoding=encoding)
 
 

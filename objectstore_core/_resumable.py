@@ -40,6 +40,8 @@ from objectstore_core._http import (
 )
 from objectstore_core._log import debug_logger, log_retry, logged_attempt
 from objectstore_core._metadata import _DIGITS_RE
+from objectstore_core._metered import finish_request, metered, start_request
+from objectstore_core._metrics import meter_for
 from objectstore_core._paths import Target
 from objectstore_core._retry import RetryPolicy
 from objectstore_core._timeout import Timeout
@@ -88,24 +90,42 @@ def _protocol_error(message: str, target: Target, operation: str, key: str | Non
 
 
 def _attempt(
-    target: Target, request: Request, attempt: int = 1
+    target: Target,
+    request: Request,
+    operation: str,
+    size: int | None = None,
+    attempt: int = 1,
 ) -> Flow[Response | ObjectstoreError]:
     """One attempt, without the generic retries: this flow decides what happens next.
 
-    Logged at DEBUG as every request is (``attempt``: its number in this flow's count).
+    Logged at DEBUG as every request is (``attempt``: its number in this
+    flow's count). Timed as ``storage.<operation>.*`` when the client's
+    backend records (``resumable.create``, ``resumable.put`` with the
+    ``size`` appended, as the official client; ``resumable.probe``,
+    ``resumable.cancel``); an error status or a transport error is the
+    ``outcome``.
     """
     if target.headers:
         request = request.with_headers(target.headers)
+    meter = meter_for(target, operation)
+    if meter is not None:
+        yield from start_request(meter)
+    outcome: Response | ObjectstoreError
     log = debug_logger()
     if log is not None:
-        return (yield from logged_attempt(SendRequest(request, target.credentials), log, attempt))
-    try:
-        reply = yield SendRequest(request, target.credentials)
-    except ObjectstoreError as error:
-        return error
-    if not isinstance(reply, Response):  # pragma: no cover - driver contract
-        raise TypeError(f"driver sent {reply!r} for a SendRequest")
-    return reply
+        outcome = yield from logged_attempt(SendRequest(request, target.credentials), log, attempt)
+    else:
+        try:
+            reply = yield SendRequest(request, target.credentials)
+        except ObjectstoreError as error:
+            outcome = error
+        else:
+            if not isinstance(reply, Response):  # pragma: no cover - driver contract
+                raise TypeError(f"driver sent {reply!r} for a SendRequest")
+            outcome = reply
+    if meter is not None:
+        yield from finish_request(meter, outcome, size=size)
+    return outcome
 
 
 def _transient(outcome: Response | ObjectstoreError) -> bool:
@@ -196,12 +216,17 @@ class _Upload:
             if probing:
                 headers: tuple[tuple[str, str], ...] = (("upload-offset", "*"),)
                 request = Request("PUT", self.path, headers, None, timeout=self.timeout)
+                outcome = yield from _attempt(
+                    self.target, request, "resumable.probe", attempt=retries + 1
+                )
             else:
                 end = self._chunk_end()
                 body = _body(self.contents, self.kind, before, end, self.replay)
                 headers = (("upload-offset", str(before)),)
                 request = Request("PUT", self.path, headers, body, timeout=self.timeout)
-            outcome = yield from _attempt(self.target, request, retries + 1)
+                outcome = yield from _attempt(
+                    self.target, request, "resumable.put", end - before, retries + 1
+                )
             if isinstance(outcome, Response) and outcome.status == 201:
                 return self.handle.key  # complete and committed
             if isinstance(outcome, Response) and (
@@ -235,7 +260,7 @@ class _Upload:
     def _cancel(self) -> Flow[None]:
         """Best effort: cancelling the session must not hide the error that led to it."""
         request = Request("DELETE", self.path, timeout=self.timeout)
-        yield from _attempt(self.target, request)
+        yield from _attempt(self.target, request, "resumable.cancel")
 
 
 def _stalled(target: Target, handle: ResumeHandle) -> ObjectstoreError:
@@ -316,7 +341,7 @@ def resumable_put_steps(
         None,
         timeout=timeout,
     )
-    outcome = yield from _attempt(target, create)
+    outcome = yield from _attempt(target, create, "resumable.create")
     session = None
     if isinstance(outcome, Response) and 200 <= outcome.status < 300:
         session = _parse_session(outcome)
@@ -352,7 +377,10 @@ def resume_upload_flow(
             f"cannot resume from {type(contents).__name__}: resume_upload needs a source it "
             "can read from an offset (bytes, a path or a seekable file)"
         )
-    return _resume_steps(target, handle, contents, timeout)
+    flow = _resume_steps(target, handle, contents, timeout)
+    # The whole resumed upload, with the payload's size (its stored bytes, in whatever
+    # encoding the put chose); its requests report storage.resumable.* themselves.
+    return metered(target, "resume_upload", flow, size=handle.total)
 
 
 def _resume_steps(

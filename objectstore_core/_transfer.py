@@ -31,6 +31,8 @@ from objectstore_core._http import (
     classify_payload,
 )
 from objectstore_core._metadata import Metadata
+from objectstore_core._metered import measured_transfer
+from objectstore_core._metrics import meter_for
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._multipart import CompletePart, MultipartFlows, initiate_multipart_flow
 from objectstore_core._operations import put_flow, resolve_compression
@@ -103,17 +105,28 @@ def upload_flow(
     }
     # Both are built now, so their arguments are validated before any I/O.
     single = put_flow(target, source, key, compress=compress, timeout=timeout, **options)  # type: ignore[arg-type]
+    flow: Flow[str]
     if kind in (PayloadKind.ITERABLE, PayloadKind.ASYNC_ITERABLE):
-        return single  # of unknown size: one streamed request
-    initiate = initiate_multipart_flow(
-        target,
-        key=key,
-        compression=encoding or "none",
-        timeout=timeout,
-        **options,  # type: ignore[arg-type]
-    )
-    plan = _Plan(source, part_size, concurrency, progress, do_compress, timeout)
-    return _upload_steps(plan, single, initiate)
+        flow = single  # of unknown size: one streamed request
+    else:
+        initiate = initiate_multipart_flow(
+            target,
+            key=key,
+            compression=encoding or "none",
+            timeout=timeout,
+            **options,  # type: ignore[arg-type]
+        )
+        plan = _Plan(source, part_size, concurrency, progress, do_compress, timeout)
+        flow = _upload_steps(plan, single, initiate)
+    # One storage.upload.* set for the whole upload; its requests (a put, or the
+    # multipart calls) report their own.
+    meter = meter_for(target, "upload")
+    if meter is None:
+        return flow
+    total = None
+    if isinstance(source, bytes | bytearray | memoryview):
+        total = memoryview(source).nbytes
+    return measured_transfer(flow, meter, total=total)
 
 
 class _Plan:

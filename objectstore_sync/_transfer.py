@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -21,6 +22,7 @@ from objectstore_core import (
     plan_ranges,
     validate_download,
 )
+from objectstore_core._metered import download_meter
 from objectstore_core._paths import validate_key
 from objectstore_core._transfer import Progress
 
@@ -55,13 +57,16 @@ class Destination:
         seekable = getattr(self.file, "seekable", None)
         self.seekable = bool(callable(seekable) and seekable())
         self._start = self.file.tell() if self.seekable else 0
+        self.written = 0  # bytes written, for the download's metrics
 
     def write(self, data: bytes) -> None:
         self.file.write(data)
+        self.written += len(data)
 
     def write_at(self, offset: int, data: bytes) -> None:
         self.file.seek(self._start + offset)
         self.file.write(data)
+        self.written += len(data)
 
     def commit(self) -> None:
         if self._temp is not None and self._final is not None:
@@ -95,13 +100,20 @@ def download(
     """
     validate_key(key)
     validate_download(dest, concurrency, progress)
+    meter = download_meter(self._flows.target)  # None unless the client's backend records
+    if meter is not None:
+        meter.begin(time.monotonic())
     target = Destination(dest)
     try:
         metadata = _fetch(self, key, target, concurrency, progress)
-    except BaseException:
+    except BaseException as error:
         target.discard()
+        if meter is not None:
+            meter.failed(time.monotonic(), error)
         raise
     target.commit()
+    if meter is not None:
+        meter.done(time.monotonic(), target.written)
     return metadata
 
 

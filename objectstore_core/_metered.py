@@ -1,0 +1,242 @@
+"""Metrics of the operations beyond put/get/head/delete: multipart, resumable, batch, transfers.
+
+The names, kinds and units follow :mod:`objectstore_core._metrics` (the
+official client's ``storage.<operation>.*``); where the official client
+0.2.10 emits an event for the same call, the event here is the same.
+
+- Multipart calls: ``storage.multipart.initiate``, ``storage.multipart.put_part``
+  (with the part's ``size``), ``storage.multipart.complete`` as the official
+  client emits them; ``storage.multipart.list_parts`` and
+  ``storage.multipart.abort`` in addition.
+- A resumable put: ``storage.resumable.create`` per session created and
+  ``storage.resumable.put`` per append (with its ``size``), as the official
+  client; ``storage.resumable.probe`` and ``storage.resumable.cancel`` in
+  addition; the whole put is ``storage.put.*`` with the payload's size.
+  ``resume_upload`` is ``storage.resume_upload.*`` as a whole.
+- A managed transfer is one ``storage.upload.*`` or ``storage.download.*``
+  set for the whole transfer, besides what its requests emit.
+- A batch request: ``storage.batch.latency``, ``storage.batch.operations``,
+  ``storage.batch.request_size`` and ``storage.batch.response_size``, and
+  the counter ``storage.batch.results`` per kind and outcome.
+
+Everything is wrapped around a flow only when :func:`meter_for` gives a
+meter, so the no-op backend costs one type test per operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from objectstore_core._errors import ObjectstoreError, error_for_response
+from objectstore_core._http import Clock, Compress, Flow, Measure, Response
+from objectstore_core._metrics import Meter, meter_for
+from objectstore_core._paths import Target
+
+__all__ = [
+    "BatchTally",
+    "DownloadMeter",
+    "clock",
+    "download_meter",
+    "finish_request",
+    "measured_transfer",
+    "metered",
+    "outcome_name",
+    "start_request",
+    "timed",
+]
+
+T = TypeVar("T")
+
+
+def clock() -> Flow[float]:
+    """The driver's monotonic time (a :class:`Clock` step)."""
+    now = yield Clock()
+    if not isinstance(now, int | float):  # pragma: no cover - driver contract
+        raise TypeError(f"driver sent {now!r} for a Clock step")
+    return float(now)
+
+
+def timed(flow: Flow[T], meter: Meter, *, size: int | None = None) -> Flow[T]:
+    """Run ``flow``, recording its latency (and ``size``, untagged) or its failure.
+
+    Transport failures thrown in by the driver pass through to ``flow``
+    (``yield from``), which decides on its retries.
+    """
+    meter.start = yield from clock()
+    try:
+        value = yield from flow
+    except ObjectstoreError as error:
+        meter.failed((yield from clock()), error)
+        raise
+    meter.record((yield from clock()), size=size)
+    return value
+
+
+def metered(target: Target, operation: str, flow: Flow[T], *, size: int | None = None) -> Flow[T]:
+    """``flow`` timed as ``storage.<operation>.*``, or ``flow`` itself for the no-op backend."""
+    meter = meter_for(target, operation)
+    return flow if meter is None else timed(flow, meter, size=size)
+
+
+def measured_transfer(
+    flow: Flow[T], meter: Meter, *, total: int | None = None, encoding: str | None = None
+) -> Flow[T]:
+    """Run a flow moving a whole payload (a resumable put, a managed upload) as one operation.
+
+    The payload's size is ``total`` or what the driver answers to the
+    flow's first :class:`Measure`; it is recorded as stored in ``encoding``
+    (``"zstd"``: precompressed) or else as uncompressed, and then the zstd
+    frames the driver returns for :class:`Compress` steps add up to the
+    stored size. Unlike :func:`objectstore_core._metrics.measured`, sizes do
+    not come from the requests: a transfer sends its payload in several.
+    """
+    meter.start = yield from clock()
+    compressed: int | None = None
+    reply: object = None
+    throw: ObjectstoreError | None = None
+    while True:
+        try:
+            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
+        except StopIteration as done:
+            value: T = done.value
+            break
+        except ObjectstoreError as error:
+            meter.failed((yield from clock()), error)
+            raise
+        throw = None
+        try:
+            reply = yield step
+        except ObjectstoreError as error:  # a transport failure, for the flow to decide
+            throw, reply = error, None
+            continue
+        if isinstance(step, Measure):
+            if total is None and isinstance(reply, int) and not isinstance(reply, bool):
+                total = reply
+        elif isinstance(step, Compress) and isinstance(reply, bytes):
+            compressed = (compressed or 0) + len(reply)
+    now = yield from clock()
+    if encoding == "zstd":  # precompressed: the payload is the stored bytes
+        meter.record(now, compressed=total, compression="zstd")
+    else:
+        meter.record(now, uncompressed=total, compressed=compressed, compression="zstd")
+    return value
+
+
+def outcome_name(outcome: Response | ObjectstoreError) -> str | None:
+    """The ``outcome`` tag of one request's result: None for a success, else the
+    class of the error it is or maps to (``ServerError`` for a 503)."""
+    if isinstance(outcome, ObjectstoreError):
+        return type(outcome).__name__
+    if outcome.status < 400:
+        return None
+    return type(error_for_response(outcome.status, outcome.headers, outcome.body)).__name__
+
+
+def start_request(meter: Meter) -> Flow[None]:
+    """Start timing one request of a multi-request flow."""
+    meter.start = yield from clock()
+
+
+def finish_request(
+    meter: Meter, outcome: Response | ObjectstoreError, *, size: int | None = None
+) -> Flow[None]:
+    """Record the request ``meter`` timed: ``size`` on success, else the outcome."""
+    now = yield from clock()
+    failure = outcome_name(outcome)
+    if failure is None:
+        meter.record(now, size=size)
+    else:
+        meter.record(now, outcome=failure)
+
+
+# ------------------------------------------------------------------- batches
+
+
+class BatchTally:
+    """What one batch request moved, noted by the batch flow while it is metered.
+
+    ``sent``: bytes of the request body; ``received``: bytes of the response
+    body read (None: no response came); ``failure``: the error that failed
+    the request as a whole or broke its response off.
+    """
+
+    __slots__ = ("failure", "received", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.received: int | None = None
+        self.failure: ObjectstoreError | None = None
+
+    def got(self, size: int) -> None:
+        self.received = (self.received or 0) + size
+
+    def record(self, meter: Meter, now: float, results: Iterable[tuple[str, str | None]]) -> None:
+        """Emit the request's events; ``results``: (kind, outcome) of each of its operations.
+
+        ``storage.batch.latency`` (with ``outcome`` when the request failed as
+        a whole or its response broke off), ``storage.batch.operations`` (how
+        many it carried), ``storage.batch.request_size`` and
+        ``storage.batch.response_size`` (unit ``byte``; the response's only
+        when one came), and the counter ``storage.batch.results`` per
+        operation kind and outcome (no ``outcome`` tag: succeeded).
+        """
+        counts: dict[tuple[str, str | None], int] = {}
+        for pair in results:
+            counts[pair] = counts.get(pair, 0) + 1
+        if self.failure is None:
+            meter.record(now)
+        else:
+            meter.failed(now, self.failure)
+        backend, usecase = meter.backend, meter.usecase
+        tags = {"usecase": usecase}
+        backend.distribution("storage.batch.operations", sum(counts.values()), tags=tags)
+        backend.distribution("storage.batch.request_size", self.sent, tags=tags, unit="byte")
+        if self.received is not None:
+            backend.distribution(
+                "storage.batch.response_size", self.received, tags=tags, unit="byte"
+            )
+        for (kind, outcome), count in counts.items():
+            counted = {"usecase": usecase, "kind": kind}
+            if outcome is not None:
+                counted["outcome"] = outcome
+            backend.increment("storage.batch.results", count, tags=counted)
+
+
+# ----------------------------------------------------------------- downloads
+
+
+class DownloadMeter:
+    """``storage.download.*`` of one managed download, which the twins orchestrate.
+
+    A download's requests are the session's own get and head (each with its
+    own metrics); the file writes are the twin's. So the twin hands over
+    its monotonic time and the bytes it wrote, and this decides what is
+    emitted: latency, the size written (decoded, ``compression: none``) and
+    its throughputs, or the latency with the error's class as ``outcome``.
+    """
+
+    __slots__ = ("_meter",)
+
+    def __init__(self, meter: Meter) -> None:
+        self._meter = meter
+
+    def begin(self, now: float) -> None:
+        """The download starts (``now``: the twin's monotonic time)."""
+        self._meter.start = now
+
+    def done(self, now: float, written: int) -> None:
+        """The download finished, having written ``written`` bytes."""
+        self._meter.record(now, uncompressed=written)
+
+    def failed(self, now: float, error: BaseException) -> None:
+        """The download failed with ``error`` (an ObjectstoreError, or the file's OSError);
+        a cancellation or an interrupt (not an Exception) records nothing."""
+        if isinstance(error, Exception):
+            self._meter.failed(now, error)
+
+
+def download_meter(target: Target) -> DownloadMeter | None:
+    """A :class:`DownloadMeter` for a download, or None when the backend records nothing."""
+    meter = meter_for(target, "download")
+    return None if meter is None else DownloadMeter(meter)
