@@ -324,8 +324,11 @@ def put_flow(
         )
     else:
         flow = _put_steps(target, method, path, tuple(headers), body, timeout, key)
-    meter = meter_for(target, "put")  # None unless the client's metrics backend records
-    return flow if meter is None else measured(flow, meter, encoding=encoding)
+    meter = meter_for(target, "put", key)  # None unless metrics or a Sentry span record it
+    if meter is None:
+        return flow
+    meter.note("compression", encoding or "none")
+    return measured(flow, meter, encoding=encoding)
 
 
 def _may_resume(contents: Payload, threshold: int) -> bool:
@@ -519,8 +522,9 @@ def get_flow(
         first, last = span
         headers = (("range", f"bytes={first}-{'' if last is None else last}"),)
     request = Request("GET", target.object(key), headers, stream=True, timeout=timeout)
-    flow = _get_steps(target, request, key, decompress and not accepted and span is None, bound)
-    meter = meter_for(target, "get")  # the body records it (Download.settle)
+    meter = meter_for(target, "get", key)  # the body records it (Download.settle)
+    want_decode = decompress and not accepted and span is None
+    flow = _get_steps(target, request, key, want_decode, bound, meter)
     return flow if meter is None else measured_open(flow, meter)
 
 
@@ -541,11 +545,18 @@ def _validate_accept(accept_encoding: object) -> bool:
 
 
 def _get_steps(
-    target: Target, request: Request, key: str, want_decode: bool, bound: int | None
+    target: Target,
+    request: Request,
+    key: str,
+    want_decode: bool,
+    bound: int | None,
+    meter: Meter | None = None,
 ) -> Flow[GetOutcome | None]:
     response = yield from _send(target, request, "get", key)
     status = response.status
     if status == 404:
+        if meter is not None:
+            meter.note("found", False)
         return None
     if status != 200 and status != 206:
         _raise_for(response, target, "get", key)
@@ -555,6 +566,10 @@ def _get_steps(
     # A full read's length stands in for a missing size (servers send x-sn-size).
     size = expected if status == 200 else None
     metadata = _read_metadata(response, target, "get", key, decoded=decode, default_size=size)
+    if meter is not None:  # the official client's span attributes
+        meter.note("found", True)
+        meter.note("compression", "zstd" if decode else metadata.compression or "none")
+        meter.note("decompressed", decode)
     return GetOutcome(metadata, decode, expected, status, _context(target, "get", key), bound)
 
 
@@ -593,17 +608,21 @@ def _read_metadata(
 def head_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> Flow[Metadata | None]:
     """Read an object's metadata; None on 404 (PROTOCOL §3.4: success is 204)."""
     validate_key(key)
-    flow = _head_steps(target, Request("HEAD", target.object(key), timeout=timeout), key)
-    meter = meter_for(target, "head")
+    meter = meter_for(target, "head", key)
+    flow = _head_steps(target, Request("HEAD", target.object(key), timeout=timeout), key, meter)
     return flow if meter is None else measured(flow, meter)
 
 
-def _head_steps(target: Target, request: Request, key: str) -> Flow[Metadata | None]:
+def _head_steps(
+    target: Target, request: Request, key: str, meter: Meter | None = None
+) -> Flow[Metadata | None]:
     response = yield from _send(target, request, "head", key)
+    if response.status != 404 and response.status not in (200, 204):
+        _raise_for(response, target, "head", key)
+    if meter is not None:  # the official client's span attribute
+        meter.note("found", response.status != 404)
     if response.status == 404:
         return None
-    if response.status not in (200, 204):
-        _raise_for(response, target, "head", key)
     return _read_metadata(response, target, "head", key)
 
 
@@ -611,7 +630,7 @@ def delete_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> 
     """Delete an object; deleting a missing object succeeds (PROTOCOL §3.5)."""
     validate_key(key)
     flow = _delete_steps(target, Request("DELETE", target.object(key), timeout=timeout), key)
-    meter = meter_for(target, "delete")
+    meter = meter_for(target, "delete", key)
     return flow if meter is None else measured(flow, meter)
 
 
@@ -673,7 +692,7 @@ def extend_expiry_flow(
     headers = (("content-type", "application/json"),)
     request = Request("PATCH", target.object(key), headers, body, timeout=timeout)
     flow = _extend_steps(target, request, key)
-    meter = meter_for(target, "extend_expiry")
+    meter = meter_for(target, "extend_expiry", key)
     return flow if meter is None else measured(flow, meter)
 
 
