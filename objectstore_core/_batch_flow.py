@@ -58,7 +58,7 @@ from objectstore_core._http import Compress, Flow, Payload, ReadBody, Request, R
 from objectstore_core._log import RequestRecord, log_retry
 from objectstore_core._metadata import metadata_headers, read_metadata
 from objectstore_core._metered import BatchTally, clock, start_request
-from objectstore_core._metrics import meter_for
+from objectstore_core._metrics import meter_for, observed
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._operations import (
     _now,
@@ -72,6 +72,7 @@ from objectstore_core._operations import (
 from objectstore_core._paths import Target, validate_key
 from objectstore_core._retry import NEVER_SENT_ERRORS, RetryPolicy
 from objectstore_core._timeout import Timeout
+from objectstore_core._tracing import traced
 
 __all__ = [
     "BatchBuilder",
@@ -323,7 +324,7 @@ def batch_request_flow(
                 bodies[op.index] = op.data
     single = _no_retry_target(target)
     # A recording backend times each request; the no-op one adds no step and no object.
-    request_once = _attempt if meter_for(target, "batch") is None else _metered_attempt
+    request_once = _metered_attempt if observed(target) else _attempt
     results: dict[int, BatchResult] = {}
     pending = list(ops)
     attempt = 0
@@ -377,10 +378,15 @@ def _metered_attempt(
     they share its latency and bytes.
     """
     meter = meter_for(target, "batch")
-    assert meter is not None, "only for a backend that records"
+    if meter is None:  # the Sentry SDK is loaded but records nothing
+        return (yield from _attempt(target, ops, bodies, timeout, results, attempt))
     yield from start_request(meter)
     tally = BatchTally()
-    outcome = yield from _attempt(target, ops, bodies, timeout, results, attempt, tally)
+    flow = _attempt(target, ops, bodies, timeout, results, attempt, tally)
+    if meter.trace is not None:
+        meter.note("operations", len(ops))
+        flow = traced(flow, meter.trace)
+    outcome = yield from flow
     done = yield from clock()
     tally.record(meter, done, ((op.kind, _outcome(results.get(op.index))) for op in ops))
     return outcome

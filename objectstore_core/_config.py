@@ -60,6 +60,7 @@ class ClientConfig:
     spool_dir: Any = None
     retry: RetryPolicy | None = None
     max_read_size: int | None = None
+    propagate_traces: bool = False
 
     def base_headers(self) -> dict[str, str]:
         """Headers sent on every request.
@@ -101,8 +102,14 @@ def client_config(
     """
     scheme, host, port, base_path = split_base_url(base_url)
     if propagate_traces:
+        # Deprecated as in the official client (where the Sentry SDK's http.client
+        # integration sends the headers); our requests do not pass http.client, so
+        # here the option still works: see objectstore_core._tracing.
         warnings.warn(
-            "propagate_traces is deprecated and has no effect", DeprecationWarning, stacklevel=3
+            "propagate_traces is deprecated; it still sends the Sentry trace headers "
+            "(sentry-trace, baggage) with each request while the Sentry SDK is initialised",
+            DeprecationWarning,
+            stacklevel=3,
         )
     if retries is not None and (
         isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
@@ -165,6 +172,7 @@ def client_config(
         spool_dir=spool_dir,
         retry=policy,
         max_read_size=check_max_read_size(max_read_size),
+        propagate_traces=bool(propagate_traces),
     )
 
 

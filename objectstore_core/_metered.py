@@ -32,6 +32,7 @@ from objectstore_core._errors import ObjectstoreError, error_for_response
 from objectstore_core._http import Clock, Compress, Flow, Measure, Response
 from objectstore_core._metrics import Meter, meter_for
 from objectstore_core._paths import Target
+from objectstore_core._tracing import traced
 
 __all__ = [
     "BatchTally",
@@ -63,6 +64,8 @@ def timed(flow: Flow[T], meter: Meter, *, size: int | None = None) -> Flow[T]:
     Transport failures thrown in by the driver pass through to ``flow``
     (``yield from``), which decides on its retries.
     """
+    if meter.trace is not None:
+        flow = traced(flow, meter.trace)
     meter.start = yield from clock()
     try:
         value = yield from flow
@@ -91,6 +94,8 @@ def measured_transfer(
     stored size. Unlike :func:`objectstore_core._metrics.measured`, sizes do
     not come from the requests: a transfer sends its payload in several.
     """
+    if meter.trace is not None:
+        flow = traced(flow, meter.trace)
     meter.start = yield from clock()
     compressed: int | None = None
     reply: object = None
@@ -189,6 +194,8 @@ class BatchTally:
         else:
             meter.failed(now, self.failure)
         backend, usecase = meter.backend, meter.usecase
+        if backend is None:  # only a Sentry span records this request
+            return
         tags = {"usecase": usecase}
         backend.distribution("storage.batch.operations", sum(counts.values()), tags=tags)
         backend.distribution("storage.batch.request_size", self.sent, tags=tags, unit="byte")

@@ -23,11 +23,14 @@ alone when it is closed early, with ``outcome: closed``), where the
 official client records the latency of the head alone.
 
 Nothing is measured with the default :class:`NoOpMetricsBackend`: flows ask
-for the time (a :class:`Clock` step) only for a backend that records.
+for the time (a :class:`Clock` step) only for a backend that records, or
+when the Sentry SDK traces the operation (a :class:`Meter` also carries the
+operation's span: see :mod:`objectstore_core._tracing`).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator, Mapping
 from dataclasses import replace
 from typing import Protocol, TypeVar, runtime_checkable
@@ -35,6 +38,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._http import Clock, Compress, Flow, Request, SendRequest, Upload, upload_size
 from objectstore_core._paths import Target
+from objectstore_core._tracing import AttributeValue, OperationTrace, start_trace, traced
 
 __all__ = [
     "Meter",
@@ -44,6 +48,7 @@ __all__ = [
     "measured",
     "measured_open",
     "meter_for",
+    "observed",
 ]
 
 T = TypeVar("T")
@@ -154,16 +159,32 @@ class StorageMetricEmitter:
 
 
 class Meter:
-    """The measurements of one operation, handed to the client's backend when it ends."""
+    """The measurements of one operation, handed to the client's backend when it ends.
 
-    __slots__ = ("_done", "backend", "operation", "start", "usecase")
+    ``backend`` is None when only the operation's Sentry span (``trace``)
+    is recorded.
+    """
 
-    def __init__(self, backend: MetricsBackend, operation: str, usecase: str) -> None:
+    __slots__ = ("_done", "backend", "operation", "start", "trace", "usecase")
+
+    def __init__(
+        self,
+        backend: MetricsBackend | None,
+        operation: str,
+        usecase: str,
+        trace: OperationTrace | None = None,
+    ) -> None:
         self.backend = backend
         self.operation = operation
         self.usecase = usecase
+        self.trace = trace
         self.start = 0.0
         self._done = False
+
+    def note(self, name: str, value: AttributeValue) -> None:
+        """Set the span attribute ``objectstore.<name>`` (nothing when not traced)."""
+        if self.trace is not None:
+            self.trace.attributes[f"objectstore.{name}"] = value
 
     def record(
         self,
@@ -175,7 +196,7 @@ class Meter:
         outcome: str | None = None,
         size: int | None = None,
     ) -> None:
-        """Emit the operation's events, once (later calls are ignored).
+        """Emit the operation's events and end its span, once (later calls are ignored).
 
         ``now``: the driver's monotonic time at the end. ``compressed`` is the
         size of the stored bytes in encoding ``compression``; ``size`` a size
@@ -185,6 +206,10 @@ class Meter:
         if self._done:
             return
         self._done = True
+        if self.trace is not None:
+            self.trace.end(outcome, _span_sizes(uncompressed, compressed))
+        if self.backend is None:
+            return
         emitter = StorageMetricEmitter(self.backend, self.operation, self.usecase)
         if uncompressed is not None:
             emitter.record_uncompressed_size(uncompressed)
@@ -206,19 +231,49 @@ class Meter:
         self.record(now, outcome=type(error).__name__)
 
 
-def meter_for(target: Target, operation: str) -> Meter | None:
-    """A meter for ``operation`` when the client's backend records; None for the no-op one.
+def _span_sizes(uncompressed: int | None, compressed: int | None) -> dict[str, AttributeValue]:
+    values: dict[str, AttributeValue] = {}
+    if uncompressed is not None:
+        values["objectstore.uncompressed_size"] = uncompressed
+    if compressed is not None:
+        values["objectstore.compressed_size"] = compressed
+    return values
 
-    The check is a type test, so the default backend costs one ``isinstance``
-    per operation and nothing else.
+
+_modules = sys.modules
+
+
+def meter_for(target: Target, operation: str, key: str | None = None) -> Meter | None:
+    """A meter for ``operation`` when the client's backend records or Sentry traces it;
+    None otherwise.
+
+    The checks are a type test and a lookup of ``sentry_sdk`` in
+    ``sys.modules`` (the SDK is never imported here), so the default backend
+    without the Sentry SDK costs next to nothing per operation. ``key``
+    names the object in the span.
     """
     config = getattr(target, "config", None)  # a client's session target (ClientTarget)
     if config is None:
         return None
+    trace = None
+    if "sentry_sdk" in _modules:
+        trace = start_trace(target, operation, key, config.propagate_traces, config.base_url)
     backend = config.metrics_backend
     if type(backend) is NoOpMetricsBackend:
-        return None
-    return Meter(backend, operation, target.usecase.name)
+        if trace is None:
+            return None
+        backend = None
+    return Meter(backend, operation, target.usecase.name, trace)
+
+
+def observed(target: Target) -> bool:
+    """Whether operations on ``target`` may be measured: the client's backend records, or
+    the Sentry SDK is loaded (:func:`meter_for` then tells whether it traces). Starts
+    nothing, unlike :func:`meter_for`."""
+    config = getattr(target, "config", None)
+    if config is None:
+        return False
+    return type(config.metrics_backend) is not NoOpMetricsBackend or "sentry_sdk" in _modules
 
 
 def _now() -> Generator[Clock, object, float]:
@@ -239,6 +294,8 @@ def measured(flow: Flow[T], meter: Meter, *, encoding: str | None = None) -> Flo
     in are passed to ``flow``, which decides on retries; the operation's
     failure is recorded with its error.
     """
+    if meter.trace is not None:
+        flow = traced(flow, meter.trace)
     meter.start = yield from _now()
     uncompressed: int | None = None
     compressed: int | None = None
@@ -279,6 +336,8 @@ def measured_open(flow: Flow[T | None], meter: Meter) -> Flow[T | None]:
     download records when the body has been read or closed
     (``Download.settle``); a missing object (None) is recorded at once.
     """
+    if meter.trace is not None:
+        flow = traced(flow, meter.trace)
     meter.start = yield from _now()
     try:
         value = yield from flow

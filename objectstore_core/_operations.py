@@ -338,7 +338,7 @@ def put_flow(
     threshold = resumable_threshold_bytes
     if threshold is None:
         threshold = target.usecase.resumable_threshold_bytes
-    meter = meter_for(target, "put")  # None unless the client's metrics backend records
+    meter = meter_for(target, "put", key)  # None unless metrics or a Sentry span record it
     if isinstance(threshold, int) and not do_compress and _may_resume(contents, threshold):
         # §14.1: a payload sent as stored, of a size the twin can measure.
         def plain() -> Flow[str]:
@@ -349,13 +349,17 @@ def put_flow(
         )
         if meter is None:
             return flow
+        meter.note("compression", encoding or "none")
         # Sent in several requests (or one, below the threshold): sized as a whole.
         total = None
         if isinstance(contents, bytes | bytearray | memoryview):
             total = memoryview(contents).nbytes
         return measured_transfer(flow, meter, total=total, encoding=encoding)
     flow = _put_steps(target, method, path, tuple(headers), body, timeout, key)
-    return flow if meter is None else measured(flow, meter, encoding=encoding)
+    if meter is None:
+        return flow
+    meter.note("compression", encoding or "none")
+    return measured(flow, meter, encoding=encoding)
 
 
 def _may_resume(contents: Payload, threshold: int) -> bool:
@@ -553,8 +557,9 @@ def get_flow(
         first, last = span
         headers = (("range", f"bytes={first}-{'' if last is None else last}"),)
     request = Request("GET", target.object(key), headers, stream=True, timeout=timeout)
-    flow = _get_steps(target, request, key, decompress and not accepted and span is None, bound)
-    meter = meter_for(target, "get")  # the body records it (Download.settle)
+    meter = meter_for(target, "get", key)  # the body records it (Download.settle)
+    want_decode = decompress and not accepted and span is None
+    flow = _get_steps(target, request, key, want_decode, bound, meter)
     return flow if meter is None else measured_open(flow, meter)
 
 
@@ -575,13 +580,18 @@ def _validate_accept(accept_encoding: object) -> bool:
 
 
 def _get_steps(
-    target: Target, request: Request, key: str, want_decode: bool, bound: int | None
+    target: Target,
+    request: Request,
+    key: str,
+    want_decode: bool,
+    bound: int | None,
+    meter: Meter | None = None,
 ) -> Flow[GetOutcome | None]:
     deferred: list[RequestRecord] = []  # the log line of a body left open, if logged
     response = yield from _send(target, request, "get", key, deferred)
     log = deferred[-1] if deferred else None
     try:
-        return _get_outcome(response, target, key, want_decode, bound, log)
+        return _get_outcome(response, target, key, want_decode, bound, log, meter)
     except ObjectstoreError as error:
         if log is not None:  # a body refused unread: its line is written now
             log.finish((yield from _now()), 0, type(error).__name__)
@@ -595,9 +605,12 @@ def _get_outcome(
     want_decode: bool,
     bound: int | None,
     log: RequestRecord | None,
+    meter: Meter | None = None,
 ) -> GetOutcome | None:
     status = response.status
     if status == 404:
+        if meter is not None:
+            meter.note("found", False)
         return None
     if status != 200 and status != 206:
         _raise_for(response, target, "get", key)
@@ -607,6 +620,10 @@ def _get_outcome(
     # A full read's length stands in for a missing size (servers send x-sn-size).
     size = expected if status == 200 else None
     metadata = _read_metadata(response, target, "get", key, decoded=decode, default_size=size)
+    if meter is not None:  # the official client's span attributes
+        meter.note("found", True)
+        meter.note("compression", "zstd" if decode else metadata.compression or "none")
+        meter.note("decompressed", decode)
     context = _context(target, "get", key)
     return GetOutcome(metadata, decode, expected, status, context, bound, log=log)
 
@@ -646,17 +663,21 @@ def _read_metadata(
 def head_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> Flow[Metadata | None]:
     """Read an object's metadata; None on 404 (PROTOCOL §3.4: success is 204)."""
     validate_key(key)
-    flow = _head_steps(target, Request("HEAD", target.object(key), timeout=timeout), key)
-    meter = meter_for(target, "head")
+    meter = meter_for(target, "head", key)
+    flow = _head_steps(target, Request("HEAD", target.object(key), timeout=timeout), key, meter)
     return flow if meter is None else measured(flow, meter)
 
 
-def _head_steps(target: Target, request: Request, key: str) -> Flow[Metadata | None]:
+def _head_steps(
+    target: Target, request: Request, key: str, meter: Meter | None = None
+) -> Flow[Metadata | None]:
     response = yield from _send(target, request, "head", key)
+    if response.status != 404 and response.status not in (200, 204):
+        _raise_for(response, target, "head", key)
+    if meter is not None:  # the official client's span attribute
+        meter.note("found", response.status != 404)
     if response.status == 404:
         return None
-    if response.status not in (200, 204):
-        _raise_for(response, target, "head", key)
     return _read_metadata(response, target, "head", key)
 
 
@@ -664,7 +685,7 @@ def delete_flow(target: Target, key: str, *, timeout: Timeout | None = None) -> 
     """Delete an object; deleting a missing object succeeds (PROTOCOL §3.5)."""
     validate_key(key)
     flow = _delete_steps(target, Request("DELETE", target.object(key), timeout=timeout), key)
-    meter = meter_for(target, "delete")
+    meter = meter_for(target, "delete", key)
     return flow if meter is None else measured(flow, meter)
 
 
@@ -726,7 +747,7 @@ def extend_expiry_flow(
     headers = (("content-type", "application/json"),)
     request = Request("PATCH", target.object(key), headers, body, timeout=timeout)
     flow = _extend_steps(target, request, key)
-    meter = meter_for(target, "extend_expiry")
+    meter = meter_for(target, "extend_expiry", key)
     return flow if meter is None else measured(flow, meter)
 
 

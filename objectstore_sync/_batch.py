@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextvars import copy_context
 from typing import TYPE_CHECKING
 
 from objectstore_core import (
@@ -103,7 +104,9 @@ class Batch(BatchBase):
                 for batched, queue in queues.items():
                     busy = sum(1 for kind in running.values() if kind is batched)
                     while queue and busy < limits[batched]:
-                        running[pool.submit(self._run, queue.popleft())] = batched
+                        running[pool.submit(copy_context().run, self._run, queue.popleft())] = (
+                            batched
+                        )
                         busy += 1
 
             fill()

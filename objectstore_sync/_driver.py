@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextvars import copy_context
 from typing import Any, TypeVar
 
 from objectstore_core import (
@@ -102,7 +103,9 @@ class _Spawned:
 
     def spawn(self, step: Spawn) -> None:
         flow: Flow[Any] = step.flow  # type: ignore[assignment]
-        future = self._executor.submit(drive, flow, self._transport, self._contexts)
+        future = self._executor.submit(
+            copy_context().run, drive, flow, self._transport, self._contexts
+        )
         self._running[future] = step.tag
 
     def join(self) -> Joined:

@@ -21,6 +21,7 @@ from objectstore_core._official import (
     error_for_status,
     sniff_mime_type,
 )
+from objectstore_core._tracing import SPAN_ORIGIN  # the origin of the sessions' spans too
 
 __all__ = [
     "SPAN_ORIGIN",
@@ -31,8 +32,6 @@ __all__ = [
     "storage_span",
 ]
 
-SPAN_ORIGIN = "auto.objectstore.client"
-"""The ``sentry.origin`` of the spans :func:`storage_span` starts."""
 
 SpanAttributeValue = str | int | float | bool | list[str] | list[int] | list[float]
 """What a span attribute may hold."""

@@ -12,6 +12,7 @@ import os
 import secrets
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextvars import copy_context
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -158,7 +159,7 @@ def _fetch(
             while pending or running:
                 while pending and len(running) < concurrency:
                     first, last = pending.pop()
-                    running[pool.submit(fetch, first, last)] = first
+                    running[pool.submit(copy_context().run, fetch, first, last)] = first
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     first = running.pop(future)

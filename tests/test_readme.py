@@ -84,6 +84,13 @@ def test_the_trio_extra_brings_trio() -> None:
     assert "pip install '.[trio]'" in README
 
 
+def test_the_sentry_extra_brings_the_sdk_and_nothing_requires_it() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["optional-dependencies"]["sentry"] == ["sentry-sdk>=2"]
+    assert not [name for name in project["dependencies"] if name.startswith("sentry")]
+    assert "pip install 'objectstore[sentry]'" in README
+
+
 def test_the_set_up_makes_a_virtualenv_first() -> None:
     assert README.index("python3 -m venv") < README.index("pip install")
     section = README[README.index("## Install") :]
