@@ -10,6 +10,11 @@ this tree round by round, each run in a fresh process whose ``PYTHONPATH``
 puts the tree under test first. Prints the median client CPU per operation
 (µs) of each, and after/before ratios: a ratio above 1 means this tree costs
 more CPU than the revision.
+
+With ``--calls``, prints instead the client's function calls per operation
+(counted by ``cProfile`` against the in-process emulator, whose own calls
+are left out): a deterministic figure, for a machine too noisy to show a
+difference of a few percent in CPU time.
 """
 
 from __future__ import annotations
@@ -30,6 +35,81 @@ ROOT = BENCH_DIR.parent
 WORKER = BENCH_DIR / "_worker.py"
 OPS = ("put", "get", "head", "delete")
 TWINS = ("sync", "async")
+_CALLS = """
+import asyncio, cProfile, json, pstats, sys
+from objectstore_async import AsyncClient
+from objectstore_async.testing import AsyncInProcessTransport
+from objectstore_sync import Client, Usecase
+from objectstore_sync.testing import InProcessTransport
+
+N = 200
+DATA = b"x" * 1024
+
+
+def client_calls(profile):
+    stats = pstats.Stats(profile).stats
+    mine = ("objectstore_core", "objectstore_sync", "objectstore_async")
+    return sum(
+        calls for (path, _, _), (_, calls, *_) in stats.items()
+        if not any(f"{name}/emulator" in path for name in mine) and "_inprocess" not in path
+    )
+
+
+def counted(run):
+    run()  # warm: caches, pools, compressors
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(N):
+        run()
+    profile.disable()
+    return client_calls(profile) / N
+
+
+session = Client("http://objectstore.test", transport=InProcessTransport()).session(
+    Usecase("attachments"), org=1
+)
+key = session.put(DATA, key="k")
+result = {"sync": {
+    "put": counted(lambda: session.put(DATA, key="p")),
+    "get": counted(lambda: session.get(key).payload.read()),
+    "head": counted(lambda: session.head(key)),
+    "delete": counted(lambda: session.delete("p")),
+}}
+
+
+async def main():
+    client = AsyncClient("http://objectstore.test", transport=AsyncInProcessTransport())
+    asession = client.session(Usecase("attachments"), org=1)
+    await asession.put(DATA, key="k")
+    loop = asyncio.get_running_loop()
+
+    async def get():
+        response = await asession.get("k")
+        await response.payload.read()
+
+    ops = {
+        "put": lambda: asession.put(DATA, key="p"),
+        "get": get,
+        "head": lambda: asession.head("k"),
+        "delete": lambda: asession.delete("p"),
+    }
+    figures = {}
+    for name, op in ops.items():
+        await op()
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(N):
+            await op()
+        profile.disable()
+        figures[name] = client_calls(profile) / N
+    await client.aclose()
+    return figures
+
+
+result["async"] = asyncio.run(main())
+print(json.dumps(result))
+"""
+
 _PROBE = (
     "import objectstore_core, objectstore_sync, objectstore_async; print(objectstore_core.__file__)"
 )
@@ -65,11 +145,38 @@ def _loads_from(tree: Path) -> bool:
     return Path(found).resolve().is_relative_to(tree.resolve())
 
 
+def _calls(tree: Path) -> dict[str, dict[str, float]]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), str(BENCH_DIR)]))
+    done = subprocess.run(
+        [sys.executable, "-c", _CALLS], cwd=tree, capture_output=True, text=True, env=env,
+        timeout=600, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(
+            f"counting failed on {tree}: {(done.stderr or done.stdout).strip()[-400:]}"
+        )
+    result: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _print_calls(calls: dict[str, dict[str, dict[str, float]]]) -> int:
+    print("client function calls per 1 KiB operation (in-process emulator's own left out)")
+    print(f"{'twin':<6} {'op':<7} {'before':>8} {'after':>8} {'after/before':>13}")
+    for twin in TWINS:
+        for op in OPS:
+            old, new = calls["before"][twin][op], calls["after"][twin][op]
+            print(f"{twin:<6} {op:<7} {old:>8.1f} {new:>8.1f} {new / old:>12.3f}x")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", help="the git revision to compare against (the 'before')")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per tree and twin")
     parser.add_argument("--ops", type=int, default=500, help="operations of each kind per run")
+    parser.add_argument(
+        "--calls", action="store_true", help="count function calls per operation instead"
+    )
     args = parser.parse_args()
     if args.rounds < 1 or args.ops < 1:
         parser.error("--rounds and --ops must be at least 1")
@@ -86,6 +193,8 @@ def main() -> int:
             for name, tree in trees.items():
                 if not _loads_from(tree):
                     raise SystemExit(f"the {name} tree's packages do not load first from {tree}")
+            if args.calls:
+                return _print_calls({name: _calls(tree) for name, tree in trees.items()})
             cpu: dict[tuple[str, str, str], list[float]] = {}
             with Emulator() as emulator:
                 print(f"emulator {emulator.url}; {args.rounds} rounds of {args.ops} ops per kind")
