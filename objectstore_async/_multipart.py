@@ -11,7 +11,13 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from objectstore_async._driver import adrive
-from objectstore_core import Flow, MultipartFlows, SessionFlows, with_return_annotation
+from objectstore_core import (
+    Flow,
+    MultipartFlows,
+    MultipartUploadBase,
+    SessionFlows,
+    with_return_annotation,
+)
 
 if TYPE_CHECKING:
     from objectstore_async._client import AsyncSession
@@ -38,7 +44,7 @@ def _awaiting(
     return call
 
 
-class AsyncMultipartUpload:
+class AsyncMultipartUpload(MultipartUploadBase):
     """One multipart upload: upload parts, then :meth:`complete` (or :meth:`abort`).
 
     Get one from :meth:`AsyncSession.initiate_multipart_upload`, or
@@ -50,29 +56,13 @@ class AsyncMultipartUpload:
     'db.tar'
     """
 
-    __slots__ = ("_flows", "_session")
-
-    def __init__(self, session: AsyncSession, key: str, upload_id: str) -> None:
-        self._session = session
-        self._flows = session._flows.resume_multipart_upload(key, upload_id)
-
-    @property
-    def key(self) -> str:
-        """The key the object will have."""
-        return self._flows.key
-
-    @property
-    def upload_id(self) -> str:
-        """The server's opaque id of this upload (keep it to resume the upload)."""
-        return self._flows.upload_id
+    __slots__ = ()
+    _session: AsyncSession
 
     put_part = _awaiting(MultipartFlows.put_part, "CompletePart")
     list_parts = _awaiting(MultipartFlows.list_parts, "list[PartInfo]")
     complete = _awaiting(MultipartFlows.complete, "str")
     abort = _awaiting(MultipartFlows.abort, "None")
-
-    def __repr__(self) -> str:
-        return f"AsyncMultipartUpload(key={self.key!r}, upload_id={self.upload_id!r})"
 
 
 async def _initiate(self: AsyncSession, /, *args: Any, **kwargs: Any) -> AsyncMultipartUpload:

@@ -117,6 +117,7 @@ from objectstore_core._multipart import (
     MAX_PART_NUMBER,
     CompletePart,
     MultipartFlows,
+    MultipartUploadBase,
     PartInfo,
     initiate_multipart_flow,
 )
@@ -200,6 +201,7 @@ __all__ = [
     "MetricsBackend",
     "MultipartCompleteError",
     "MultipartFlows",
+    "MultipartUploadBase",
     "NoOpMetricsBackend",
     "ObjectNotFound",
     "ObjectstoreError",

@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from objectstore_core._durations import parse_timestamp
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_PART_NUMBER",
     "CompletePart",
     "MultipartFlows",
+    "MultipartUploadBase",
     "PartInfo",
     "initiate_multipart_flow",
 ]
@@ -397,3 +399,31 @@ class MultipartFlows:
 
     def __repr__(self) -> str:
         return f"MultipartFlows(key={self.key!r}, upload_id={self.upload_id!r})"
+
+
+class MultipartUploadBase:
+    """What a twin's multipart upload object holds, with no I/O: its session and flows.
+
+    ``MultipartUpload`` and ``AsyncMultipartUpload`` add the calls, each
+    driving one :class:`MultipartFlows` flow (blocking or awaited).
+    """
+
+    __slots__ = ("_flows", "_session")
+
+    def __init__(self, session: Any, key: str, upload_id: str) -> None:
+        # session: the twin's session, whose ``_flows`` continue upload ``upload_id``
+        self._session = session
+        self._flows: MultipartFlows = session._flows.resume_multipart_upload(key, upload_id)
+
+    @property
+    def key(self) -> str:
+        """The key the object will have."""
+        return self._flows.key
+
+    @property
+    def upload_id(self) -> str:
+        """The server's opaque id of this upload (keep it to resume the upload)."""
+        return self._flows.upload_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r}, upload_id={self.upload_id!r})"

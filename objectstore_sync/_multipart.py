@@ -10,7 +10,13 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
-from objectstore_core import Flow, MultipartFlows, SessionFlows, with_return_annotation
+from objectstore_core import (
+    Flow,
+    MultipartFlows,
+    MultipartUploadBase,
+    SessionFlows,
+    with_return_annotation,
+)
 from objectstore_sync._driver import drive
 
 if TYPE_CHECKING:
@@ -37,7 +43,7 @@ def _blocking(
     return call
 
 
-class MultipartUpload:
+class MultipartUpload(MultipartUploadBase):
     """One multipart upload: upload parts, then :meth:`complete` (or :meth:`abort`).
 
     Get one from :meth:`Session.initiate_multipart_upload`, or
@@ -49,29 +55,13 @@ class MultipartUpload:
     't'
     """
 
-    __slots__ = ("_flows", "_session")
-
-    def __init__(self, session: Session, key: str, upload_id: str) -> None:
-        self._session = session
-        self._flows = session._flows.resume_multipart_upload(key, upload_id)
-
-    @property
-    def key(self) -> str:
-        """The key the object will have."""
-        return self._flows.key
-
-    @property
-    def upload_id(self) -> str:
-        """The server's opaque id of this upload (keep it to resume the upload)."""
-        return self._flows.upload_id
+    __slots__ = ()
+    _session: Session
 
     put_part = _blocking(MultipartFlows.put_part, "CompletePart")
     list_parts = _blocking(MultipartFlows.list_parts, "list[PartInfo]")
     complete = _blocking(MultipartFlows.complete, "str")
     abort = _blocking(MultipartFlows.abort, "None")
-
-    def __repr__(self) -> str:
-        return f"MultipartUpload(key={self.key!r}, upload_id={self.upload_id!r})"
 
 
 def _initiate(self: Session, /, *args: Any, **kwargs: Any) -> MultipartUpload:
