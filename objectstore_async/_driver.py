@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
@@ -25,6 +26,7 @@ from objectstore_core import (
     SendRequest,
     Sleep,
     Spawn,
+    WriteAt,
     ZstdContexts,
 )
 
@@ -46,9 +48,15 @@ would add to the put; from 64 KiB on, the loop stays free while it runs.
 
 
 async def adrive(
-    flow: Flow[T], transport: AsyncTransport, contexts: ZstdContexts | None = None
+    flow: Flow[T],
+    transport: AsyncTransport,
+    contexts: ZstdContexts | None = None,
+    sink: Callable[[int | None, bytes], object] | None = None,
 ) -> tuple[T, AsyncRawBody | None]:
     """Run ``flow`` to completion; return its value and the body it left open, if any.
+
+    ``sink(offset, data)`` performs a managed download's :class:`WriteAt` steps, in a
+    worker thread (it writes a file), one at a time.
 
     Only the response of the last request can stay open (a streaming GET); it
     is closed if the flow fails, is cancelled, or sends another request. A
@@ -96,6 +104,13 @@ async def adrive(
             elif isinstance(step, Join):
                 assert spawned is not None, "Join without Spawn"
                 reply = await spawned.join()
+            elif isinstance(step, WriteAt):  # a managed download's bytes, in order
+                assert sink is not None, "WriteAt without a destination"
+                try:
+                    await anyio.to_thread.run_sync(sink, step.offset, step.data)
+                except Exception as error:
+                    step = flow.throw(error)
+                    continue
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)

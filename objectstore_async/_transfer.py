@@ -1,8 +1,9 @@
 """``AsyncSession.download``: a managed download to a path or file (API §4), awaited.
 
-What to fetch is the core's (:func:`objectstore_core.plan_ranges`,
-:func:`objectstore_core.check_unchanged`); this module does the file I/O in
-worker threads and runs the range requests of a parallel download as tasks.
+What to fetch, in which ranges and in what order is the core's
+(:func:`objectstore_core.download_flow`); this module opens, writes, renames
+or removes the destination in worker threads, and the driver runs the
+flow's range requests as tasks.
 """
 
 from __future__ import annotations
@@ -16,14 +17,8 @@ from typing import IO, TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
-from objectstore_core import (
-    Metadata,
-    check_unchanged,
-    not_found,
-    plan_ranges,
-    validate_download,
-)
-from objectstore_core._metered import download_meter
+from objectstore_async._driver import adrive
+from objectstore_core import Metadata, download_flow, validate_download
 from objectstore_core._paths import validate_key
 from objectstore_core._transfer import Progress
 
@@ -58,16 +53,12 @@ class _Destination:
         seekable = getattr(self.file, "seekable", None)
         self.seekable = bool(callable(seekable) and seekable())
         self._start = self.file.tell() if self.seekable else 0
-        self.written = 0  # bytes written, for the download's metrics
 
-    def write(self, data: bytes) -> None:
+    def write_at(self, offset: int | None, data: bytes) -> None:
+        """Write ``data`` at ``offset`` from the start (None: after what was written)."""
+        if offset is not None:
+            self.file.seek(self._start + offset)
         self.file.write(data)
-        self.written += len(data)
-
-    def write_at(self, offset: int, data: bytes) -> None:
-        self.file.seek(self._start + offset)
-        self.file.write(data)
-        self.written += len(data)
 
     def commit(self) -> None:
         if self._temp is not None and self._final is not None:
@@ -101,77 +92,17 @@ async def download(
     """
     validate_key(key)
     validate_download(dest, concurrency, progress)
-    meter = download_meter(self._flows.target)  # None unless the client's backend records
-    if meter is not None:
-        meter.begin(anyio.current_time())
+    client = self._client
     target = await anyio.to_thread.run_sync(_Destination, dest)
+    flow = download_flow(
+        self._flows.target, key, concurrency=concurrency, seekable=target.seekable,
+        progress=progress,
+    )  # fmt: skip
     try:
-        metadata = await _fetch(self, key, target, concurrency, progress)
-    except BaseException as error:
+        metadata, _ = await adrive(flow, client._transport, client._zstd, sink=target.write_at)
+    except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(target.discard)
-        if meter is not None:
-            meter.failed(anyio.current_time(), error)
         raise
     await anyio.to_thread.run_sync(target.commit)
-    if meter is not None:
-        meter.done(anyio.current_time(), target.written)
     return metadata
-
-
-async def _fetch(
-    session: AsyncSession,
-    key: str,
-    target: _Destination,
-    concurrency: int,
-    progress: Progress | None,
-) -> Metadata:
-    ranges = None
-    expected = None
-    if concurrency > 1 and target.seekable:
-        expected = await session.head(key)
-        if expected is None:
-            raise not_found(key)
-        ranges = plan_ranges(expected, concurrency)
-    if ranges is None or expected is None:
-        response = await session.get(key)
-        if response is None:
-            raise not_found(key)
-        async with response:
-            metadata = response.metadata
-            total = metadata.size if metadata.compression is None else None
-            done = 0
-            async for chunk in response.aiter_bytes():
-                await anyio.to_thread.run_sync(target.write, chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-        return metadata
-    known: Metadata = expected
-    state = {"done": 0}
-    limit = anyio.Semaphore(concurrency)
-    # A seek and a write are two calls on one file: ranges that arrive together are
-    # written one at a time, else another worker thread's seek lands in between.
-    writing = anyio.Lock()
-
-    async def fetch(first: int, last: int) -> None:
-        async with limit:
-            response = await session.get(key, byte_range=(first, last))
-            if response is None:
-                raise not_found(key)
-            async with response:
-                check_unchanged(known, response.metadata, key)
-                data = await response.aread()
-            async with writing:
-                await anyio.to_thread.run_sync(target.write_at, first, data)
-        state["done"] += len(data)
-        if progress is not None:
-            progress(state["done"], known.size)
-
-    try:
-        async with anyio.create_task_group() as group:
-            for first, last in ranges:
-                group.start_soon(fetch, first, last)
-    except BaseExceptionGroup as group_error:  # the first failure, as the sync twin raises it
-        raise group_error.exceptions[0] from None
-    return known

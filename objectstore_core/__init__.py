@@ -95,6 +95,7 @@ from objectstore_core._http import (
     Spawn,
     Upload,
     UploadReplay,
+    WriteAt,
     classify_payload,
     upload_size,
 )
@@ -137,6 +138,7 @@ from objectstore_core._retry import RetryPolicy
 from objectstore_core._session import BaseSession, SessionFlows, with_return_annotation
 from objectstore_core._transfer import (
     check_unchanged,
+    download_flow,
     not_found,
     plan_ranges,
     validate_download,
@@ -240,6 +242,7 @@ __all__ = [
     "Upload",
     "UploadReplay",
     "Usecase",
+    "WriteAt",
     "WriteError",
     "WriteTimeout",
     "ZstdContexts",
@@ -257,6 +260,7 @@ __all__ = [
     "decode_header_value",
     "decompress",
     "delete_flow",
+    "download_flow",
     "encode_batch",
     "encode_header_value",
     "encode_path",

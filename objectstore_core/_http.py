@@ -40,6 +40,7 @@ __all__ = [
     "Spawn",
     "Upload",
     "UploadReplay",
+    "WriteAt",
     "classify_payload",
     "upload_size",
 ]
@@ -381,8 +382,22 @@ class ReadBody:
     """
 
 
+@dataclass(frozen=True, slots=True)
+class WriteAt:
+    """Flow step: the driver writes ``data`` to the destination of a managed download, at
+    ``offset`` from where it started, or after what was written so far when ``offset``
+    is None; it sends back None.
+
+    The core never touches the file: the twin opened it and hands it to its
+    driver. A failure to write is thrown into the flow at this step.
+    """
+
+    offset: int | None
+    data: bytes
+
+
 Flow: TypeAlias = Generator[
-    SendRequest | Sleep | Clock | Compress | ReadBody | Measure | ReadAt | Spawn | Join,
+    SendRequest | Sleep | Clock | Compress | ReadBody | Measure | ReadAt | Spawn | Join | WriteAt,
     Response | float | bytes | Joined | None,
     T,
 ]

@@ -14,7 +14,8 @@ official client's ``storage.<operation>.*``); where the official client
   addition; the whole put is ``storage.put.*`` with the payload's size.
   ``resume_upload`` is ``storage.resume_upload.*`` as a whole.
 - A managed transfer is one ``storage.upload.*`` or ``storage.download.*``
-  set for the whole transfer, besides what its requests emit.
+  set for the whole transfer, besides what its requests emit (the
+  download's in :func:`objectstore_core.download_flow`).
 - A batch request: ``storage.batch.latency``, ``storage.batch.operations``,
   ``storage.batch.request_size`` and ``storage.batch.response_size``, and
   the counter ``storage.batch.results`` per kind and outcome.
@@ -36,9 +37,7 @@ from objectstore_core._tracing import traced
 
 __all__ = [
     "BatchTally",
-    "DownloadMeter",
     "clock",
-    "download_meter",
     "finish_request",
     "measured_transfer",
     "metered",
@@ -208,42 +207,3 @@ class BatchTally:
             if outcome is not None:
                 counted["outcome"] = outcome
             backend.increment("storage.batch.results", count, tags=counted)
-
-
-# ----------------------------------------------------------------- downloads
-
-
-class DownloadMeter:
-    """``storage.download.*`` of one managed download, which the twins orchestrate.
-
-    A download's requests are the session's own get and head (each with its
-    own metrics); the file writes are the twin's. So the twin hands over
-    its monotonic time and the bytes it wrote, and this decides what is
-    emitted: latency, the size written (decoded, ``compression: none``) and
-    its throughputs, or the latency with the error's class as ``outcome``.
-    """
-
-    __slots__ = ("_meter",)
-
-    def __init__(self, meter: Meter) -> None:
-        self._meter = meter
-
-    def begin(self, now: float) -> None:
-        """The download starts (``now``: the twin's monotonic time)."""
-        self._meter.start = now
-
-    def done(self, now: float, written: int) -> None:
-        """The download finished, having written ``written`` bytes."""
-        self._meter.record(now, uncompressed=written)
-
-    def failed(self, now: float, error: BaseException) -> None:
-        """The download failed with ``error`` (an ObjectstoreError, or the file's OSError);
-        a cancellation or an interrupt (not an Exception) records nothing."""
-        if isinstance(error, Exception):
-            self._meter.failed(now, error)
-
-
-def download_meter(target: Target) -> DownloadMeter | None:
-    """A :class:`DownloadMeter` for a download, or None when the backend records nothing."""
-    meter = meter_for(target, "download")
-    return None if meter is None else DownloadMeter(meter)

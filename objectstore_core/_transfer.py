@@ -1,4 +1,4 @@
-"""Managed uploads (API §4): a large source split into parts uploaded side by side.
+"""Managed transfers (API §4): uploads split into parts sent side by side, and downloads.
 
 :func:`upload_flow` reads the source part by part (:class:`ReadAt`), compresses
 each part as its own zstd frame (:class:`Compress`; concatenated frames read
@@ -17,8 +17,10 @@ import contextlib
 import os
 from collections.abc import Callable, Mapping
 
+from objectstore_core._download import Download
 from objectstore_core._errors import IntegrityError, ObjectNotFound, ObjectstoreError
 from objectstore_core._http import (
+    Clock,
     Compress,
     Flow,
     Join,
@@ -27,7 +29,9 @@ from objectstore_core._http import (
     Payload,
     PayloadKind,
     ReadAt,
+    ReadBody,
     Spawn,
+    WriteAt,
     classify_payload,
 )
 from objectstore_core._metadata import Metadata
@@ -35,8 +39,14 @@ from objectstore_core._metered import measured_transfer
 from objectstore_core._metrics import meter_for
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._multipart import CompletePart, MultipartFlows, initiate_multipart_flow
-from objectstore_core._operations import put_flow, resolve_compression
-from objectstore_core._paths import Target
+from objectstore_core._operations import (
+    GetOutcome,
+    get_flow,
+    head_flow,
+    put_flow,
+    resolve_compression,
+)
+from objectstore_core._paths import Target, validate_key
 from objectstore_core._timeout import Timeout
 
 __all__ = [
@@ -45,6 +55,7 @@ __all__ = [
     "MIN_PART_SIZE",
     "Progress",
     "check_unchanged",
+    "download_flow",
     "not_found",
     "plan_ranges",
     "upload_flow",
@@ -275,3 +286,187 @@ def not_found(key: str) -> ObjectNotFound:
     error = ObjectNotFound(f"download failed: object {key!r} does not exist", 404, None)
     error.with_context(operation="download", key=key)
     return error
+
+
+def download_flow(
+    target: Target,
+    key: str,
+    *,
+    concurrency: int = 1,
+    seekable: bool = False,
+    progress: Progress | None = None,
+) -> Flow[Metadata]:
+    """Fetch object ``key`` into the twin's destination (:class:`WriteAt` steps); its metadata.
+
+    With ``concurrency > 1``, a ``seekable`` destination and an object
+    stored raw of more than one part (:func:`plan_ranges`), byte ranges are
+    fetched side by side (:class:`Spawn`, at most ``concurrency`` at once),
+    each checked to come from the version the first head saw; otherwise one
+    get streams the (decoded) body in order. ``progress(done, total)`` is
+    called from the flow as bytes are written (``total``: None while a
+    compressed object's decoded size is unknown). A missing object raises
+    ObjectNotFound. Reported as one ``storage.download.*`` set (the bytes
+    written), besides the metrics of its own requests.
+    """
+    validate_key(key)
+    flow = _download_steps(target, key, concurrency, seekable, progress)
+    meter = meter_for(target, "download", key)
+    if meter is None:
+        return (yield from flow)
+    meter.start = yield from _clock()
+    written = [0]
+    try:
+        metadata = yield from _counting(flow, written)
+    except Exception as error:  # a file's OSError too; an interrupt records nothing
+        meter.failed((yield from _clock()), error)
+        raise
+    meter.record((yield from _clock()), uncompressed=written[0])
+    return metadata
+
+
+def _clock() -> Flow[float]:
+    now = yield Clock()
+    if not isinstance(now, int | float):  # pragma: no cover - driver contract
+        raise TypeError(f"driver sent {now!r} for a Clock step")
+    return float(now)
+
+
+def _counting(flow: Flow[Metadata], written: list[int]) -> Flow[Metadata]:
+    """Relay ``flow``, adding up the bytes of its :class:`WriteAt` steps in ``written``."""
+    reply: object = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
+        except StopIteration as done:
+            value: Metadata = done.value
+            return value
+        throw = None
+        try:
+            reply = yield step
+        except Exception as error:  # for the flow to decide, as at any yield
+            throw, reply = error, None
+            continue
+        if isinstance(step, WriteAt):
+            written[0] += len(step.data)
+
+
+def _download_steps(
+    target: Target, key: str, concurrency: int, seekable: bool, progress: Progress | None
+) -> Flow[Metadata]:
+    if concurrency > 1 and seekable:
+        expected = yield from head_flow(target, key)
+        if expected is None:
+            raise not_found(key)
+        ranges = plan_ranges(expected, concurrency)
+        if ranges is not None:
+            return (yield from _ranges(target, key, expected, ranges, concurrency, progress))
+    outcome = yield from get_flow(target, key)
+    if outcome is None:
+        raise not_found(key)
+    metadata = outcome.metadata
+    total = metadata.size if metadata.compression is None else None
+    done = 0
+
+    def write(piece: bytes) -> Flow[None]:
+        nonlocal done
+        yield WriteAt(None, piece)
+        done += len(piece)
+        if progress is not None:
+            progress(done, total)
+
+    yield from _read_body(outcome, write)
+    return metadata
+
+
+def _ranges(
+    target: Target,
+    key: str,
+    expected: Metadata,
+    ranges: list[tuple[int, int]],
+    concurrency: int,
+    progress: Progress | None,
+) -> Flow[Metadata]:
+    """Fetch ``ranges`` side by side, writing each where it belongs as it arrives."""
+    pending = list(reversed(ranges))
+    running = 0
+    done, total = 0, expected.size
+    failure: BaseException | None = None
+    while True:
+        while pending and running < concurrency and failure is None:
+            first, last = pending.pop()
+            yield Spawn(_range(target, key, expected, first, last), first)  # type: ignore[arg-type]
+            running += 1
+        if not running:
+            break
+        joined = yield Join()
+        if not isinstance(joined, Joined):  # pragma: no cover - driver contract
+            raise TypeError(f"driver sent {joined!r} for a Join step")
+        running -= 1
+        if joined.error is not None:
+            failure = failure or joined.error  # let the others finish, then raise
+            continue
+        if failure is not None:
+            continue
+        data = joined.value
+        assert isinstance(data, bytes)
+        try:
+            yield WriteAt(joined.tag, data)
+        except Exception as error:  # the destination failed: stop, once the others end
+            failure = error
+            continue
+        done += len(data)
+        if progress is not None:
+            progress(done, total)
+    if failure is not None:
+        raise failure
+    return expected
+
+
+def _range(target: Target, key: str, expected: Metadata, first: int, last: int) -> Flow[bytes]:
+    """One range of a parallel download, read whole (its body is at most one part)."""
+    outcome = yield from get_flow(target, key, byte_range=(first, last))
+    if outcome is None:
+        raise not_found(key)
+    check_unchanged(expected, outcome.metadata, key)
+    pieces: list[bytes] = []
+
+    def keep(piece: bytes) -> Flow[None]:
+        pieces.append(piece)
+        return
+        yield  # a flow that yields nothing
+
+    yield from _read_body(outcome, keep)
+    return b"".join(pieces)
+
+
+def _read_body(outcome: GetOutcome, take: Callable[[bytes], Flow[None]]) -> Flow[None]:
+    """Read the body ``outcome`` left open (:class:`ReadBody`), decoding it as a get's
+    payload is decoded, and hand each piece to ``take``; its metrics and log line are
+    settled at the end, or when it fails (with the error named by the get's context)."""
+    download = outcome.download()
+    try:
+        while True:
+            piece = download.read()
+            if piece is None:
+                raw = yield ReadBody()
+                if not isinstance(raw, bytes):  # pragma: no cover - driver contract
+                    raise TypeError(f"driver sent {raw!r} for a ReadBody step")
+                download.feed(raw, last=not raw)
+                continue
+            if not piece:
+                break
+            yield from take(piece)
+    except ObjectstoreError as error:
+        annotated = download.annotate(error)
+        yield from _settle(download)
+        raise annotated from error.__cause__
+    except Exception:  # the destination failed: the body is closed unfinished
+        yield from _settle(download)
+        raise
+    yield from _settle(download)
+
+
+def _settle(download: Download) -> Flow[None]:
+    if download.unsettled:
+        download.settle((yield from _clock()))

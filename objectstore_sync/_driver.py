@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from objectstore_core import (
     SendRequest,
     Sleep,
     Spawn,
+    WriteAt,
     ZstdContexts,
 )
 from objectstore_sync._sources import CPUS, measure, read_at
@@ -32,9 +34,14 @@ T = TypeVar("T")
 
 
 def drive(
-    flow: Flow[T], transport: SyncTransport, contexts: ZstdContexts | None = None
+    flow: Flow[T],
+    transport: SyncTransport,
+    contexts: ZstdContexts | None = None,
+    sink: Callable[[int | None, bytes], object] | None = None,
 ) -> tuple[T, RawBody | None]:
     """Run ``flow`` to completion; return its value and the body it left open, if any.
+
+    ``sink(offset, data)`` performs a managed download's :class:`WriteAt` steps.
 
     Only the response of the last request can stay open (a streaming GET); it
     is closed if the flow fails or sends another request. A :class:`Compress`
@@ -78,6 +85,13 @@ def drive(
             elif isinstance(step, Join):
                 assert spawned is not None, "Join without Spawn"
                 reply = spawned.join()
+            elif isinstance(step, WriteAt):  # a managed download's bytes, in order
+                assert sink is not None, "WriteAt without a destination"
+                try:
+                    sink(step.offset, step.data)
+                except Exception as error:
+                    step = flow.throw(error)
+                    continue
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)
