@@ -282,6 +282,7 @@ NOT_A_FILE = {
     ("_download.py", "self._decoder"): "the download's own zstd or identity decoder",
     ("_codec.py", "decoder"): "decompress() reading its own ZstdDecoder",
     ("_batch_results.py", "self._real()"): "the Download a batch get's lazy one stands for",
+    ("_transfer.py", "download"): "a managed download's Download, decoding a get's body",
     ("emulator/_bridge.py", "self._body"): "a BodyStream, the storage interface's body",
     ("emulator/_exchange.py", "stream"): "a BodyStream, the storage interface's body",
     ("emulator/_faults.py", "self._body"): "a BodyStream, the storage interface's body",
