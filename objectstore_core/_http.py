@@ -298,16 +298,20 @@ class Compress:
     sync twin in the calling thread; the async twin on the event loop when it
     is small, else in a worker thread) and passes the CPU count it measured to
     :meth:`run`. The frame is sent with a content-length and reused on retries.
+    ``alone``: compressed on the calling thread only, for flows that run
+    several compressions side by side (a managed upload's parts), where
+    libzstd workers would add memory, not speed.
     """
 
     data: Buffer
     size: int
+    alone: bool = False
 
     def run(self, cpus: int, contexts: ZstdContexts | None = None) -> bytes:
         """The frame (zstd level 3 with a checksum), on two libzstd workers when
-        :func:`objectstore_core.zstd_workers` says so for ``size`` and ``cpus``;
-        a small one by one of the client's idle ``contexts``."""
-        threads = zstd_workers(self.size, self.data, cpus)
+        :func:`objectstore_core.zstd_workers` says so for ``size`` and ``cpus``
+        (never when ``alone``); a small one by one of the client's idle ``contexts``."""
+        threads = 0 if self.alone else zstd_workers(self.size, self.data, cpus)
         return compress(self.data, threads=threads, contexts=contexts)
 
 

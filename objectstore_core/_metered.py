@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from objectstore_core._errors import ObjectstoreError, error_for_response
-from objectstore_core._http import Clock, Compress, Flow, Measure, Response
+from objectstore_core._http import Clock, Compress, Flow, Measure, Response, Spawn
 from objectstore_core._metrics import Meter, meter_for
 from objectstore_core._paths import Target
 from objectstore_core._tracing import traced
@@ -97,6 +97,8 @@ def measured_transfer(
         flow = traced(flow, meter.trace)
     meter.start = yield from clock()
     compressed: int | None = None
+    frames: list[int] = []  # sizes of the frames spawned flows compressed (appended safely
+    # from the driver's worker threads)
     reply: object = None
     throw: ObjectstoreError | None = None
     while True:
@@ -109,6 +111,8 @@ def measured_transfer(
             meter.failed((yield from clock()), error)
             raise
         throw = None
+        if isinstance(step, Spawn):  # a managed upload's part, compressed where it runs
+            step = Spawn(_frames_of(step.flow, frames), step.tag)  # type: ignore[arg-type]
         try:
             reply = yield step
         except ObjectstoreError as error:  # a transport failure, for the flow to decide
@@ -119,6 +123,8 @@ def measured_transfer(
                 total = reply
         elif isinstance(step, Compress) and isinstance(reply, bytes):
             compressed = (compressed or 0) + len(reply)
+    if frames:
+        compressed = (compressed or 0) + sum(frames)
     now = yield from clock()
     if encoding == "zstd":  # precompressed: the payload is the stored bytes
         meter.record(now, compressed=total, compression="zstd")
@@ -207,3 +213,26 @@ class BatchTally:
             if outcome is not None:
                 counted["outcome"] = outcome
             backend.increment("storage.batch.results", count, tags=counted)
+
+
+def _frames_of(flow: Flow[T], frames: list[int]) -> Flow[T]:
+    """Relay ``flow`` (a spawned one), noting the size of each frame its Compress steps get."""
+    reply: object = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
+        except StopIteration as done:
+            value: T = done.value
+            return value
+        throw = None
+        try:
+            reply = yield step
+        except GeneratorExit:
+            flow.close()
+            raise
+        except BaseException as error:  # for the flow to decide, as at any yield
+            throw, reply = error, None
+            continue
+        if isinstance(step, Compress) and isinstance(reply, bytes):
+            frames.append(len(reply))

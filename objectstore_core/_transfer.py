@@ -197,6 +197,17 @@ def _read_part(plan: _Plan, offset: int, size: int) -> Flow[bytes]:
     return data
 
 
+def _put_part(plan: _Plan, upload: MultipartFlows, body: bytes, number: int) -> Flow[CompletePart]:
+    """Compress one part (when the upload compresses) and upload it."""
+    if plan.compress:
+        frame = yield Compress(body, len(body), alone=True)
+        if not isinstance(frame, bytes):  # pragma: no cover - driver contract
+            raise TypeError(f"driver sent {frame!r} for a Compress step")
+        body = frame
+    flow = upload.put_part(body, part_number=number, content_length=len(body), timeout=plan.timeout)
+    return (yield from flow)
+
+
 def _parts(plan: _Plan, upload: MultipartFlows, total: int) -> Flow[list[CompletePart]]:
     """Upload every part, at most ``concurrency`` at once; the parts stored, in order."""
     sizes: dict[int, int] = {}  # in flight: part number -> raw bytes
@@ -210,18 +221,13 @@ def _parts(plan: _Plan, upload: MultipartFlows, total: int) -> Flow[list[Complet
             size = min(plan.part_size, total - offset)
             try:
                 body = yield from _read_part(plan, offset, size)
-                if plan.compress:  # each part its own frame (PROTOCOL §5)
-                    frame = yield Compress(body, size)
-                    if not isinstance(frame, bytes):  # pragma: no cover - driver contract
-                        raise TypeError(f"driver sent {frame!r} for a Compress step")
-                    body = frame
             except Exception as exc:  # let the parts in flight finish, then abort
                 failure = exc
                 break
             number += 1
-            flow = upload.put_part(
-                body, part_number=number, content_length=len(body), timeout=plan.timeout
-            )
+            # Each part is compressed in its own spawned flow, so parts compress on
+            # as many cores as run at once (one frame each, PROTOCOL §5).
+            flow = _put_part(plan, upload, body, number)
             yield Spawn(flow, number)  # type: ignore[arg-type]
             sizes[number] = size
             offset += size
@@ -344,7 +350,10 @@ def _counting(flow: Flow[Metadata], written: list[int]) -> Flow[Metadata]:
         throw = None
         try:
             reply = yield step
-        except Exception as error:  # for the flow to decide, as at any yield
+        except GeneratorExit:
+            flow.close()
+            raise
+        except BaseException as error:  # for the flow to decide, as at any yield
             throw, reply = error, None
             continue
         if isinstance(step, WriteAt):
