@@ -66,6 +66,8 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 """The smallest part the production store accepts, but for the last (PROTOCOL §9.2)."""
 
 DEFAULT_PART_SIZE = 16 * 1024 * 1024
+WRITE_SIZE = 4 * 1024 * 1024
+"""A streamed download writes its destination in pieces of about this size."""
 DEFAULT_CONCURRENCY = 4
 
 Progress = Callable[[int, "int | None"], object]
@@ -376,15 +378,31 @@ def _download_steps(
     metadata = outcome.metadata
     total = metadata.size if metadata.compression is None else None
     done = 0
+    pending: list[bytes] = []
+    held = 0
 
-    def write(piece: bytes) -> Flow[None]:
-        nonlocal done
-        yield WriteAt(None, piece)
-        done += len(piece)
+    def flush() -> Flow[None]:
+        nonlocal done, held
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        held = 0
+        yield WriteAt(None, data)
+        done += len(data)
         if progress is not None:
             progress(done, total)
 
+    def write(piece: bytes) -> Flow[None]:
+        # Decoded pieces are small (256 KiB); a write each would cost the async twin
+        # a worker-thread hop each, so they go out a few MiB at a time.
+        nonlocal held
+        pending.append(piece)
+        held += len(piece)
+        if held >= WRITE_SIZE:
+            yield from flush()
+
     yield from _read_body(outcome, write)
+    if pending:
+        yield from flush()
     return metadata
 
 
