@@ -10,7 +10,7 @@ payload: the twins read files, measure them and compress (PROTOCOL §5).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, Awaitable, Generator, Iterable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, TypeAlias, TypeVar
@@ -38,10 +38,12 @@ __all__ = [
     "SendRequest",
     "Sleep",
     "Spawn",
+    "Step",
     "Upload",
     "UploadReplay",
     "WriteAt",
     "classify_payload",
+    "relayed",
     "upload_size",
 ]
 
@@ -400,9 +402,50 @@ class WriteAt:
     data: bytes
 
 
+Step: TypeAlias = (
+    SendRequest | Sleep | Clock | Compress | ReadBody | Measure | ReadAt | Spawn | Join | WriteAt
+)
+"""One step a flow yields."""
+
+
 Flow: TypeAlias = Generator[
-    SendRequest | Sleep | Clock | Compress | ReadBody | Measure | ReadAt | Spawn | Join | WriteAt,
+    Step,
     Response | float | bytes | Joined | None,
     T,
 ]
 """A multi-step operation written once, driven by the sync and the async driver."""
+
+
+def relayed(
+    flow: Flow[T],
+    before: Callable[[Step], Step] | None = None,
+    after: Callable[[Step, object], None] | None = None,
+) -> Flow[T]:
+    """Run ``flow`` for a caller that watches its steps: metrics, spans, byte counts.
+
+    ``before(step)`` gives the step to yield in its place (the same one, or a
+    changed copy); ``after(step, reply)`` sees what the driver sent back.
+    Whatever the driver throws in at a step goes to ``flow``, and closing the
+    relay closes ``flow``, exactly as with ``yield from flow``.
+    """
+    reply: object = None
+    throw: BaseException | None = None
+    while True:
+        try:
+            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
+        except StopIteration as done:
+            value: T = done.value
+            return value
+        throw = None
+        if before is not None:
+            step = before(step)
+        try:
+            reply = yield step
+        except GeneratorExit:
+            flow.close()
+            raise
+        except BaseException as error:  # for the flow to decide, as at any yield
+            throw, reply = error, None
+            continue
+        if after is not None:
+            after(step, reply)

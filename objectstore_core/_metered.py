@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from objectstore_core._errors import ObjectstoreError, error_for_response
-from objectstore_core._http import Clock, Compress, Flow, Measure, Response, Spawn
+from objectstore_core._http import Clock, Compress, Flow, Measure, Response, Spawn, Step, relayed
 from objectstore_core._metrics import Meter, meter_for
 from objectstore_core._paths import Target
 from objectstore_core._tracing import traced
@@ -95,41 +95,37 @@ def measured_transfer(
     """
     if meter.trace is not None:
         flow = traced(flow, meter.trace)
-    meter.start = yield from clock()
-    compressed: int | None = None
-    frames: list[int] = []  # sizes of the frames spawned flows compressed (appended safely
-    # from the driver's worker threads)
-    reply: object = None
-    throw: ObjectstoreError | None = None
-    while True:
-        try:
-            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
-        except StopIteration as done:
-            value: T = done.value
-            break
-        except ObjectstoreError as error:
-            meter.failed((yield from clock()), error)
-            raise
-        throw = None
+    frames: list[int] = []  # the stored frames' sizes (spawned flows append from threads)
+    measured = [total]
+
+    def before(step: Step) -> Step:
         if isinstance(step, Spawn):  # a managed upload's part, compressed where it runs
-            step = Spawn(_frames_of(step.flow, frames), step.tag)  # type: ignore[arg-type]
-        try:
-            reply = yield step
-        except ObjectstoreError as error:  # a transport failure, for the flow to decide
-            throw, reply = error, None
-            continue
-        if isinstance(step, Measure):
-            if total is None and isinstance(reply, int) and not isinstance(reply, bool):
-                total = reply
-        elif isinstance(step, Compress) and isinstance(reply, bytes):
-            compressed = (compressed or 0) + len(reply)
-    if frames:
-        compressed = (compressed or 0) + sum(frames)
+            return Spawn(relayed(step.flow, after=frame_sizes), step.tag)  # type: ignore[arg-type]
+        return step
+
+    def after(step: Step, reply: object) -> None:
+        if isinstance(step, Measure) and measured[0] is None:
+            if isinstance(reply, int) and not isinstance(reply, bool):
+                measured[0] = reply
+        else:
+            frame_sizes(step, reply)
+
+    def frame_sizes(step: Step, reply: object) -> None:
+        if isinstance(step, Compress) and isinstance(reply, bytes):
+            frames.append(len(reply))
+
+    meter.start = yield from clock()
+    try:
+        value = yield from relayed(flow, before, after)
+    except ObjectstoreError as error:
+        meter.failed((yield from clock()), error)
+        raise
     now = yield from clock()
+    compressed = sum(frames) if frames else None
     if encoding == "zstd":  # precompressed: the payload is the stored bytes
-        meter.record(now, compressed=total, compression="zstd")
+        meter.record(now, compressed=measured[0], compression="zstd")
     else:
-        meter.record(now, uncompressed=total, compressed=compressed, compression="zstd")
+        meter.record(now, uncompressed=measured[0], compressed=compressed, compression="zstd")
     return value
 
 
@@ -213,26 +209,3 @@ class BatchTally:
             if outcome is not None:
                 counted["outcome"] = outcome
             backend.increment("storage.batch.results", count, tags=counted)
-
-
-def _frames_of(flow: Flow[T], frames: list[int]) -> Flow[T]:
-    """Relay ``flow`` (a spawned one), noting the size of each frame its Compress steps get."""
-    reply: object = None
-    throw: BaseException | None = None
-    while True:
-        try:
-            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
-        except StopIteration as done:
-            value: T = done.value
-            return value
-        throw = None
-        try:
-            reply = yield step
-        except GeneratorExit:
-            flow.close()
-            raise
-        except BaseException as error:  # for the flow to decide, as at any yield
-            throw, reply = error, None
-            continue
-        if isinstance(step, Compress) and isinstance(reply, bytes):
-            frames.append(len(reply))

@@ -36,7 +36,17 @@ from dataclasses import replace
 from typing import Protocol, TypeVar, runtime_checkable
 
 from objectstore_core._errors import ObjectstoreError
-from objectstore_core._http import Clock, Compress, Flow, Request, SendRequest, Upload, upload_size
+from objectstore_core._http import (
+    Clock,
+    Compress,
+    Flow,
+    Request,
+    SendRequest,
+    Step,
+    Upload,
+    relayed,
+    upload_size,
+)
 from objectstore_core._paths import Target
 from objectstore_core._tracing import AttributeValue, OperationTrace, start_trace, traced
 
@@ -296,37 +306,43 @@ def measured(flow: Flow[T], meter: Meter, *, encoding: str | None = None) -> Flo
     """
     if meter.trace is not None:
         flow = traced(flow, meter.trace)
+    sizes = _Sizes(encoding)
     meter.start = yield from _now()
-    uncompressed: int | None = None
-    compressed: int | None = None
-    compressed_here = False
-    reply: object = None
-    throw: ObjectstoreError | None = None
-    while True:
-        try:
-            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
-        except StopIteration as done:
-            value: T = done.value
-            break
-        except ObjectstoreError as error:
-            meter.failed((yield from _now()), error)
-            raise
-        throw = None
-        if isinstance(step, Compress):
-            uncompressed, compressed_here = step.size, True
-        elif isinstance(step, SendRequest) and not compressed_here:
-            uncompressed, compressed = _body_sizes(step.request, encoding)
-        try:
-            reply = yield step
-        except ObjectstoreError as error:  # a transport failure, for the flow to decide
-            throw, reply = error, None
-            continue
-        if isinstance(step, Compress) and isinstance(reply, bytes):
-            compressed = len(reply)
+    try:
+        value = yield from relayed(flow, sizes.before, sizes.after)
+    except ObjectstoreError as error:
+        meter.failed((yield from _now()), error)
+        raise
     meter.record(
-        (yield from _now()), uncompressed=uncompressed, compressed=compressed, compression="zstd"
+        (yield from _now()),
+        uncompressed=sizes.uncompressed,
+        compressed=sizes.compressed,
+        compression="zstd",
     )
     return value
+
+
+class _Sizes:
+    """The payload sizes an operation's steps reveal (see :func:`measured`)."""
+
+    __slots__ = ("compressed", "compressed_here", "encoding", "uncompressed")
+
+    def __init__(self, encoding: str | None) -> None:
+        self.encoding = encoding
+        self.uncompressed: int | None = None
+        self.compressed: int | None = None
+        self.compressed_here = False
+
+    def before(self, step: Step) -> Step:
+        if isinstance(step, Compress):
+            self.uncompressed, self.compressed_here = step.size, True
+        elif isinstance(step, SendRequest) and not self.compressed_here:
+            self.uncompressed, self.compressed = _body_sizes(step.request, self.encoding)
+        return step
+
+    def after(self, step: Step, reply: object) -> None:
+        if isinstance(step, Compress) and isinstance(reply, bytes):
+            self.compressed = len(reply)
 
 
 def measured_open(flow: Flow[T | None], meter: Meter) -> Flow[T | None]:

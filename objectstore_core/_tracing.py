@@ -38,7 +38,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TypeVar
 
-from objectstore_core._http import Flow, SendRequest, Sleep
+from objectstore_core._http import Flow, SendRequest, Sleep, Step, relayed
 from objectstore_core._paths import Target
 
 __all__ = ["SPAN_ORIGIN", "OperationTrace", "start_trace", "traced"]
@@ -193,32 +193,25 @@ def traced(flow: Flow[T], trace: OperationTrace) -> Flow[T]:
     Whatever the driver throws in goes to ``flow``, as with ``yield from``.
     """
     headers = trace.headers
-    reply: object = None
-    throw: BaseException | None = None
-    while True:
-        try:
-            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
-        except StopIteration as done:
-            if isinstance(done.value, str):
-                trace.attributes["objectstore.key"] = done.value
-            value: T = done.value
-            return value
-        throw = None
+
+    def before(step: Step) -> Step:
         if isinstance(step, SendRequest):
             # An inner operation's span (a multipart call within an upload) is the
             # closer parent: a request that carries trace headers already keeps them.
             if headers and not _has_trace_headers(step.request.headers):
-                step = SendRequest(step.request.with_headers(headers), step.credentials)
+                return SendRequest(step.request.with_headers(headers), step.credentials)
         elif isinstance(step, Sleep):
             trace.retries += 1
-        try:
-            reply = yield step
-        except GeneratorExit:
-            flow.close()
-            trace.end("cancelled", {})
-            raise
-        except BaseException as error:  # for the flow to decide, as at any yield
-            throw, reply = error, None
+        return step
+
+    try:
+        value = yield from relayed(flow, before)
+    except GeneratorExit:
+        trace.end("cancelled", {})
+        raise
+    if isinstance(value, str):
+        trace.attributes["objectstore.key"] = value
+    return value
 
 
 def _has_trace_headers(headers: tuple[tuple[str, str], ...]) -> bool:

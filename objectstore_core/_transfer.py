@@ -31,8 +31,10 @@ from objectstore_core._http import (
     ReadAt,
     ReadBody,
     Spawn,
+    Step,
     WriteAt,
     classify_payload,
+    relayed,
 )
 from objectstore_core._metadata import Metadata
 from objectstore_core._metered import measured_transfer
@@ -341,25 +343,12 @@ def _clock() -> Flow[float]:
 
 def _counting(flow: Flow[Metadata], written: list[int]) -> Flow[Metadata]:
     """Relay ``flow``, adding up the bytes of its :class:`WriteAt` steps in ``written``."""
-    reply: object = None
-    throw: BaseException | None = None
-    while True:
-        try:
-            step = flow.send(reply) if throw is None else flow.throw(throw)  # type: ignore[arg-type]
-        except StopIteration as done:
-            value: Metadata = done.value
-            return value
-        throw = None
-        try:
-            reply = yield step
-        except GeneratorExit:
-            flow.close()
-            raise
-        except BaseException as error:  # for the flow to decide, as at any yield
-            throw, reply = error, None
-            continue
+
+    def count(step: Step, reply: object) -> None:
         if isinstance(step, WriteAt):
             written[0] += len(step.data)
+
+    return (yield from relayed(flow, after=count))
 
 
 def _download_steps(
