@@ -6,8 +6,10 @@ and it can be used by every script and by the worker processes of ``run.py``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import platform
 import random
@@ -19,10 +21,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 __all__ = [
     "BENCH_DIR",
@@ -266,3 +269,115 @@ def scratch_dir(prefix: str = "objectstore-bench-") -> Iterator[Path]:
     """A temporary directory removed on exit."""
     with tempfile.TemporaryDirectory(prefix=prefix) as path:
         yield Path(path)
+
+
+# -------------------------------------------- small operations, one at a time, timed
+
+SMALL_OPS = ("put", "get", "head", "delete")
+SMALL_TWINS = ("sync", "async")
+_WARMUP = 25
+
+
+def time_small_ops(
+    twin: str, url: str, keys: Sequence[str], payload: bytes, **client_options: Any
+) -> dict[str, float]:
+    """Client CPU µs per operation of a put, get (read whole), head and delete of each of
+    ``keys``, one at a time, after a warm-up, with a client of ``twin`` made with
+    ``client_options``."""
+    if twin == "async":
+        return asyncio.run(_atime_small_ops(url, keys, payload, client_options))
+    import objectstore_sync
+
+    with objectstore_sync.Client(url, **client_options) as client:
+        session: Any = client.session(objectstore_sync.Usecase("bench"), org=1)
+
+        def get(key: str) -> object:
+            with session.get(key) as response:
+                return response.read()
+
+        ops: dict[str, Callable[[str], object]] = {
+            "put": lambda key: session.put(payload, key=key),
+            "get": get,
+            "head": session.head,
+            "delete": session.delete,
+        }
+        for i in range(_WARMUP):
+            for op in SMALL_OPS:
+                ops[op](f"warm-{i}")
+        result = {}
+        for op in SMALL_OPS:
+            started = time.process_time()
+            for key in keys:
+                ops[op](key)
+            result[op] = (time.process_time() - started) / len(keys) * 1e6
+        return result
+
+
+async def _atime_small_ops(
+    url: str, keys: Sequence[str], payload: bytes, client_options: dict[str, Any]
+) -> dict[str, float]:
+    import objectstore_async
+
+    async with objectstore_async.AsyncClient(url, **client_options) as client:
+        session: Any = client.session(objectstore_async.Usecase("bench"), org=1)
+
+        async def get(key: str) -> object:
+            async with await session.get(key) as response:
+                return await response.aread()
+
+        async def put(key: str) -> object:
+            return await session.put(payload, key=key)
+
+        ops: dict[str, Callable[[str], Awaitable[object]]] = {
+            "put": put,
+            "get": get,
+            "head": session.head,
+            "delete": session.delete,
+        }
+        for i in range(_WARMUP):
+            for op in SMALL_OPS:
+                await ops[op](f"warm-{i}")
+        result = {}
+        for op in SMALL_OPS:
+            started = time.process_time()
+            for key in keys:
+                await ops[op](key)
+            result[op] = (time.process_time() - started) / len(keys) * 1e6
+        return result
+
+
+def run_child(script: str, spec: Sequence[object], label: str) -> dict[str, float]:
+    """Run ``script --child JSON(spec)`` in a fresh process with this tree first on the
+    path; the JSON object its last line prints."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH_DIR.parent), str(BENCH_DIR)]))
+    done = subprocess.run(
+        [sys.executable, script, "--child", json.dumps(list(spec))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{label} failed: {(done.stderr or done.stdout).strip()[-400:]}")
+    measured: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return measured
+
+
+def alternating_rounds(
+    script: str, variants: Sequence[str], rounds: int, ops: int
+) -> dict[tuple[str, str, str], list[float]]:
+    """Per (twin, variant, op), the CPU figures of ``rounds`` runs of ``script``'s child
+    against one emulator, the variants' order alternating round by round."""
+    cpu: dict[tuple[str, str, str], list[float]] = {}
+    with Emulator() as emulator:
+        print(f"emulator {emulator.url}; {rounds} rounds of {ops} ops per kind")
+        for round_ in range(rounds):
+            order = variants if round_ % 2 == 0 else variants[::-1]
+            for twin in SMALL_TWINS:
+                for variant in order:
+                    spec = [twin, variant, emulator.url, ops]
+                    for op, value in run_child(script, spec, f"{twin}/{variant}").items():
+                        cpu.setdefault((twin, variant, op), []).append(value)
+            print(f"  round {round_ + 1}/{rounds} done", flush=True)
+    return cpu

@@ -26,22 +26,14 @@ Modes alternate round by round. Prints the median client CPU per operation
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _harness import BENCH_DIR, KIB, Emulator, json_like
+from _harness import KIB, SMALL_OPS, SMALL_TWINS, alternating_rounds, json_like, time_small_ops
 
-OPS = ("put", "get", "head", "delete")
-TWINS = ("sync", "async")
 MODES = ("absent", "loaded", "idle", "tracing")
-WARMUP = 25
 
 
 class _HideSentry:
@@ -81,84 +73,12 @@ def _set_up(mode: str) -> None:
 def _child(twin: str, mode: str, url: str, n: int) -> dict[str, float]:
     """CPU µs per operation of ``n`` operations of each kind, in this process."""
     _set_up(mode)
-    payload = json_like(KIB)
     keys = [f"tracing-{twin}-{mode}-{i}" for i in range(n)]
-    result: dict[str, float] = {}
-    if twin == "async":
-        asyncio.run(_async_child(url, payload, keys, result))
-    else:
-        import objectstore_sync
-
-        with objectstore_sync.Client(url) as client:
-            session: Any = client.session(objectstore_sync.Usecase("bench"), org=1)
-
-            def get(key: str) -> object:
-                with session.get(key) as response:
-                    return response.read()
-
-            ops: dict[str, Callable[[str], object]] = {
-                "put": lambda key: session.put(payload, key=key),
-                "get": get,
-                "head": session.head,
-                "delete": session.delete,
-            }
-            for i in range(WARMUP):
-                for op in OPS:
-                    ops[op](f"warm-{i}")
-            for op in OPS:
-                started = time.process_time()
-                for key in keys:
-                    ops[op](key)
-                result[op] = (time.process_time() - started) / n * 1e6
+    result = time_small_ops(twin, url, keys, json_like(KIB))
     loaded = "sentry_sdk" in sys.modules
     if loaded != (mode != "absent"):
         raise SystemExit(f"mode {mode}: sentry_sdk loaded is {loaded}")
     return result
-
-
-async def _async_child(url: str, payload: bytes, keys: list[str], result: dict[str, float]) -> None:
-    import objectstore_async
-
-    async with objectstore_async.AsyncClient(url) as client:
-        session: Any = client.session(objectstore_async.Usecase("bench"), org=1)
-
-        async def get(key: str) -> object:
-            async with await session.get(key) as response:
-                return await response.aread()
-
-        async def put(key: str) -> object:
-            return await session.put(payload, key=key)
-
-        ops: dict[str, Callable[[str], Awaitable[object]]] = {
-            "put": put,
-            "get": get,
-            "head": session.head,
-            "delete": session.delete,
-        }
-        for i in range(WARMUP):
-            for op in OPS:
-                await ops[op](f"warm-{i}")
-        for op in OPS:
-            started = time.process_time()
-            for key in keys:
-                await ops[op](key)
-            result[op] = (time.process_time() - started) / len(keys) * 1e6
-
-
-def _run(twin: str, mode: str, url: str, n: int) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH_DIR.parent), str(BENCH_DIR)]))
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps([twin, mode, url, n])],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{twin}/{mode} failed: {(done.stderr or done.stdout).strip()[-400:]}")
-    measured: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return measured
 
 
 def main() -> int:
@@ -173,21 +93,12 @@ def main() -> int:
         return 0
     if args.rounds < 1 or args.ops < 1:
         parser.error("--rounds and --ops must be at least 1")
-    cpu: dict[tuple[str, str, str], list[float]] = {}
-    with Emulator() as emulator:
-        print(f"emulator {emulator.url}; {args.rounds} rounds of {args.ops} ops per kind")
-        for round_ in range(args.rounds):
-            order = MODES if round_ % 2 == 0 else MODES[::-1]
-            for twin in TWINS:
-                for mode in order:
-                    for op, value in _run(twin, mode, emulator.url, args.ops).items():
-                        cpu.setdefault((twin, mode, op), []).append(value)
-            print(f"  round {round_ + 1}/{args.rounds} done", flush=True)
+    cpu = alternating_rounds(__file__, MODES, args.rounds, args.ops)
     print(f"\nclient CPU per 1 KiB operation, µs (median of {args.rounds} runs)")
     header = "".join(f"{mode:>9}" for mode in MODES)
     print(f"{'twin':<6} {'op':<7}{header} {'idle-loaded':>12}")
-    for twin in TWINS:
-        for op in OPS:
+    for twin in SMALL_TWINS:
+        for op in SMALL_OPS:
             medians = {mode: statistics.median(cpu[twin, mode, op]) for mode in MODES}
             row = "".join(f"{medians[mode]:>9.1f}" for mode in MODES)
             print(f"{twin:<6} {op:<7}{row} {medians['idle'] - medians['loaded']:>+12.1f}")
