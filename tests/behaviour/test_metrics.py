@@ -10,8 +10,7 @@ throughput as size over latency).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import objectstore_client
@@ -22,46 +21,11 @@ from objectstore_core.emulator import Fault, MemoryStorage
 from objectstore_sync import MetricsBackend, NoOpMetricsBackend, ServerError, Usecase
 from objectstore_sync.emulator import Emulator
 from objectstore_sync.testing import InProcessTransport, LocalServer
+from tests.behaviour.recording import Event, Recorder
 from tests.behaviour.twins import COMBOS, Twin
 
 _scopes = itertools.count()
 PAYLOAD = b"observability " * 200  # compressible, so the two sizes differ
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str
-    name: str
-    value: float
-    tags: Mapping[str, str]
-    unit: str | None
-
-    @property
-    def shape(self) -> tuple[str, str, tuple[tuple[str, str], ...], str | None]:
-        """Everything but the value: what a dashboard's query depends on."""
-        return (self.kind, self.name, tuple(sorted(self.tags.items())), self.unit)
-
-
-class Recorder:
-    """A metrics backend that keeps every event it is handed."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def increment(self, name: str, value: int | float = 1, tags: Any = None) -> None:
-        self.events.append(Event("increment", name, value, dict(tags or {}), None))
-
-    def gauge(self, name: str, value: int | float, tags: Any = None) -> None:
-        self.events.append(Event("gauge", name, value, dict(tags or {}), None))
-
-    def distribution(
-        self, name: str, value: int | float, tags: Any = None, unit: str | None = None
-    ) -> None:
-        self.events.append(Event("distribution", name, value, dict(tags or {}), unit))
-
-    def take(self) -> list[Event]:
-        taken, self.events = self.events, []
-        return taken
 
 
 def _run_operations(session: Any, recorder: Recorder, faults: Any) -> dict[str, list[Event]]:

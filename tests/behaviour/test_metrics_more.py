@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,43 +36,13 @@ from objectstore_sync import (
 from objectstore_sync._inprocess import InProcessTransport
 from objectstore_sync.emulator import Emulator
 from objectstore_sync.testing import Fault, LocalServer
+from tests.behaviour.recording import Event, Recorder
 from tests.behaviour.twins import COMBOS, Twin
 from tests.compat.official import OFFICIAL, OURS, PACKAGE, load
 
 USECASE = {"usecase": "attachments"}
 MIB = 1024 * 1024
 _scopes = itertools.count()
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str
-    name: str
-    value: float
-    tags: Mapping[str, str]
-    unit: str | None
-
-
-class Recorder:
-    """A metrics backend that keeps every event it is handed."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def increment(self, name: str, value: int | float = 1, tags: Any = None) -> None:
-        self.events.append(Event("increment", name, value, dict(tags or {}), None))
-
-    def gauge(self, name: str, value: int | float, tags: Any = None) -> None:
-        self.events.append(Event("gauge", name, value, dict(tags or {}), None))
-
-    def distribution(
-        self, name: str, value: int | float, tags: Any = None, unit: str | None = None
-    ) -> None:
-        self.events.append(Event("distribution", name, value, dict(tags or {}), unit))
-
-    def take(self) -> list[Event]:
-        taken, self.events = self.events, []
-        return taken
 
 
 def names(events: list[Event]) -> list[str]:
