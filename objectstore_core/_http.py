@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Protocol, TypeAlias, TypeVar
 
 from objectstore_core._codec import ZstdContexts, compress, zstd_workers
+from objectstore_core._errors import ObjectstoreError
 from objectstore_core._timeout import Timeout
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "WriteAt",
     "classify_payload",
     "relayed",
+    "send_once",
     "upload_size",
 ]
 
@@ -449,3 +451,15 @@ def relayed(
             continue
         if after is not None:
             after(step, reply)
+
+
+def send_once(step: SendRequest) -> Flow[Response | ObjectstoreError]:
+    """Perform ``step`` once: the response, or the transport failure the driver threw in
+    (returned, for the caller to decide on a retry)."""
+    try:
+        reply = yield step
+    except ObjectstoreError as error:
+        return error
+    if not isinstance(reply, Response):  # pragma: no cover - driver contract
+        raise TypeError(f"driver sent {reply!r} for a SendRequest")
+    return reply

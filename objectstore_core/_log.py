@@ -32,7 +32,16 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from objectstore_core._errors import ObjectstoreError
-from objectstore_core._http import Clock, Flow, Request, Response, SendRequest, Upload, upload_size
+from objectstore_core._http import (
+    Clock,
+    Flow,
+    Request,
+    Response,
+    SendRequest,
+    Upload,
+    send_once,
+    upload_size,
+)
 
 __all__ = [
     "DEBUG",
@@ -240,15 +249,7 @@ def logged_attempt(
     :class:`RequestRecord` is appended there, to be finished when the body ends.
     """
     start = yield Clock()
-    outcome: Response | ObjectstoreError
-    try:
-        reply = yield step
-    except ObjectstoreError as error:
-        outcome = error
-    else:
-        if not isinstance(reply, Response):  # pragma: no cover - driver contract
-            raise TypeError(f"driver sent {reply!r} for a SendRequest")
-        outcome = reply
+    outcome = yield from send_once(step)
     if not isinstance(start, int | float):  # pragma: no cover - driver contract
         raise TypeError(f"driver sent {start!r} for a Clock step")
     if deferred is not None and _streamed(step.request, outcome):

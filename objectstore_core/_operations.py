@@ -37,6 +37,7 @@ from objectstore_core._http import (
     Sleep,
     Upload,
     classify_payload,
+    send_once,
 )
 from objectstore_core._log import RequestRecord, debug_logger, log_retry, logged_attempt
 from objectstore_core._metadata import (
@@ -134,14 +135,7 @@ def _send(
                 SendRequest(sent, target.credentials), log, attempt + shift, deferred
             )
         else:
-            try:
-                reply = yield SendRequest(sent, target.credentials)
-            except ObjectstoreError as error:
-                outcome = error
-            else:
-                if not isinstance(reply, Response):  # pragma: no cover - driver contract
-                    raise TypeError(f"driver sent {reply!r} for a SendRequest")
-                outcome = reply
+            outcome = yield from send_once(SendRequest(sent, target.credentials))
         delay = retry_delay(policy, request, attempt, outcome)
         if delay is not None and deadline is not None and (yield from _now()) + delay >= deadline:
             delay = None  # the wait alone would overrun the deadline

@@ -37,6 +37,7 @@ from objectstore_core._http import (
     Upload,
     UploadReplay,
     classify_payload,
+    send_once,
 )
 from objectstore_core._log import debug_logger, log_retry, logged_attempt
 from objectstore_core._metadata import _DIGITS_RE
@@ -115,14 +116,7 @@ def _attempt(
     if log is not None:
         outcome = yield from logged_attempt(SendRequest(request, target.credentials), log, attempt)
     else:
-        try:
-            reply = yield SendRequest(request, target.credentials)
-        except ObjectstoreError as error:
-            outcome = error
-        else:
-            if not isinstance(reply, Response):  # pragma: no cover - driver contract
-                raise TypeError(f"driver sent {reply!r} for a SendRequest")
-            outcome = reply
+        outcome = yield from send_once(SendRequest(request, target.credentials))
     if meter is not None:
         yield from finish_request(meter, outcome, size=size)
     return outcome
