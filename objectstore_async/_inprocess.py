@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from objectstore_async._sources import aiter_upload
 from objectstore_core import Request, Response
 from objectstore_core.emulator._bridge import InProcessBase, InProcessBody, InProcessCall
@@ -37,6 +39,7 @@ class AsyncInProcessTransport(InProcessBase):
     """
 
     default_clock = staticmethod(wall_clock)
+    new_lock = staticmethod(threading.RLock)
 
     async def send(self, request: Request) -> tuple[Response, _AsyncBody | None]:
         """Hand the request to the emulator; see :class:`objectstore_core.Request`."""

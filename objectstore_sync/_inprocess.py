@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from objectstore_core import Request, Response
 from objectstore_core.emulator._bridge import InProcessBase, InProcessBody, InProcessCall
 from objectstore_sync._sources import iter_upload
@@ -24,6 +26,7 @@ class InProcessTransport(InProcessBase):
     """
 
     default_clock = staticmethod(wall_clock)
+    new_lock = staticmethod(threading.RLock)
 
     def send(self, request: Request) -> tuple[Response, InProcessBody | None]:
         """Hand the request to the emulator; see :class:`objectstore_core.Request`."""

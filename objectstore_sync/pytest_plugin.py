@@ -52,11 +52,13 @@ IN_PROCESS_URL = "http://objectstore.test"
 
 @pytest.fixture
 def objectstore_emulator() -> Emulator:
-    """A fresh in-memory emulator."""
+    """A fresh in-memory emulator (safe to call from several threads at once)."""
+    import threading
+
     from objectstore_core.emulator import MemoryStorage
     from objectstore_sync.emulator import Emulator as WallClockEmulator
 
-    return WallClockEmulator(MemoryStorage())
+    return WallClockEmulator(MemoryStorage(lock=threading.RLock()))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from objectstore_core import ReadError, Request, Response, Upload
@@ -122,6 +123,13 @@ class InProcessBase:
         """The clock of an emulator built without one; each twin gives the wall clock."""
         raise NotImplementedError("an in-process transport needs a clock")
 
+    @staticmethod
+    def new_lock() -> AbstractContextManager[object]:
+        """The lock of a store built without one; each twin gives a re-entrant thread
+        lock, since its client may call from several threads at once (a managed
+        upload's parts, a batch's requests) and the store's updates read, then write."""
+        raise NotImplementedError("an in-process transport needs a lock")
+
     def __init__(
         self,
         emulator: Emulator | None = None,
@@ -130,7 +138,7 @@ class InProcessBase:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         if emulator is None:
-            storage = storage if storage is not None else MemoryStorage()
+            storage = storage if storage is not None else MemoryStorage(lock=self.new_lock())
             emulator = Emulator(storage, clock=self.default_clock if clock is None else clock)
         self.emulator = emulator
 

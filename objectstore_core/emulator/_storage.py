@@ -323,9 +323,12 @@ class MemoryStorage:
     """A :class:`Storage` keeping everything in a dict (bodies in memory pieces).
 
     ``lock`` guards commits, updates, deletes and the bookkeeping of readers;
-    pass a ``threading.Lock()`` when several threads share the store (the
-    socket server does). The memory of overwritten or deleted bodies (up to
-    1 GiB) is reused by later writes once nobody reads them any more.
+    pass a ``threading.RLock()`` when several threads share the store (the
+    socket server and the in-process transports do). Re-entrant, because a
+    body stream the garbage collector finalizes releases its body, and that
+    may happen in a thread that holds the lock already. The memory of
+    overwritten or deleted bodies (up to 1 GiB) is reused by later writes
+    once nobody reads them any more.
     """
 
     def __init__(self, *, lock: AbstractContextManager[object] | None = None) -> None:

@@ -963,7 +963,7 @@ class EmulatorServer:
         if emulator is None:
             if storage is None:
                 if data_dir is None:
-                    storage = MemoryStorage(lock=threading.Lock())
+                    storage = MemoryStorage(lock=threading.RLock())
                 else:
                     storage = DirectoryStorage(data_dir, fsync=fsync)
             emulator = Emulator(storage, clock=wall_clock if clock is None else clock)

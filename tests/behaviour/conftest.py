@@ -9,6 +9,7 @@ proven for both twins against both transports.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,7 +34,7 @@ def loopback_server() -> Iterator[LocalServer]:
 
 @pytest.fixture(scope="module")
 def emulator() -> Emulator:
-    return Emulator(MemoryStorage())
+    return Emulator(MemoryStorage(lock=threading.RLock()))  # the sync twin calls from threads
 
 
 @pytest.fixture(params=COMBOS, ids=["-".join(c) for c in COMBOS])

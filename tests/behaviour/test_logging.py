@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,7 +53,7 @@ def server() -> Iterator[LocalServer]:
 
 @pytest.fixture(scope="module")
 def emulator() -> Emulator:
-    return Emulator(MemoryStorage())
+    return Emulator(MemoryStorage(lock=threading.RLock()))
 
 
 class Place:

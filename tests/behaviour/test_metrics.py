@@ -10,6 +10,7 @@ throughput as size over latency).
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -146,7 +147,7 @@ def measured(request: pytest.FixtureRequest, server: LocalServer) -> Iterator[tu
         twin = Twin(kind, server.url, None, metrics_backend=recorder, timeout=10, retries=0)
         faults = server.faults
     else:
-        emulator = Emulator(MemoryStorage())
+        emulator = Emulator(MemoryStorage(lock=threading.RLock()))
         transport = (
             InProcessTransport(emulator) if kind == "sync" else AsyncInProcessTransport(emulator)
         )

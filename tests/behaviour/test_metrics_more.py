@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,7 +87,7 @@ def measured(request: pytest.FixtureRequest, server: LocalServer) -> Iterator[Me
         twin = Twin(kind, server.url, None, timeout=10, **options)
         faults = server.faults
     else:
-        emulator = Emulator(MemoryStorage())
+        emulator = Emulator(MemoryStorage(lock=threading.RLock()))
         transport = (
             InProcessTransport(emulator) if kind == "sync" else AsyncInProcessTransport(emulator)
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -66,7 +67,7 @@ def measured_twin(request: pytest.FixtureRequest, server: LocalServer) -> Iterat
     if where == "loopback":
         twin = Twin(kind, server.url, None, timeout=10, metrics_backend=backend)
     else:
-        emulator = Emulator(MemoryStorage())
+        emulator = Emulator(MemoryStorage(lock=threading.RLock()))
         transport = (
             InProcessTransport(emulator) if kind == "sync" else AsyncInProcessTransport(emulator)
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import pickle
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ class CutAsync(AsyncInProcessTransport):
 
 @pytest.mark.parametrize("kind", ["sync", "asyncio"])
 def test_an_interrupted_upload_resumes_with_only_the_missing_bytes(kind: str) -> None:
-    emulator = Emulator(MemoryStorage())
+    emulator = Emulator(MemoryStorage(lock=threading.RLock()))
     emulator.resumable.granularity = 256
     cut = _Cut(keep=2)
     transport = CutSync(emulator, cut) if kind == "sync" else CutAsync(emulator, cut)

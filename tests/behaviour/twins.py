@@ -190,7 +190,14 @@ class Twin:
         else:
             self._portal_cm = anyio.from_thread.start_blocking_portal(backend=kind)
             self.portal = self._portal_cm.__enter__()
-            self.client = AsyncClient(url, transport=transport, **client_kwargs)
+            try:
+                self.client = AsyncClient(url, transport=transport, **client_kwargs)
+            except BaseException:
+                # A client refused (a test of bad options): stop the portal now. Left to
+                # the garbage collector, its thread would be joined from whichever event
+                # loop thread happened to collect it, and that loop would hang.
+                self._portal_cm.__exit__(None, None, None)
+                raise
 
     def session(self, usecase: Usecase | Any, **scopes: Any) -> Any:
         made = self.client.session(usecase, **scopes)
