@@ -231,8 +231,10 @@ def _parts(plan: _Plan, upload: MultipartFlows, total: int) -> Flow[list[Complet
             number += 1
             # Each part is compressed in its own spawned flow, so parts compress on
             # as many cores as run at once (one frame each, PROTOCOL §5).
-            flow = _put_part(plan, upload, body, number)
-            yield Spawn(flow, number)  # type: ignore[arg-type]
+            step = Spawn(_put_part(plan, upload, body, number), number)  # type: ignore[arg-type]
+            del body  # the spawned flow holds the part; none is kept here meanwhile
+            yield step
+            del step
             sizes[number] = size
             offset += size
         if not sizes:
