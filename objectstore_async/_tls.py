@@ -46,9 +46,10 @@ def ssl_context(options: ConnectionOptions) -> ssl.SSLContext | None:
     """
     if not options.https:
         return None
-    if options.ssl_context is not None:
-        options.ssl_context.set_alpn_protocols(ALPN_PROTOCOLS)
-        return options.ssl_context
+    given: ssl.SSLContext | None = options.ssl_context  # checked an SSLContext by the core
+    if given is not None:
+        given.set_alpn_protocols(ALPN_PROTOCOLS)
+        return given
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = options.ssl_minimum_version or ssl.TLSVersion.TLSv1_2
     if options.ssl_maximum_version is not None:

@@ -21,12 +21,15 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from objectstore_core._timeout import Timeout
 
-if TYPE_CHECKING:
-    from ssl import SSLContext, TLSVersion
+# The ssl objects these options carry (an SSLContext, TLSVersion members) are the twins'
+# to use: the core recognises them by class name and never imports ssl, so it types
+# them as opaque values.
+SSLContext = Any
+TLSVersion = Any
 
 __all__ = ["TCP_NODELAY_ON", "ConnectionOptions"]
 
@@ -280,7 +283,7 @@ def _text(name: str, value: object) -> str | None:
 
 def _tls_version(name: str, value: object) -> TLSVersion | None:
     if value is None or _is_ssl_class(value, "TLSVersion"):
-        return cast("TLSVersion | None", value)  # recognised without importing ssl
+        return value  # recognised without importing ssl
     raise _invalid(name, value, "use an ssl.TLSVersion such as ssl.TLSVersion.TLSv1_2")
 
 
