@@ -54,14 +54,22 @@ from objectstore_core._batch_results import BatchResult, FetchedObject, Operatio
 from objectstore_core._codec import compress_bound
 from objectstore_core._config import ClientTarget
 from objectstore_core._errors import ObjectstoreError, ProtocolError, error_for_response
-from objectstore_core._http import Compress, Flow, Payload, ReadBody, Request, Response, Sleep
+from objectstore_core._http import (
+    Compress,
+    Flow,
+    Payload,
+    ReadBody,
+    Request,
+    Response,
+    Sleep,
+    read_clock,
+)
 from objectstore_core._log import RequestRecord, log_retry
 from objectstore_core._metadata import metadata_headers, read_metadata
-from objectstore_core._metered import BatchTally, clock, start_request
+from objectstore_core._metered import BatchTally, start_request
 from objectstore_core._metrics import meter_for, observed
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._operations import (
-    _now,
     _send,
     _validate_accept,
     _validate_expiration,
@@ -387,7 +395,7 @@ def _metered_attempt(
         meter.note("operations", len(ops))
         flow = traced(flow, meter.trace)
     outcome = yield from flow
-    done = yield from clock()
+    done = yield from read_clock()
     tally.record(meter, done, ((op.kind, _outcome(results.get(op.index))) for op in ops))
     return outcome
 
@@ -441,7 +449,7 @@ def _attempt(
         tally.got(len(response.body))
     if response.status != 200:
         if deferred:  # a 2xx that is not a batch answer: its body is not read
-            deferred[0].finish((yield from _now()), 0, f"status {response.status} refused")
+            deferred[0].finish((yield from read_clock()), 0, f"status {response.status} refused")
         failure = error_for_response(
             response.status, response.headers, response.body, operation="batch"
         )
@@ -454,7 +462,7 @@ def _attempt(
     retry, missing, broken, received = yield from _read_parts(target, ops, response, results, tally)
     if deferred:
         stopped = None if broken is None else type(broken).__name__
-        deferred[0].finish((yield from _now()), received, stopped)
+        deferred[0].finish((yield from read_clock()), received, stopped)
     if tally is not None:
         tally.failure = broken
     if policy is None:

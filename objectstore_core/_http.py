@@ -44,6 +44,7 @@ __all__ = [
     "UploadReplay",
     "WriteAt",
     "classify_payload",
+    "read_clock",
     "relayed",
     "send_once",
     "upload_size",
@@ -463,3 +464,11 @@ def send_once(step: SendRequest) -> Flow[Response | ObjectstoreError]:
     if not isinstance(reply, Response):  # pragma: no cover - driver contract
         raise TypeError(f"driver sent {reply!r} for a SendRequest")
     return reply
+
+
+def read_clock() -> Flow[float]:
+    """The driver's monotonic time, through a :class:`Clock` step (the core reads no clock)."""
+    now = yield Clock()
+    if not isinstance(now, int | float):  # pragma: no cover - driver contract
+        raise TypeError(f"driver sent {now!r} for a Clock step")
+    return float(now)

@@ -30,14 +30,22 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from objectstore_core._errors import ObjectstoreError, error_for_response
-from objectstore_core._http import Clock, Compress, Flow, Measure, Response, Spawn, Step, relayed
+from objectstore_core._http import (
+    Compress,
+    Flow,
+    Measure,
+    Response,
+    Spawn,
+    Step,
+    read_clock,
+    relayed,
+)
 from objectstore_core._metrics import Meter, meter_for
 from objectstore_core._paths import Target
 from objectstore_core._tracing import traced
 
 __all__ = [
     "BatchTally",
-    "clock",
     "finish_request",
     "measured_transfer",
     "metered",
@@ -49,14 +57,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-def clock() -> Flow[float]:
-    """The driver's monotonic time (a :class:`Clock` step)."""
-    now = yield Clock()
-    if not isinstance(now, int | float):  # pragma: no cover - driver contract
-        raise TypeError(f"driver sent {now!r} for a Clock step")
-    return float(now)
-
-
 def timed(flow: Flow[T], meter: Meter, *, size: int | None = None) -> Flow[T]:
     """Run ``flow``, recording its latency (and ``size``, untagged) or its failure.
 
@@ -65,13 +65,13 @@ def timed(flow: Flow[T], meter: Meter, *, size: int | None = None) -> Flow[T]:
     """
     if meter.trace is not None:
         flow = traced(flow, meter.trace)
-    meter.start = yield from clock()
+    meter.start = yield from read_clock()
     try:
         value = yield from flow
     except ObjectstoreError as error:
-        meter.failed((yield from clock()), error)
+        meter.failed((yield from read_clock()), error)
         raise
-    meter.record((yield from clock()), size=size)
+    meter.record((yield from read_clock()), size=size)
     return value
 
 
@@ -114,13 +114,13 @@ def measured_transfer(
         if isinstance(step, Compress) and isinstance(reply, bytes):
             frames.append(len(reply))
 
-    meter.start = yield from clock()
+    meter.start = yield from read_clock()
     try:
         value = yield from relayed(flow, before, after)
     except ObjectstoreError as error:
-        meter.failed((yield from clock()), error)
+        meter.failed((yield from read_clock()), error)
         raise
-    now = yield from clock()
+    now = yield from read_clock()
     compressed = sum(frames) if frames else None
     if encoding == "zstd":  # precompressed: the payload is the stored bytes
         meter.record(now, compressed=measured[0], compression="zstd")
@@ -141,14 +141,14 @@ def outcome_name(outcome: Response | ObjectstoreError) -> str | None:
 
 def start_request(meter: Meter) -> Flow[None]:
     """Start timing one request of a multi-request flow."""
-    meter.start = yield from clock()
+    meter.start = yield from read_clock()
 
 
 def finish_request(
     meter: Meter, outcome: Response | ObjectstoreError, *, size: int | None = None
 ) -> Flow[None]:
     """Record the request ``meter`` timed: ``size`` on success, else the outcome."""
-    now = yield from clock()
+    now = yield from read_clock()
     failure = outcome_name(outcome)
     if failure is None:
         meter.record(now, size=size)

@@ -31,19 +31,19 @@ operation's span: see :mod:`objectstore_core._tracing`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol, TypeVar, runtime_checkable
 
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._http import (
-    Clock,
     Compress,
     Flow,
     Request,
     SendRequest,
     Step,
     Upload,
+    read_clock,
     relayed,
     upload_size,
 )
@@ -286,13 +286,6 @@ def observed(target: Target) -> bool:
     return type(config.metrics_backend) is not NoOpMetricsBackend or "sentry_sdk" in _modules
 
 
-def _now() -> Generator[Clock, object, float]:
-    now = yield Clock()
-    if not isinstance(now, int | float):  # pragma: no cover - driver contract
-        raise TypeError(f"driver sent {now!r} for a Clock step")
-    return float(now)
-
-
 def measured(flow: Flow[T], meter: Meter, *, encoding: str | None = None) -> Flow[T]:
     """Run ``flow`` step by step, timing it and noting the sizes its steps reveal.
 
@@ -307,14 +300,14 @@ def measured(flow: Flow[T], meter: Meter, *, encoding: str | None = None) -> Flo
     if meter.trace is not None:
         flow = traced(flow, meter.trace)
     sizes = _Sizes(encoding)
-    meter.start = yield from _now()
+    meter.start = yield from read_clock()
     try:
         value = yield from relayed(flow, sizes.before, sizes.after)
     except ObjectstoreError as error:
-        meter.failed((yield from _now()), error)
+        meter.failed((yield from read_clock()), error)
         raise
     meter.record(
-        (yield from _now()),
+        (yield from read_clock()),
         uncompressed=sizes.uncompressed,
         compressed=sizes.compressed,
         compression="zstd",
@@ -354,14 +347,14 @@ def measured_open(flow: Flow[T | None], meter: Meter) -> Flow[T | None]:
     """
     if meter.trace is not None:
         flow = traced(flow, meter.trace)
-    meter.start = yield from _now()
+    meter.start = yield from read_clock()
     try:
         value = yield from flow
     except ObjectstoreError as error:
-        meter.failed((yield from _now()), error)
+        meter.failed((yield from read_clock()), error)
         raise
     if value is None:
-        meter.record((yield from _now()))
+        meter.record((yield from read_clock()))
         return None
     return replace(value, meter=meter)  # type: ignore[type-var]
 

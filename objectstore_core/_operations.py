@@ -27,7 +27,6 @@ from objectstore_core._errors import (
     error_for_response,
 )
 from objectstore_core._http import (
-    Clock,
     Compress,
     Flow,
     Payload,
@@ -37,6 +36,7 @@ from objectstore_core._http import (
     Sleep,
     Upload,
     classify_payload,
+    read_clock,
     send_once,
 )
 from objectstore_core._log import RequestRecord, debug_logger, log_retry, logged_attempt
@@ -115,7 +115,7 @@ def _send(
     limits = request.timeout or (config.timeout if config is not None else None)
     deadline = None
     if limits is not None and limits.total is not None:
-        deadline = (yield from _now()) + limits.total
+        deadline = (yield from read_clock()) + limits.total
     log = debug_logger()  # None unless DEBUG lines are recorded: the one check per request
     shift = first - 1  # only for the log lines: the retry policy counts from 1
     attempt = 0
@@ -123,7 +123,7 @@ def _send(
         attempt += 1
         sent = request
         if deadline is not None and limits is not None:
-            left = deadline - (yield from _now())
+            left = deadline - (yield from read_clock())
             if left <= 0:
                 raise TimeoutError(
                     f"{operation} did not finish within the total timeout of {limits.total} s"
@@ -137,7 +137,11 @@ def _send(
         else:
             outcome = yield from send_once(SendRequest(sent, target.credentials))
         delay = retry_delay(policy, request, attempt, outcome)
-        if delay is not None and deadline is not None and (yield from _now()) + delay >= deadline:
+        if (
+            delay is not None
+            and deadline is not None
+            and (yield from read_clock()) + delay >= deadline
+        ):
             delay = None  # the wait alone would overrun the deadline
         if delay is None:
             if isinstance(outcome, ObjectstoreError):
@@ -147,14 +151,6 @@ def _send(
         _count_retry(config, operation, outcome, delay)
         log_retry(operation, request.method, request.target, outcome, delay, attempt + shift)
         yield Sleep(delay)
-
-
-def _now() -> Flow[float]:
-    """The driver's monotonic time (the core never reads a clock)."""
-    now = yield Clock()
-    if not isinstance(now, int | float):  # pragma: no cover - driver contract
-        raise TypeError(f"driver sent {now!r} for a Clock step")
-    return float(now)
 
 
 def _clipped(limits: Timeout, left: float) -> Timeout:
@@ -588,7 +584,7 @@ def _get_steps(
         return _get_outcome(response, target, key, want_decode, bound, log, meter)
     except ObjectstoreError as error:
         if log is not None:  # a body refused unread: its line is written now
-            log.finish((yield from _now()), 0, type(error).__name__)
+            log.finish((yield from read_clock()), 0, type(error).__name__)
         raise
 
 

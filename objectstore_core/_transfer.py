@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from objectstore_core._download import Download
 from objectstore_core._errors import IntegrityError, ObjectNotFound, ObjectstoreError
 from objectstore_core._http import (
-    Clock,
     Compress,
     Flow,
     Join,
@@ -34,6 +33,7 @@ from objectstore_core._http import (
     Step,
     WriteAt,
     classify_payload,
+    read_clock,
     relayed,
 )
 from objectstore_core._metadata import Metadata
@@ -325,22 +325,15 @@ def download_flow(
     meter = meter_for(target, "download", key)
     if meter is None:
         return (yield from flow)
-    meter.start = yield from _clock()
+    meter.start = yield from read_clock()
     written = [0]
     try:
         metadata = yield from _counting(flow, written)
     except Exception as error:  # a file's OSError too; an interrupt records nothing
-        meter.failed((yield from _clock()), error)
+        meter.failed((yield from read_clock()), error)
         raise
-    meter.record((yield from _clock()), uncompressed=written[0])
+    meter.record((yield from read_clock()), uncompressed=written[0])
     return metadata
-
-
-def _clock() -> Flow[float]:
-    now = yield Clock()
-    if not isinstance(now, int | float):  # pragma: no cover - driver contract
-        raise TypeError(f"driver sent {now!r} for a Clock step")
-    return float(now)
 
 
 def _counting(flow: Flow[Metadata], written: list[int]) -> Flow[Metadata]:
@@ -487,4 +480,4 @@ def _read_body(outcome: GetOutcome, take: Callable[[bytes], Flow[None]]) -> Flow
 
 def _settle(download: Download) -> Flow[None]:
     if download.unsettled:
-        download.settle((yield from _clock()))
+        download.settle((yield from read_clock()))
