@@ -346,12 +346,14 @@ async def _atime_small_ops(
         return result
 
 
-def run_child(script: str, spec: Sequence[object], label: str) -> dict[str, float]:
-    """Run ``script --child JSON(spec)`` in a fresh process with this tree first on the
-    path; the JSON object its last line prints."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH_DIR.parent), str(BENCH_DIR)]))
+def run_json(args: Sequence[str], label: str, tree: Path | None = None) -> Any:
+    """Run ``python ARGS`` in a fresh process with ``tree`` (default: this one) first on
+    the path and as its directory; the JSON value its last line prints."""
+    tree = tree or BENCH_DIR.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), str(BENCH_DIR)]))
     done = subprocess.run(
-        [sys.executable, script, "--child", json.dumps(list(spec))],
+        [sys.executable, *args],
+        cwd=tree,
         capture_output=True,
         text=True,
         env=env,
@@ -360,7 +362,12 @@ def run_child(script: str, spec: Sequence[object], label: str) -> dict[str, floa
     )
     if done.returncode != 0:
         raise SystemExit(f"{label} failed: {(done.stderr or done.stdout).strip()[-400:]}")
-    measured: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_child(script: str, spec: Sequence[object], label: str) -> dict[str, float]:
+    """Run ``script --child JSON(spec)``: the figures it prints (see :func:`run_json`)."""
+    measured: dict[str, float] = run_json([script, "--child", json.dumps(list(spec))], label)
     return measured
 
 

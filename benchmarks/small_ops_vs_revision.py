@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _harness import BENCH_DIR, Emulator
+from _harness import BENCH_DIR, Emulator, run_json
 
 ROOT = BENCH_DIR.parent
 WORKER = BENCH_DIR / "_worker.py"
@@ -116,19 +116,7 @@ _PROBE = (
 
 
 def _run(tree: Path, spec: dict[str, Any]) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), str(BENCH_DIR)]))
-    done = subprocess.run(
-        [sys.executable, str(WORKER), json.dumps(spec)],
-        cwd=tree,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"worker failed on {tree}: {(done.stderr or done.stdout).strip()[-400:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = run_json([str(WORKER), json.dumps(spec)], f"worker on {tree}", tree)
     return result
 
 
@@ -146,16 +134,7 @@ def _loads_from(tree: Path) -> bool:
 
 
 def _calls(tree: Path) -> dict[str, dict[str, float]]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree), str(BENCH_DIR)]))
-    done = subprocess.run(
-        [sys.executable, "-c", _CALLS], cwd=tree, capture_output=True, text=True, env=env,
-        timeout=600, check=False,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(
-            f"counting failed on {tree}: {(done.stderr or done.stdout).strip()[-400:]}"
-        )
-    result: dict[str, dict[str, float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, dict[str, float]] = run_json(["-c", _CALLS], f"counting on {tree}", tree)
     return result
 
 
