@@ -12,6 +12,7 @@ part of the exchange, not a retry).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from tests.behaviour.twins import Twin
 
 MiB = 1024 * 1024
 NO_RETRIES = RetryPolicy(max_attempts=1)
+LOOPBACK_CONNECT = 10.0  # seconds
 SMALL_WINDOW = 64 * 1024  # the peer's receive buffer: little of the upload hides in it
 
 Connect = Callable[..., Any]
@@ -70,6 +72,9 @@ def connect(kind: str, serve: Serve) -> Iterator[Connect]:
     twins: list[Twin] = []
 
     def connect(peer: Peer, *, timeout: Timeout, retry: RetryPolicy = NO_RETRIES) -> Any:
+        # No test here is about connecting: a loopback connect on a loaded
+        # machine may take longer than the default 0.1 s.
+        timeout = dataclasses.replace(timeout, connect=LOOPBACK_CONNECT)
         twin = Twin(kind, peer.url, None, timeout=timeout, retry=retry)
         twins.append(twin)
         return twin.session(Usecase("exchange"), org=1, project=2)
