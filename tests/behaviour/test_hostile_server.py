@@ -63,7 +63,9 @@ def connect(kind: str, serve: Serve) -> Iterator[Callable[..., Any]]:
     twins: list[Twin] = []
 
     def connect(peer: Peer, **kwargs: Any) -> Any:
-        twin = Twin(kind, peer.url, None, timeout=Timeout(connect=10, read=5), retry=NO_RETRIES, **kwargs)
+        twin = Twin(
+            kind, peer.url, None, timeout=Timeout(connect=10, read=5), retry=NO_RETRIES, **kwargs
+        )
         twins.append(twin)
         return twin.session(Usecase("hostile"), org=1)
 
