@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
-from objectstore_core._codec import ZstdContexts
-from objectstore_core._download import Download
+from objectstore_core._codec import ZstdContexts, decode_frame
+from objectstore_core._download import DEFAULT_CHUNK, Download
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._metadata import Metadata
 
@@ -51,16 +51,22 @@ class FetchedObject:
 class _LazyDownload(Download):
     """A :class:`Download` that sets itself up when first used.
 
-    A batch's objects record no per-get metrics: their exchange is the batch's.
+    A read of the whole body first tries it at once (the stored bytes are in
+    hand): an uncompressed body is handed out as it is, a compressed one that
+    is one frame of a declared size is decoded in one call. Anything else
+    (reads in pieces, several frames, an undeclared size) goes through a real
+    :class:`Download`. A batch's objects record no per-get metrics: their
+    exchange is the batch's.
     """
 
-    __slots__ = ("_made", "_spec", "_zstd")
+    __slots__ = ("_made", "_spec", "_spent", "_zstd")
 
     def __init__(self, spec: FetchedObject, contexts: ZstdContexts | None) -> None:
         # Deliberately not Download.__init__: that happens in _real(), on first use.
         self._spec = spec
         self._zstd = contexts
         self._made: Download | None = None
+        self._spent = False  # the whole payload was handed out by the shortcut
         self.meter = None
         self.log = None
         self.unsettled = False
@@ -78,7 +84,7 @@ class _LazyDownload(Download):
 
     @property
     def received(self) -> int:
-        return self._real().received
+        return len(self._spec.body) if self._spent else self._real().received
 
     @property
     def expected_length(self) -> int | None:
@@ -86,15 +92,26 @@ class _LazyDownload(Download):
 
     @property
     def finished(self) -> bool:
-        return self._made is not None and self._made.finished
+        return self._spent or (self._made is not None and self._made.finished)
 
     def annotate(self, error: ObjectstoreError) -> ObjectstoreError:
         return error.with_context(**self._spec.context)
 
     def feed(self, raw: bytes | bytearray | memoryview, *, last: bool = False) -> None:
+        if self._spent:
+            raise RuntimeError("feed() after the end of the body was declared")
         self._real().feed(raw, last=last)
 
     def read(self, limit: int | None = None, **options: bool) -> bytes | None:
+        if self._spent:
+            return b""
+        if self._made is None and limit is None and options.get("whole"):
+            spec = self._spec
+            # On an error nothing changes: a later read repeats it through _real().
+            out = decode_frame(spec.body, DEFAULT_CHUNK, self._zstd) if spec.decode else spec.body
+            if out is not None:
+                self._spent = True
+                return out
         return self._real().read(limit, **options)
 
 

@@ -537,3 +537,82 @@ def test_a_stream_broken_mid_response_resends_only_the_unresulted() -> None:
     assert results[0].ok and results[0].value.body == b"x"
     assert isinstance(results[1].error, ReadError)  # the keyless put is never replayed
     assert results[2].value == "k" and results[3].ok
+
+
+# ------------------------------------------------- reading a fetched object whole
+
+
+def _fetched(body: bytes, *, decode: bool = True) -> Any:
+    from objectstore_core import Metadata, ZstdContexts
+
+    metadata = Metadata(size=len(body))
+    spec = FetchedObject(metadata, body, decode, {"operation": "batch get #0", "key": "k"})
+    return spec.download(ZstdContexts())
+
+
+def _read_whole(download: Any, body: bytes) -> bytes:
+    """What the twins' payloads do: read, and feed the stored bytes when asked for input."""
+    parts = []
+    while (chunk := download.read(None, whole=True)) != b"":
+        if chunk is None:
+            download.feed(body, last=True)
+        else:
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+PAYLOAD = b"batched object " * 500
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(zstandard.ZstdCompressor().compress(PAYLOAD), id="one-frame"),
+        pytest.param(
+            zstandard.ZstdCompressor().compress(PAYLOAD[:3000])
+            + zstandard.ZstdCompressor().compress(PAYLOAD[3000:]),
+            id="two-frames",
+        ),
+        pytest.param(
+            zstandard.ZstdCompressor(write_content_size=False).compress(PAYLOAD),
+            id="no-declared-size",
+        ),
+    ],
+)
+def test_a_fetched_object_read_whole_decodes_once_and_then_ends(body: bytes) -> None:
+    download = _fetched(body)
+    assert _read_whole(download, body) == PAYLOAD
+    assert download.read(None, whole=True) == b""
+    assert download.finished and download.received == len(body)
+
+
+def test_a_fetched_object_not_decoded_is_handed_out_as_stored() -> None:
+    body = zstandard.ZstdCompressor().compress(PAYLOAD)
+    download = _fetched(body, decode=False)
+    assert _read_whole(download, body) == body
+    assert download.finished
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        pytest.param(lambda body: body[:-5], "truncated", id="truncated"),
+        pytest.param(lambda body: body + b"junk", "trailing garbage", id="trailing-garbage"),
+        pytest.param(
+            lambda body: body[:12] + bytes(b ^ 0xFF for b in body[12:40]) + body[40:],
+            "corrupt",
+            id="corrupt-block",
+        ),
+    ],
+)
+def test_a_damaged_fetched_object_fails_every_read_the_same_way(
+    damage: Callable[[bytes], bytes], message: str
+) -> None:
+    from objectstore_core import IntegrityError
+
+    body = damage(zstandard.ZstdCompressor().compress(PAYLOAD))
+    download = _fetched(body)
+    for _ in range(2):  # no read after the error passes for the end of the payload
+        with pytest.raises(IntegrityError, match=message):
+            _read_whole(download, body)
+    assert not download.finished
