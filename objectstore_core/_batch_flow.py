@@ -102,9 +102,13 @@ _WIRE_KIND = {"put": "insert", "get": "get", "head": "head", "delete": "delete"}
 _RETRY_PART_STATUSES = frozenset({429, 503})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class _Operation:
-    """One validated operation; ``single`` builds its individual flow when it cannot batch."""
+    """One validated operation; ``single`` builds its individual flow when it cannot batch.
+
+    Not frozen, though never changed: a batch builds one per operation, and a
+    frozen dataclass costs four times as much to build.
+    """
 
     index: int
     kind: OperationKind
