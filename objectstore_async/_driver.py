@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from objectstore_async._sources import CPUS, measure, read_at
+from objectstore_async._sources import CPUS, measure, read_at, spool
 from objectstore_async._transport import AsyncRawBody, AsyncTransport
 from objectstore_core import (
     Clock,
@@ -29,6 +29,7 @@ from objectstore_core import (
     WriteAt,
     ZstdContexts,
 )
+from objectstore_core._http import Spool, Spooled
 
 __all__ = ["THREAD_MIN", "adrive"]
 
@@ -60,14 +61,17 @@ async def adrive(
 
     Only the response of the last request can stay open (a streaming GET); it
     is closed if the flow fails, is cancelled, or sends another request. A
-    :class:`Compress` step uses the client's idle zstd ``contexts``.
+    :class:`Compress` step uses the client's idle zstd ``contexts``. A
+    :class:`Spool` step's temporary file is closed (and so deleted) when the
+    flow ends, whatever the outcome.
     """
     held: AsyncRawBody | None = None
     spawned: _Spawned | None = None
+    spools: list[IO[bytes]] = []
     try:
         step = next(flow)
         while True:
-            reply: Response | float | bytes | Joined | None = None
+            reply: Response | float | bytes | Joined | Spooled | None = None
             if isinstance(step, SendRequest):  # the usual step first
                 if held is not None:
                     await held.aclose()
@@ -111,6 +115,12 @@ async def adrive(
                 except Exception as error:
                     step = flow.throw(error)
                     continue
+            elif isinstance(step, Spool):  # a compressed resumable upload (PROTOCOL §14.1)
+                try:
+                    reply = await spool(step, spools)
+                except Exception as error:
+                    step = flow.throw(error)
+                    continue
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)
@@ -125,6 +135,9 @@ async def adrive(
         if spawned is not None:
             await spawned.close(exc)
         raise
+    finally:
+        for file in spools:  # the spooled payload is of no use once the flow ended
+            file.close()
 
 
 class _Spawned:

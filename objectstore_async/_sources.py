@@ -13,7 +13,8 @@ import contextlib
 import inspect
 import io
 import os
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
+import tempfile
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Iterable
 from typing import IO, Any, cast
 
 import anyio
@@ -28,8 +29,9 @@ from objectstore_core import (
     new_encoder,
     upload_size,
 )
+from objectstore_core._http import Spool, Spooled
 
-__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload", "measure", "read_at"]
+__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload", "measure", "read_at", "spool"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -126,25 +128,109 @@ async def aiter_source(upload: Upload) -> AsyncGenerator[bytes, None]:
 async def measure(source: object) -> int | None:
     """The bytes a path or file holds from where reading would start, if known unread.
 
-    Measured in a worker thread; async files are not measured (None).
+    Measured in a worker thread: a file by ``fstat``, a seekable stream
+    without a file descriptor (:class:`io.BytesIO`, any blocking seekable
+    reader) by seeking to its end and back (PROTOCOL §14.1: a seekable
+    stream's size can be determined). Async files are not measured (None).
     """
     if isinstance(source, os.PathLike):
         return (await anyio.Path(os.fspath(source)).stat()).st_size
-    if not _plain_reader(source):
+    if not _seekable_reader(source):
         return None
     file = cast(IO[bytes], source)
 
     def sizes() -> tuple[int | None, int | None]:
-        try:
-            start = file.tell() if file.seekable() else None
-        except (OSError, ValueError):
-            start = None
-        return start, _file_size(file)
+        start = _blocking_start(file)
+        if start is None:
+            return None, None
+        size = _file_size(file)
+        return start, _stream_end(file, start) if size is None else size
 
     start, size = await anyio.to_thread.run_sync(sizes)
     if start is None or size is None or start > size:
         return None
     return size - start
+
+
+def _blocking_start(file: IO[bytes]) -> int | None:
+    try:
+        position = file.tell() if file.seekable() else None
+    except (OSError, ValueError):  # e.g. a pipe that claims to seek, or a closed file
+        return None
+    return position if isinstance(position, int) and not isinstance(position, bool) else None
+
+
+def _stream_end(file: IO[bytes], start: int) -> int | None:
+    """Where a seekable stream ends (``seek(0, SEEK_END)``), leaving it at ``start``."""
+    try:
+        end = file.seek(0, os.SEEK_END)
+        file.seek(start)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    return end if isinstance(end, int) and not isinstance(end, bool) else None
+
+
+async def spool(step: Spool, spools: list[IO[bytes]]) -> Spooled:
+    """Perform a :class:`Spool` step: the payload, compressed whole, in a temporary file.
+
+    PROTOCOL §14.1: a compressed resumable upload sends the compressed bytes,
+    whose length must be known first. Reading, compressing (with the step's
+    encoder: the settings of a plain put) and writing all block, so the whole
+    spool runs in one worker thread. The file goes into ``spools`` as soon as
+    it exists: the driver closes it when the flow ends, whatever happens.
+    """
+    upload = step.upload
+    source = upload.source
+    if not isinstance(source, bytes | bytearray | memoryview | os.PathLike) and not (
+        _seekable_reader(source)
+    ):
+        raise ValueError(
+            f"cannot compress {type(source).__name__} ahead of a resumable upload: "
+            "pass bytes, a path or a seekable blocking file"
+        )
+    return await anyio.to_thread.run_sync(_spool_blocking, step, spools)
+
+
+def _spool_blocking(step: Spool, spools: list[IO[bytes]]) -> Spooled:
+    file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the driver
+    spools.append(file)
+    tally = step.tally()
+    with contextlib.closing(_blocking_chunks(step.upload)) as chunks:
+        first = next(chunks, b"")
+        encoder = step.encoder(first, CPUS)
+        if out := encoder.encode(first):
+            file.write(tally.take(out))
+        for chunk in chunks:
+            if out := encoder.encode(chunk):
+                file.write(tally.take(out))
+    file.write(tally.take(encoder.finish()))
+    file.seek(0)
+    return tally.spooled(file, encoder)
+
+
+def _blocking_chunks(upload: Upload) -> Generator[bytes | memoryview, None, None]:
+    """The payload's chunks as :func:`aiter_source` reads them, in the calling (worker)
+    thread: bytes, a path, or a blocking file from its start position."""
+    source = upload.source
+    if isinstance(source, bytes | bytearray | memoryview):
+        view = memoryview(source).cast("B")
+        for start in range(0, len(view), CHUNK_SIZE):
+            yield view[start : start + CHUNK_SIZE]
+        return
+    if isinstance(source, os.PathLike):
+        with open(os.fspath(source), "rb") as opened:
+            while data := opened.read(CHUNK_SIZE):
+                yield data
+        return
+    file = cast(IO[bytes], source)
+    replay = upload.replay  # as _rewind notes it: every reading starts where the first did
+    if replay.start is not None:
+        file.seek(replay.start)
+    elif not replay.started:
+        replay.start = _blocking_start(file)
+    replay.started = True
+    while chunk := _check_chunk(file.read(CHUNK_SIZE)):
+        yield chunk
 
 
 async def read_at(source: object, offset: int, size: int) -> bytes:
@@ -199,7 +285,7 @@ async def _aiter_range(upload: Upload, offset: int, length: int) -> AsyncGenerat
         return
     await _rewind(upload)
     begin = upload.replay.start
-    if begin is None or not _plain_reader(source):
+    if begin is None or not _seekable_reader(source):
         raise ValueError(f"cannot read {source!r:.60} from offset {offset}: it is not seekable")
     file = cast(IO[bytes], source)
     await anyio.to_thread.run_sync(file.seek, begin + offset)
@@ -332,3 +418,15 @@ def _file_size(file: IO[bytes]) -> int | None:
 def _plain_reader(source: object) -> bool:
     """True for a blocking file object (``open()``, ``BytesIO``, ...), not an async one."""
     return isinstance(source, io.IOBase)
+
+
+_SEEKING = ("read", "seek", "tell", "seekable")
+
+
+def _seekable_reader(source: object) -> bool:
+    """True for a blocking reader that may seek: a file object, or any object whose
+    ``read``, ``seek``, ``tell`` and ``seekable`` are plain (not coroutine) methods."""
+    if _plain_reader(source):
+        return True
+    methods = [getattr(source, name, None) for name in _SEEKING]
+    return all(callable(m) and not inspect.iscoroutinefunction(m) for m in methods)

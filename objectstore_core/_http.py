@@ -1,21 +1,23 @@
 """Plain data that crosses the boundary between the core and the transports.
 
 A flow (see :mod:`objectstore_core._operations`) yields :class:`SendRequest`,
-:class:`Sleep`, :class:`Clock` and :class:`Compress` steps; a driver performs
-them and sends back a :class:`Response`, None, the time, or the compressed
-bytes. Nothing here refers to an HTTP library, and nothing here touches a
-payload: the twins read files, measure them and compress (PROTOCOL §5).
+:class:`Sleep`, :class:`Clock`, :class:`Compress` and :class:`Spool` steps
+(among others); a driver performs them and sends back a :class:`Response`,
+None, the time, the compressed bytes, or the :class:`Spooled` file. Nothing
+here refers to an HTTP library, and nothing here touches a payload: the twins
+read files, measure them and compress (PROTOCOL §5).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, TypeAlias, TypeVar
 
-from objectstore_core._codec import ZstdContexts, compress, zstd_workers
+from objectstore_core._codec import ZstdContexts, ZstdEncoder, compress, zstd_workers
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._timeout import Timeout
 
@@ -39,6 +41,9 @@ __all__ = [
     "SendRequest",
     "Sleep",
     "Spawn",
+    "Spool",
+    "SpoolTally",
+    "Spooled",
     "Step",
     "Upload",
     "UploadReplay",
@@ -321,6 +326,79 @@ class Compress:
 
 
 @dataclass(frozen=True, slots=True)
+class Spool:
+    """Flow step: compress the whole payload of ``upload`` into a temporary file; the
+    driver sends back a :class:`Spooled`.
+
+    PROTOCOL §14.1: a resumable upload of a payload the client compresses
+    sends the compressed bytes, so their length must be known before the
+    session is created. The twin reads the source as a streamed put reads it
+    (from a file's current position), passes the pieces through
+    :meth:`encoder` and writes its output to a ``tempfile.TemporaryFile``,
+    counting and hashing it with a :meth:`tally`; it hands the file back at
+    position 0. The driver owns the file: it closes it when the flow ends,
+    whatever the outcome. A failure while spooling is thrown into the flow.
+
+    ``size``: the source's size as the twin measured it (the encoder's
+    worker jobs are sized by it). ``workers``: the libzstd worker count a
+    previous spool of the same source used (a resumed upload must produce
+    the same bytes); None lets :func:`objectstore_core.zstd_workers` decide
+    as for a plain put.
+    """
+
+    upload: Upload
+    size: int | None
+    workers: int | None = None
+
+    def encoder(self, first: Buffer, cpus: int) -> ZstdEncoder:
+        """The encoder of a streamed put (zstd level 3 with a checksum), on the workers
+        recorded in :attr:`workers`, else on those ``zstd_workers`` gives for ``size``,
+        the ``first`` piece and the twin's ``cpus``."""
+        workers = self.workers
+        if workers is None:
+            workers = zstd_workers(self.size, first, cpus)
+        return ZstdEncoder(level=3, checksum=True, threads=workers, size=self.size)
+
+    def tally(self) -> SpoolTally:
+        """A fresh count and digest of the bytes written to the spool."""
+        return SpoolTally()
+
+
+class SpoolTally:
+    """Counts and hashes (sha256) the compressed bytes a twin writes to its spool file."""
+
+    __slots__ = ("_digest", "size")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._digest = hashlib.sha256()
+
+    def take(self, piece: Buffer) -> Buffer:
+        """``piece``, counted and hashed, for the twin to write."""
+        self._digest.update(piece)
+        self.size += memoryview(piece).nbytes
+        return piece
+
+    def spooled(self, file: BinaryReader, encoder: ZstdEncoder) -> Spooled:
+        """What the driver sends back once ``encoder`` finished and ``file`` is rewound."""
+        return Spooled(file, self.size, self._digest.hexdigest(), encoder.bytes_in, encoder.threads)
+
+
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    """What a :class:`Spool` step gives: the driver's temporary ``file`` holding ``size``
+    compressed bytes (at position 0; the flow only hands it back to the driver in
+    :class:`Upload` bodies), their ``sha256`` (hex), the ``source_size`` read from
+    the payload and the libzstd ``workers`` that compressed it."""
+
+    file: BinaryReader = field(repr=False)
+    size: int
+    sha256: str
+    source_size: int
+    workers: int
+
+
+@dataclass(frozen=True, slots=True)
 class Measure:
     """Flow step: the driver sends back the size in bytes of ``source`` (a path or a
     file, from its current position), or None when it cannot tell without reading.
@@ -406,14 +484,24 @@ class WriteAt:
 
 
 Step: TypeAlias = (
-    SendRequest | Sleep | Clock | Compress | ReadBody | Measure | ReadAt | Spawn | Join | WriteAt
+    SendRequest
+    | Sleep
+    | Clock
+    | Compress
+    | ReadBody
+    | Measure
+    | ReadAt
+    | Spawn
+    | Join
+    | WriteAt
+    | Spool
 )
 """One step a flow yields."""
 
 
 Flow: TypeAlias = Generator[
     Step,
-    Response | float | bytes | Joined | None,
+    Response | float | bytes | Joined | Spooled | None,
     T,
 ]
 """A multi-step operation written once, driven by the sync and the async driver."""

@@ -11,7 +11,8 @@ official client's ``storage.<operation>.*``); where the official client
 - A resumable put: ``storage.resumable.create`` per session created and
   ``storage.resumable.put`` per append (with its ``size``), as the official
   client; ``storage.resumable.probe`` and ``storage.resumable.cancel`` in
-  addition; the whole put is ``storage.put.*`` with the payload's size.
+  addition; the whole put is ``storage.put.*`` with the payload's size (and,
+  compressed by the client, the spooled compressed size).
   ``resume_upload`` is ``storage.resume_upload.*`` as a whole.
 - A managed transfer is one ``storage.upload.*`` or ``storage.download.*``
   set for the whole transfer, besides what its requests emit (the
@@ -36,6 +37,7 @@ from objectstore_core._http import (
     Measure,
     Response,
     Spawn,
+    Spooled,
     Step,
     read_clock,
     relayed,
@@ -90,8 +92,10 @@ def measured_transfer(
     flow's first :class:`Measure`; it is recorded as stored in ``encoding``
     (``"zstd"``: precompressed) or else as uncompressed, and then the zstd
     frames the driver returns for :class:`Compress` steps add up to the
-    stored size. Unlike :func:`objectstore_core._metrics.measured`, sizes do
-    not come from the requests: a transfer sends its payload in several.
+    stored size, or the compressed spool a :class:`Spool` step gives is that
+    size (a compressed resumable put, PROTOCOL §14.1). Unlike
+    :func:`objectstore_core._metrics.measured`, sizes do not come from the
+    requests: a transfer sends its payload in several.
     """
     if meter.trace is not None:
         flow = traced(flow, meter.trace)
@@ -113,6 +117,10 @@ def measured_transfer(
     def frame_sizes(step: Step, reply: object) -> None:
         if isinstance(step, Compress) and isinstance(reply, bytes):
             frames.append(len(reply))
+        elif isinstance(reply, Spooled):  # the whole payload, compressed ahead of the upload
+            frames.append(reply.size)
+            if measured[0] is None:
+                measured[0] = reply.source_size
 
     meter.start = yield from read_clock()
     try:

@@ -329,13 +329,24 @@ def put_flow(
     if threshold is None:
         threshold = target.usecase.resumable_threshold_bytes
     meter = meter_for(target, "put", key)  # None unless metrics or a Sentry span record it
-    if isinstance(threshold, int) and not do_compress and _may_resume(contents, threshold):
-        # §14.1: a payload sent as stored, of a size the twin can measure.
-        def plain() -> Flow[str]:
-            return _put_steps(target, method, path, tuple(headers), body, timeout, key)
+    if isinstance(threshold, int) and _may_resume(contents, threshold):
+        # §14.1: a payload of a size the twin can measure (before compression); one the
+        # client compresses is spooled compressed first (see resumable_put_steps).
+        def plain(spooled: Upload | None) -> Flow[str]:
+            sent = body if spooled is None else spooled
+            return _put_steps(target, method, path, tuple(headers), sent, timeout, key)
 
         flow = resumable_put_steps(
-            target, method, path, tuple(headers), contents, threshold, key, timeout, plain
+            target,
+            method,
+            path,
+            tuple(headers),
+            contents,
+            threshold,
+            key,
+            timeout,
+            plain,
+            compress=do_compress,
         )
         if meter is None:
             return flow
@@ -344,7 +355,10 @@ def put_flow(
         total = None
         if isinstance(contents, bytes | bytearray | memoryview):
             total = memoryview(contents).nbytes
-        return measured_transfer(flow, meter, total=total, encoding=encoding)
+        # Compressed here: the source's size and the spool's (or frames') size, as a
+        # plain compressed put records them; else the stored bytes as ``encoding``.
+        stored = None if do_compress else encoding
+        return measured_transfer(flow, meter, total=total, encoding=stored)
     flow = _put_steps(target, method, path, tuple(headers), body, timeout, key)
     if meter is None:
         return flow
@@ -353,8 +367,9 @@ def put_flow(
 
 
 def _may_resume(contents: Payload, threshold: int) -> bool:
-    """Whether a put of ``contents`` could reach ``threshold`` bytes and be resumed (§14.1):
-    bytes that do, paths and files (measured by the twin); never iterators."""
+    """Whether a put of ``contents`` could reach ``threshold`` bytes (before compression)
+    and be resumed (§14.1): bytes that do, paths and files or streams (measured by the
+    twin: a seekable one has a size); never iterators."""
     if isinstance(contents, bytes | bytearray | memoryview):
         return memoryview(contents).nbytes >= threshold
     return isinstance(contents, os.PathLike) or callable(getattr(contents, "read", None))

@@ -1,12 +1,16 @@
 """Resumable uploads (PROTOCOL §14.1): a session on the server, appends from an offset.
 
-``put`` takes this path for a payload sent as it is stored (no client-side
-compression) whose size is known and at least ``resumable_threshold_bytes``:
-it creates an upload session, appends the payload in chunks that are
-multiples of the server's granularity, and after a transient failure probes
-the server's offset and continues from there. A server without resumable
-uploads (501) or one that declines the session gets a plain upload. When the
-upload gives up (the server went away, retries exhausted) the error carries a
+``put`` takes this path for a payload whose size is known (bytes, a path, a
+seekable file or stream) and at least ``resumable_threshold_bytes``: it
+creates an upload session, appends the payload in chunks that are multiples
+of the server's granularity, and after a transient failure probes the
+server's offset and continues from there. A payload the client compresses is
+first compressed whole into a temporary file the twin keeps (a
+:class:`Spool` step): the session's length is the compressed size and every
+offset counts compressed bytes. A server without resumable uploads (501) or
+one that declines the session gets a plain upload (of the spooled bytes,
+with a content-length, when they exist). When the upload gives up (the
+server went away, retries exhausted) the error carries a
 :class:`ResumeHandle`; ``session.resume_upload(handle, source)`` continues
 with only the missing bytes, in this process or another one.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import quote
 
 from objectstore_core._config import ClientTarget
@@ -34,6 +38,8 @@ from objectstore_core._http import (
     Response,
     SendRequest,
     Sleep,
+    Spool,
+    Spooled,
     Upload,
     UploadReplay,
     classify_payload,
@@ -61,7 +67,15 @@ class ResumeHandle:
 
     ``offset`` is the last offset the server confirmed; the server may hold
     more, which the resuming probe finds out. ``total`` is the size of the
-    payload; ``session`` the server's opaque session token.
+    payload as uploaded; ``session`` the server's opaque session token.
+
+    For a payload the client compressed (PROTOCOL §14.1: offsets count
+    compressed bytes), ``total`` is the compressed size, ``compressed_sha256``
+    the sha256 (hex) of the compressed bytes, ``source_size`` the size of the
+    source before compression and ``zstd_workers`` the libzstd workers that
+    compressed it: ``resume_upload`` compresses the source again the same way
+    and checks it gets the same bytes before it sends any. All three are None
+    for a payload sent as it is stored.
     """
 
     usecase: str
@@ -71,6 +85,21 @@ class ResumeHandle:
     offset: int
     total: int
     granularity: int = 0
+    source_size: int | None = None
+    compressed_sha256: str | None = None
+    zstd_workers: int | None = None
+
+    def __setstate__(self, state: list[object]) -> None:
+        # A handle pickled before the compression fields existed holds fewer
+        # values: the missing ones take their defaults (a payload sent as stored).
+        values = dict(zip((f.name for f in fields(ResumeHandle)), state, strict=False))
+        for f in fields(ResumeHandle):
+            object.__setattr__(self, f.name, values.get(f.name, f.default))
+
+    @property
+    def compressed(self) -> bool:
+        """True when the client compressed the payload (it must be compressed again)."""
+        return self.compressed_sha256 is not None
 
 
 def _context(target: Target, operation: str, key: str | None) -> dict[str, str | None]:
@@ -160,11 +189,12 @@ class _Upload:
         contents: Payload,
         handle: ResumeHandle,
         timeout: Timeout | None,
+        replay: UploadReplay | None = None,
     ) -> None:
         self.target = target
         self.contents = contents
         self.kind = classify_payload(contents)
-        self.replay = UploadReplay()
+        self.replay = UploadReplay() if replay is None else replay
         self.handle = handle
         self.timeout = timeout
         config = target.config if isinstance(target, ClientTarget) else None
@@ -285,6 +315,9 @@ def _with_offset(handle: ResumeHandle, offset: int) -> ResumeHandle:
         offset,
         handle.total,
         handle.granularity,
+        handle.source_size,
+        handle.compressed_sha256,
+        handle.zstd_workers,
     )
 
 
@@ -308,6 +341,35 @@ def _parse_session(response: Response) -> tuple[str, str, int] | None:
     return key, token, granularity
 
 
+def _measured(contents: Payload) -> Flow[int | None]:
+    """The size of ``contents``: bytes by their length, a path or a file as the twin
+    measures it (None when it cannot tell without reading)."""
+    if isinstance(contents, bytes | bytearray | memoryview):
+        return memoryview(contents).nbytes
+    measured = yield Measure(contents)
+    return measured if isinstance(measured, int) and not isinstance(measured, bool) else None
+
+
+def _spool(contents: Payload, size: int | None, workers: int | None = None) -> Flow[Spooled]:
+    """The payload compressed whole into the driver's temporary file (PROTOCOL §14.1)."""
+    upload = Upload(contents, classify_payload(contents), True)
+    spooled = yield Spool(upload, size, workers)
+    if not isinstance(spooled, Spooled):  # pragma: no cover - driver contract
+        raise TypeError(f"driver sent {spooled!r} for a Spool step")
+    return spooled
+
+
+def _spool_replay() -> UploadReplay:
+    # The spool is the driver's own file, handed back at position 0: every body
+    # read from it counts its offsets from there.
+    return UploadReplay(start=0)
+
+
+def _spooled_body(spooled: Spooled) -> Upload:
+    """The spooled compressed bytes as one fixed-length body (a plain fallback, §14.1)."""
+    return Upload(spooled.file, PayloadKind.FILE, False, spooled.size, 0, _spool_replay())
+
+
 def resumable_put_steps(
     target: Target,
     method: str,
@@ -317,17 +379,29 @@ def resumable_put_steps(
     threshold: int,
     key: str | None,
     timeout: Timeout | None,
-    plain: Callable[[], Flow[str]],
+    plain: Callable[[Upload | None], Flow[str]],
+    compress: bool = False,
 ) -> Flow[str]:
-    """A put of ``contents`` as it is stored: resumable from ``threshold`` bytes on, else
-    ``plain()`` (also on 501 and on a declined session, §14.1)."""
-    if isinstance(contents, bytes | bytearray | memoryview):
-        total: int | None = memoryview(contents).nbytes
-    else:
-        measured = yield Measure(contents)
-        total = measured if isinstance(measured, int) and not isinstance(measured, bool) else None
-    if total is None or total < threshold:
-        return (yield from plain())
+    """A put of ``contents``: resumable from ``threshold`` bytes on, else ``plain(None)``
+    (the put's own body; also on 501 and on a declined session, §14.1).
+
+    With ``compress`` the threshold applies to the source's size before
+    compression; at or over it the payload is spooled compressed first, the
+    session is as long as the compressed bytes, and a fallback sends them
+    with ``plain(body)`` instead of compressing again.
+    """
+    size = yield from _measured(contents)
+    if size is None or size < threshold:
+        return (yield from plain(None))
+    spooled: Spooled | None = None
+    source: Payload = contents
+    replay: UploadReplay | None = None
+    total = size
+    if compress:
+        # PROTOCOL §14.1: compressed into a temporary file first, so the upload length is
+        # the compressed size and all offsets refer to compressed bytes.
+        spooled = yield from _spool(contents, size)
+        source, replay, total = spooled.file, _spool_replay(), spooled.size
     create = Request(
         method,
         path + "?upload_type=resumable",
@@ -340,13 +414,27 @@ def resumable_put_steps(
     if isinstance(outcome, Response) and 200 <= outcome.status < 300:
         session = _parse_session(outcome)
     if session is None:
-        # 501, a declined or failed session, a malformed answer: a plain upload (§14.1).
-        return (yield from plain())
+        # 501, a declined or failed session, a malformed answer: a plain upload of the
+        # prepared body, with an explicit content-length when it was spooled (§14.1).
+        return (yield from plain(None if spooled is None else _spooled_body(spooled)))
     got_key, token, granularity = session
-    handle = ResumeHandle(
-        target.usecase.name, str(target.scope), got_key, token, 0, total, granularity
-    )
-    return (yield from _Upload(target, contents, handle, timeout).run(probe_first=False))
+    usecase, scope = target.usecase.name, str(target.scope)
+    if spooled is None:
+        handle = ResumeHandle(usecase, scope, got_key, token, 0, total, granularity)
+    else:  # what a resume must reproduce before it sends anything
+        handle = ResumeHandle(
+            usecase,
+            scope,
+            got_key,
+            token,
+            0,
+            total,
+            granularity,
+            spooled.source_size,
+            spooled.sha256,
+            spooled.workers,
+        )
+    return (yield from _Upload(target, source, handle, timeout, replay).run(probe_first=False))
 
 
 def resume_upload_flow(
@@ -355,6 +443,9 @@ def resume_upload_flow(
     """Continue the upload ``handle`` describes with the same ``contents`` (API §4).
 
     The server's offset is probed first, so only the missing bytes are sent.
+    An upload the client compressed is compressed again first (the same
+    way: zstd gives the same bytes for the same input and settings) and
+    must match what the handle recorded, before any request.
     """
     if not isinstance(handle, ResumeHandle):
         raise TypeError(f"handle must be a ResumeHandle, got {handle!r:.80}")
@@ -380,13 +471,28 @@ def resume_upload_flow(
 def _resume_steps(
     target: Target, handle: ResumeHandle, contents: Payload, timeout: Timeout | None
 ) -> Flow[str]:
-    if isinstance(contents, bytes | bytearray | memoryview):
-        size: object = memoryview(contents).nbytes
-    else:
-        size = yield Measure(contents)
-    if size != handle.total:
+    size = yield from _measured(contents)
+    if not handle.compressed:
+        if size != handle.total:
+            raise ValueError(
+                f"the source holds {size!r} bytes but the upload of {handle.key!r} is of "
+                f"{handle.total}: pass the same source"
+            )
+        return (yield from _Upload(target, contents, handle, timeout).run(probe_first=True))
+    if handle.source_size is not None and size != handle.source_size:
         raise ValueError(
-            f"the source holds {size!r} bytes but the upload of {handle.key!r} is of "
-            f"{handle.total}: pass the same source"
+            f"the source holds {size!r} bytes but the upload of {handle.key!r} was "
+            f"compressed from {handle.source_size}: pass the same source"
         )
-    return (yield from _Upload(target, contents, handle, timeout).run(probe_first=True))
+    # PROTOCOL §14.1: offsets count compressed bytes, so the source is compressed again,
+    # with the workers the first spool used, and must give exactly the bytes recorded.
+    spooled = yield from _spool(contents, size, handle.zstd_workers)
+    if spooled.size != handle.total or spooled.sha256 != handle.compressed_sha256:
+        raise ValueError(
+            f"the source compresses to {spooled.size} bytes (sha256 {spooled.sha256[:16]}...) "
+            f"but the upload of {handle.key!r} holds {handle.total} compressed bytes (sha256 "
+            f"{(handle.compressed_sha256 or '')[:16]}...): resume_upload needs the same source, "
+            "compressed to identical bytes (the same zstd library version and settings)"
+        )
+    upload = _Upload(target, spooled.file, handle, timeout, _spool_replay())
+    return (yield from upload.run(probe_first=True))

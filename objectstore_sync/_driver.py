@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 from objectstore_core import (
     Clock,
@@ -25,7 +25,8 @@ from objectstore_core import (
     WriteAt,
     ZstdContexts,
 )
-from objectstore_sync._sources import CPUS, measure, read_at
+from objectstore_core._http import Spool, Spooled
+from objectstore_sync._sources import CPUS, measure, read_at, spool
 from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
@@ -46,14 +47,16 @@ def drive(
     Only the response of the last request can stay open (a streaming GET); it
     is closed if the flow fails or sends another request. A :class:`Compress`
     step runs in the calling thread (the caller is blocked either way), with
-    the client's idle zstd ``contexts``.
+    the client's idle zstd ``contexts``. A :class:`Spool` step's temporary
+    file is closed (and so deleted) when the flow ends, whatever the outcome.
     """
     held: RawBody | None = None
     spawned: _Spawned | None = None
+    spools: list[IO[bytes]] = []
     try:
         step = next(flow)
         while True:
-            reply: Response | float | bytes | Joined | None = None
+            reply: Response | float | bytes | Joined | Spooled | None = None
             if isinstance(step, SendRequest):  # the usual step first
                 if held is not None:
                     held.close()
@@ -92,6 +95,12 @@ def drive(
                 except Exception as error:
                     step = flow.throw(error)
                     continue
+            elif isinstance(step, Spool):  # a compressed resumable upload (PROTOCOL §14.1)
+                try:
+                    reply = spool(step, spools)
+                except Exception as error:
+                    step = flow.throw(error)
+                    continue
             else:  # pragma: no cover - flow contract
                 raise TypeError(f"flow yielded {step!r}")
             step = flow.send(reply)
@@ -104,6 +113,8 @@ def drive(
     finally:
         if spawned is not None:
             spawned.close()
+        for file in spools:  # the spooled payload is of no use once the flow ended
+            file.close()
 
 
 class _Spawned:

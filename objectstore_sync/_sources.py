@@ -8,9 +8,11 @@ payload of any size is streamed and never held whole.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Iterator
-from typing import cast
+import tempfile
+from collections.abc import Generator, Iterable, Iterator
+from typing import IO, cast
 
 from objectstore_core import (
     BinaryReader,
@@ -21,8 +23,9 @@ from objectstore_core import (
     new_encoder,
     upload_size,
 )
+from objectstore_core._http import Spool, Spooled
 
-__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload", "measure", "read_at"]
+__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload", "measure", "read_at", "spool"]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -89,7 +92,7 @@ def _read(file: BinaryReader) -> Iterator[Buffer]:
         yield chunk
 
 
-def iter_source(upload: Upload) -> Iterator[Buffer]:
+def iter_source(upload: Upload) -> Generator[Buffer, None, None]:
     """The raw chunks of the caller's payload, read lazily (files from their start position)."""
     source = upload.source
     kind = upload.kind
@@ -115,14 +118,59 @@ def iter_source(upload: Upload) -> Iterator[Buffer]:
 
 
 def measure(source: object) -> int | None:
-    """The bytes a path or file holds from where reading would start, if known unread."""
+    """The bytes a path or file holds from where reading would start, if known unread.
+
+    A file by ``fstat``; a seekable stream without a file descriptor
+    (:class:`io.BytesIO`, any seekable reader) by seeking to its end and back
+    (PROTOCOL §14.1: a seekable stream's size can be determined).
+    """
     if isinstance(source, os.PathLike):
         return os.stat(os.fspath(source)).st_size
     start = _start_position(source)
+    if start is None:
+        return None
     size = _file_size(source)
-    if start is None or size is None or start > size:
+    if size is None:
+        size = _stream_end(source, start)
+    if size is None or start > size:
         return None
     return size - start
+
+
+def _stream_end(source: object, start: int) -> int | None:
+    """Where a seekable stream ends (``seek(0, SEEK_END)``), leaving it at ``start``."""
+    try:
+        end = source.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
+        source.seek(start)  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    return end if isinstance(end, int) and not isinstance(end, bool) else None
+
+
+def spool(step: Spool, spools: list[IO[bytes]]) -> Spooled:
+    """Perform a :class:`Spool` step: the payload, compressed whole, in a temporary file.
+
+    PROTOCOL §14.1: a compressed resumable upload sends the compressed bytes,
+    whose length must be known first. The payload is read as a streamed put
+    reads it and compressed by the step's encoder (the settings of a plain
+    put); the output is counted and hashed on its way to the file. The file
+    goes into ``spools`` as soon as it exists: the driver closes it when the
+    flow ends, whatever happens.
+    """
+    file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the driver
+    spools.append(file)
+    tally = step.tally()
+    with contextlib.closing(iter_source(step.upload)) as chunks:
+        first = next(chunks, b"")
+        encoder = step.encoder(first, CPUS)
+        if out := encoder.encode(first):
+            file.write(tally.take(out))
+        for chunk in chunks:
+            if out := encoder.encode(chunk):
+                file.write(tally.take(out))
+    file.write(tally.take(encoder.finish()))
+    file.seek(0)
+    return tally.spooled(file, encoder)
 
 
 def read_at(source: object, offset: int, size: int) -> bytes:
@@ -183,6 +231,7 @@ def iter_upload(upload: Upload) -> Iterator[Buffer]:
     """The request body: the payload, zstd-encoded on the fly when asked (PROTOCOL §5)."""
     if upload.length is not None:  # exactly ``length`` bytes, as announced (PROTOCOL §9.2)
         check = LengthCheck(upload.length)
+        chunks: Iterator[Buffer]
         if upload.offset is None:
             chunks = iter_source(upload)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 import os
 import pickle
 import threading
@@ -60,7 +61,7 @@ def _read(session: Any, key: str) -> bytes:
     return data
 
 
-@pytest.mark.parametrize("source", ["bytes", "path", "file"])
+@pytest.mark.parametrize("source", ["bytes", "path", "file", "bytesio"])
 def test_large_raw_payloads_go_through_a_session(
     twin: Twin, served: Emulator, tmp_path: Path, source: str
 ) -> None:
@@ -69,8 +70,8 @@ def test_large_raw_payloads_go_through_a_session(
     path.write_bytes(PAYLOAD)
     before = served.resumable.received
     with path.open("rb") as file:
-        contents = {"bytes": PAYLOAD, "path": path, "file": file}[source]
-        key = session.put(contents, key=f"resumable-{source}")
+        sources = {"bytes": PAYLOAD, "path": path, "file": file, "bytesio": io.BytesIO(PAYLOAD)}
+        key = session.put(sources[source], key=f"resumable-{source}")
     assert served.resumable.received - before == len(PAYLOAD)
     assert _read(session, key) == PAYLOAD
     assert len(served.resumable) == 0
@@ -86,13 +87,32 @@ def test_a_server_without_sessions_gets_a_plain_upload(twin: Twin, served: Emula
     assert _read(session, key) == PAYLOAD
 
 
-def test_below_the_threshold_or_compressed_a_put_is_plain(twin: Twin, served: Emulator) -> None:
+def test_below_the_threshold_a_put_is_plain(twin: Twin, served: Emulator) -> None:
     session = twin.session(RAW, org=1, test="plain")
     before = served.resumable.received
     assert _read(session, session.put(PAYLOAD[:999])) == PAYLOAD[:999]
     assert _read(session, session.put(PAYLOAD, resumable_threshold_bytes="none")) == PAYLOAD
-    assert _read(session, session.put(PAYLOAD, compress="zstd")) == PAYLOAD
+    assert _read(session, session.put(io.BytesIO(PAYLOAD[:999]))) == PAYLOAD[:999]
     assert served.resumable.received == before
+
+
+def test_a_compressed_put_over_the_threshold_goes_through_a_session(
+    twin: Twin, served: Emulator
+) -> None:
+    """Compressed whole first: the session carries the compressed bytes (PROTOCOL §14.1).
+
+    More in tests/behaviour/test_resumable_compressed.py.
+    """
+    session = twin.session(RAW, org=1, test="compressed")
+    text = b"".join(b"line %d\n" % i for i in range(2000))
+    before = served.resumable.received
+    key = session.put(text, compress="zstd")
+    response = session.get(key, decompress=False)
+    assert response is not None
+    with response:
+        stored = response.read()
+    assert served.resumable.received - before == len(stored) < len(text)
+    assert _read(session, key) == text
 
 
 # -------------------------------------------- interrupted, then resumed elsewhere

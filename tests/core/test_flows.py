@@ -24,6 +24,7 @@ from objectstore_core import (
     ExpiryExtensionRejected,
     Forbidden,
     GetOutcome,
+    Measure,
     Metadata,
     ObjectNotFound,
     ObjectstoreError,
@@ -305,7 +306,12 @@ def test_put_other_bytes_like(payload: bytearray | memoryview) -> None:
 
 def test_put_file_is_not_read_by_the_flow() -> None:
     source = io.BytesIO(b"file contents")
-    request = start(put_flow(TARGET, source))
+    flow = put_flow(TARGET, source)
+    step = next(flow)  # the twin measures it (a resumable upload needs the size, §14.1)
+    assert isinstance(step, Measure) and step.source is source
+    step = flow.send(len(b"file contents"))  # below the threshold: one plain put
+    assert isinstance(step, SendRequest)
+    request = step.request
     assert isinstance(request.body, Upload)
     assert request.body.source is source
     assert request.body.kind is PayloadKind.FILE
@@ -330,7 +336,12 @@ def test_put_iterable_is_not_consumed_by_the_flow() -> None:
 
 def test_put_path_is_opened_lazily() -> None:
     path = pathlib.Path("/nonexistent/objectstore-test/file.bin")
-    request = start(put_flow(TARGET, path))
+    flow = put_flow(TARGET, path)
+    step = next(flow)  # the twin measures it (a resumable upload needs the size, §14.1)
+    assert isinstance(step, Measure) and step.source is path
+    step = flow.send(None)  # a size the twin cannot tell: one plain put
+    assert isinstance(step, SendRequest)
+    request = step.request
     assert isinstance(request.body, Upload)
     assert request.body.kind is PayloadKind.PATH
     assert request.body.source is path
@@ -422,7 +433,8 @@ def test_put_validates_before_any_step(kwargs: dict[str, Any], exc: type[Excepti
 
 @pytest.mark.parametrize("threshold", [None, "none", 0, 10, 256 * MIB])
 def test_put_accepts_resumable_thresholds(threshold: Any) -> None:
-    request = start(put_flow(TARGET, b"x", resumable_threshold_bytes=threshold))
+    flow = put_flow(TARGET, b"x", compress="none", resumable_threshold_bytes=threshold)
+    request = start(flow)
     assert request.method == "POST"
 
 

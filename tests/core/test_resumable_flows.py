@@ -32,7 +32,16 @@ from objectstore_core import (
     resume_upload_flow,
 )
 from objectstore_core._config import client_config, session_target
-from objectstore_core._http import Compress, Flow, Measure, Sleep
+from objectstore_core._http import (
+    Compress,
+    Flow,
+    Measure,
+    PayloadKind,
+    Sleep,
+    Spool,
+    Spooled,
+    SpoolTally,
+)
 
 RAW = Usecase("raw_things", compression="none", resumable_threshold_bytes=10)
 TARGET = Target("", RAW, RAW.for_organization(1))
@@ -145,13 +154,11 @@ def test_no_session_means_a_plain_upload(answer: Response | Exception) -> None:
         ({"resumable_threshold_bytes": 101}, RAW),
         ({"resumable_threshold_bytes": "none"}, RAW),
         ({}, Usecase("raw_things", compression="none")),  # 256 MiB by default
-        ({}, Usecase("zipped", resumable_threshold_bytes=10)),  # compressed here: streamed
-        ({"compress": "zstd"}, RAW),
+        ({}, Usecase("zipped")),  # compressed here, below 256 MiB before compression
+        ({"compress": "zstd", "resumable_threshold_bytes": 101}, RAW),
     ],
 )
-def test_small_or_compressed_payloads_take_the_plain_path(
-    kwargs: dict[str, Any], usecase: Usecase
-) -> None:
+def test_small_payloads_take_the_plain_path(kwargs: dict[str, Any], usecase: Usecase) -> None:
     target = Target("", usecase, usecase.for_organization(1))
     request = Script(put_flow(target, PAYLOAD, key="k", **kwargs)).last
     assert "upload_type" not in request.target
@@ -256,3 +263,132 @@ def test_resume_refuses_another_scope_or_source() -> None:
         resume_upload_flow(TARGET, same, iter([PAYLOAD]))
     with pytest.raises(TypeError, match="ResumeHandle"):
         resume_upload_flow(TARGET, ("k", "s"), PAYLOAD)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------ compressed here (PROTOCOL §14.1)
+
+ZIPPED = Usecase("zipped", resumable_threshold_bytes=10)
+ZIPPED_TARGET = Target("", ZIPPED, ZIPPED.for_organization(1))
+ZIPPED_OBJECT = "/v1/objects/zipped/org=1/k"
+
+
+def spooled(data: bytes, spool: Spool) -> tuple[Spooled, io.BytesIO]:
+    """What a driver sends back for ``spool``: ``data`` compressed by its encoder, in a
+    file standing in for the twin's temporary one."""
+    tally = SpoolTally()
+    encoder = spool.encoder(data, cpus=1)
+    file = io.BytesIO()
+    file.write(tally.take(encoder.encode(data)))
+    file.write(tally.take(encoder.finish()))
+    file.seek(0)
+    return tally.spooled(file, encoder), file
+
+
+def test_a_compressed_payload_is_spooled_and_its_compressed_bytes_go_in_a_session() -> None:
+    flow = put_flow(ZIPPED_TARGET, PAYLOAD * 3, key="k")
+    step = next(flow)
+    assert isinstance(step, Spool)  # bytes need no measuring; compressed ahead, by the twin
+    assert (step.size, step.workers, step.upload.compress) == (300, None, True)
+    assert step.upload.source == PAYLOAD * 3
+    reply, file = spooled(PAYLOAD * 3, step)
+    assert reply.source_size == 300 and reply.size == len(file.getvalue()) < 300
+    script = Script.__new__(Script)  # the same flow, driven on from here
+    script.flow, script.requests, script.sleeps, script.value = flow, [], [], None
+    script.step = flow.send(reply)
+    create = script.last
+    assert ("upload-length", str(reply.size)) in create.headers  # the compressed size
+    assert ("content-encoding", "zstd") in create.headers
+    script.answer(created())
+    body = script.last.body
+    assert isinstance(body, Upload) and body.source is file  # read from the spool...
+    assert (body.kind, body.compress, body.offset, body.length) == (
+        PayloadKind.FILE,
+        False,
+        0,
+        min(40, reply.size),
+    )
+    assert body.replay.start == 0  # ...counted from its start
+
+
+@pytest.mark.parametrize("answer", [Response(501), Response(403, {}, b"declined")])
+def test_a_compressed_fallback_sends_the_spooled_bytes_with_their_length(
+    answer: Response,
+) -> None:
+    flow = put_flow(ZIPPED_TARGET, PAYLOAD * 3, key="k")
+    step = next(flow)
+    assert isinstance(step, Spool)
+    reply, file = spooled(PAYLOAD * 3, step)
+    create = flow.send(reply)
+    assert isinstance(create, SendRequest) and "upload_type" in create.request.target
+    plain = flow.send(answer)
+    assert isinstance(plain, SendRequest)
+    request = plain.request
+    assert (request.method, request.target) == ("PUT", ZIPPED_OBJECT)
+    assert ("content-encoding", "zstd") in request.headers
+    body = request.body
+    assert isinstance(body, Upload) and body.source is file and not body.compress
+    assert (body.length, body.offset) == (reply.size, 0)  # as spooled, never compressed again
+
+
+def test_a_compressed_file_below_the_threshold_is_streamed_as_before() -> None:
+    source = io.BytesIO(PAYLOAD)
+    flow = put_flow(ZIPPED_TARGET, source, key="k")
+    step = next(flow)
+    assert isinstance(step, Measure) and step.source is source
+    plain = flow.send(9)  # under the threshold of 10 (before compression)
+    assert isinstance(plain, SendRequest)
+    body = plain.request.body
+    assert isinstance(body, Upload) and body.compress and body.length is None
+
+
+def _compressed_handle(offset: int = 40) -> tuple[ResumeHandle, Spooled]:
+    flow = put_flow(ZIPPED_TARGET, PAYLOAD * 3, key="k")
+    step = next(flow)
+    assert isinstance(step, Spool)
+    reply, _ = spooled(PAYLOAD * 3, step)
+    flow.close()
+    handle = ResumeHandle(
+        "zipped", "org=1", "k", "s-1", offset, reply.size, 0, 300, reply.sha256, reply.workers
+    )
+    return handle, reply
+
+
+def test_a_compressed_resume_spools_again_checks_and_sends_only_the_rest() -> None:
+    handle, _ = _compressed_handle()
+    assert handle.compressed
+    flow = resume_upload_flow(ZIPPED_TARGET, handle, PAYLOAD * 3)
+    step = next(flow)
+    assert isinstance(step, Spool) and (step.size, step.workers) == (300, 0)  # as recorded
+    reply, file = spooled(PAYLOAD * 3, step)
+    probe = flow.send(reply)
+    assert isinstance(probe, SendRequest) and dict(probe.request.headers)["upload-offset"] == "*"
+    append = flow.send(stored(48))
+    assert isinstance(append, SendRequest)
+    body = append.request.body
+    assert isinstance(body, Upload) and body.source is file and body.offset == 48
+
+
+def test_a_compressed_resume_refuses_other_bytes_before_any_request() -> None:
+    handle, _ = _compressed_handle()
+    other = PAYLOAD[::-1] * 3  # the same size, other bytes
+    flow = resume_upload_flow(ZIPPED_TARGET, handle, other)
+    step = next(flow)
+    assert isinstance(step, Spool)
+    changed, _ = spooled(other, step)
+    with pytest.raises(ValueError, match=r"compresses to .* identical bytes"):
+        flow.send(changed)
+    with pytest.raises(ValueError, match="compressed from 300"):
+        next(resume_upload_flow(ZIPPED_TARGET, handle, PAYLOAD))
+    source = io.BytesIO(PAYLOAD * 3)
+    flow = resume_upload_flow(ZIPPED_TARGET, handle, source)
+    step = next(flow)
+    assert isinstance(step, Measure) and step.source is source
+    with pytest.raises(ValueError, match="compressed from 300"):
+        flow.send(299)
+
+
+def test_a_compressed_handle_pickles_with_its_checks() -> None:
+    handle, reply = _compressed_handle()
+    restored = pickle.loads(pickle.dumps(handle))
+    assert restored == handle and restored.compressed_sha256 == reply.sha256
+    assert (restored.source_size, restored.zstd_workers) == (300, 0)
