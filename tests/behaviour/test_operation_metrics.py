@@ -113,7 +113,17 @@ def test_put_sizes_follow_the_encoding(measured_twin: Any) -> None:
     session.put(b"\x28\xb5\x2f\xfd\x00\x00\x01\x00\x00", precompressed="zstd")
     assert backend.calls[0] == ("storage.put.size", {**USECASE, "compression": "zstd"}, "byte")
     backend.names()
-    session.put(io.BytesIO(b"streamed"))  # sized by the transport: latency only
+    # Streamed and compressed on the fly: the payload's size as the twin measured the
+    # stream, not the stored size (the transport compresses as it sends).
+    session.put(io.BytesIO(b"streamed"))
+    assert backend.calls[0] == ("storage.put.size", {**USECASE, "compression": "none"}, "byte")
+    assert backend.names() == [
+        "storage.put.size",
+        "storage.put.latency",
+        "storage.put.throughput",
+        "storage.put.inverse_throughput",
+    ]
+    session.put(iter([b"streamed"]))  # unsized: latency only
     assert backend.names() == ["storage.put.latency"]
 
 
