@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterable, Awaitable, Callable, Generator, Iterable, Mapping
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, TypeAlias, TypeVar
@@ -367,11 +375,25 @@ class Spool:
 class SpoolTally:
     """Counts and hashes (sha256) the compressed bytes a twin writes to its spool file."""
 
-    __slots__ = ("_digest", "size")
+    __slots__ = ("_digest", "_encoder", "size")
 
     def __init__(self) -> None:
         self.size = 0
         self._digest = hashlib.sha256()
+        self._encoder: ZstdEncoder | None = None
+
+    def compressed(self, step: Spool, chunks: Iterator[Buffer], cpus: int) -> Iterator[Buffer]:
+        """The payload read as ``chunks`` compressed by ``step``'s encoder (for the
+        twin's ``cpus``), piece by piece, counted and hashed: the twin writes each
+        piece to its spool file, then rewinds it and calls :meth:`spooled`."""
+        first = next(chunks, b"")
+        encoder = self._encoder = step.encoder(first, cpus)
+        if out := encoder.encode(first):
+            yield self.take(out)
+        for chunk in chunks:
+            if out := encoder.encode(chunk):
+                yield self.take(out)
+        yield self.take(encoder.finish())
 
     def take(self, piece: Buffer) -> Buffer:
         """``piece``, counted and hashed, for the twin to write."""
@@ -379,8 +401,11 @@ class SpoolTally:
         self.size += memoryview(piece).nbytes
         return piece
 
-    def spooled(self, file: BinaryReader, encoder: ZstdEncoder) -> Spooled:
-        """What the driver sends back once ``encoder`` finished and ``file`` is rewound."""
+    def spooled(self, file: BinaryReader) -> Spooled:
+        """What the driver sends back once :meth:`compressed` ended and ``file`` is rewound."""
+        encoder = self._encoder
+        if encoder is None:
+            raise RuntimeError("SpoolTally.spooled() before compressed() ran to its end")
         return Spooled(file, self.size, self._digest.hexdigest(), encoder.bytes_in, encoder.threads)
 
 

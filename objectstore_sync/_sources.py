@@ -161,16 +161,10 @@ def spool(step: Spool, spools: list[IO[bytes]]) -> Spooled:
     spools.append(file)
     tally = step.tally()
     with contextlib.closing(iter_source(step.upload)) as chunks:
-        first = next(chunks, b"")
-        encoder = step.encoder(first, CPUS)
-        if out := encoder.encode(first):
-            file.write(tally.take(out))
-        for chunk in chunks:
-            if out := encoder.encode(chunk):
-                file.write(tally.take(out))
-    file.write(tally.take(encoder.finish()))
+        for piece in tally.compressed(step, chunks, CPUS):
+            file.write(piece)
     file.seek(0)
-    return tally.spooled(file, encoder)
+    return tally.spooled(file)
 
 
 def read_at(source: object, offset: int, size: int) -> bytes:

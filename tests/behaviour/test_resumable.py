@@ -118,13 +118,15 @@ def test_a_compressed_put_over_the_threshold_goes_through_a_session(
 # -------------------------------------------- interrupted, then resumed elsewhere
 
 
-class _Cut:
-    """Fails every append after the first ``keep`` with a lost connection."""
+class Cut:
+    """Fails every append after the first ``keep`` with a lost connection; counts requests."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
+        self.requests = 0
 
     def check(self, request: Request) -> None:
+        self.requests += 1
         if "session=" in request.target and request.body is not None:
             self.keep -= 1
             if self.keep < 0:
@@ -132,7 +134,7 @@ class _Cut:
 
 
 class CutSync(InProcessTransport):
-    def __init__(self, emulator: Emulator, cut: _Cut) -> None:
+    def __init__(self, emulator: Emulator, cut: Cut) -> None:
         super().__init__(emulator)
         self.cut = cut
 
@@ -142,7 +144,7 @@ class CutSync(InProcessTransport):
 
 
 class CutAsync(AsyncInProcessTransport):
-    def __init__(self, emulator: Emulator, cut: _Cut) -> None:
+    def __init__(self, emulator: Emulator, cut: Cut) -> None:
         super().__init__(emulator)
         self.cut = cut
 
@@ -155,7 +157,7 @@ class CutAsync(AsyncInProcessTransport):
 def test_an_interrupted_upload_resumes_with_only_the_missing_bytes(kind: str) -> None:
     emulator = Emulator(MemoryStorage(lock=threading.RLock()))
     emulator.resumable.granularity = 256
-    cut = _Cut(keep=2)
+    cut = Cut(keep=2)
     transport = CutSync(emulator, cut) if kind == "sync" else CutAsync(emulator, cut)
     retry = RetryPolicy(max_attempts=2, backoff=0)
     first = Twin(kind, "http://objectstore.test", transport, retry=retry)

@@ -25,7 +25,7 @@ import zstandard
 
 import objectstore_core._resumable as resumable
 from objectstore_async.testing import AsyncInProcessTransport
-from objectstore_core import Request, RequestError, ResumeHandle, RetryPolicy, WriteError
+from objectstore_core import RequestError, ResumeHandle, RetryPolicy, WriteError
 from objectstore_core.emulator import MemoryStorage
 from objectstore_core.emulator._messages import ServerRequest
 from objectstore_core.emulator._resumable import DEFAULT_GRANULARITY
@@ -34,6 +34,7 @@ from objectstore_sync._inprocess import InProcessTransport
 from objectstore_sync.emulator import Emulator
 from objectstore_sync.testing import Fault, LocalServer
 from tests.behaviour.recording import Recorder
+from tests.behaviour.test_resumable import Cut, CutAsync, CutSync
 from tests.behaviour.twins import COMBOS, Twin
 
 # The usecase compresses (zstd, the default); 1000 bytes before compression resume.
@@ -366,47 +367,12 @@ def test_a_compressed_resumable_put_records_both_sizes(loopback_server: LocalSer
 # ------------------------------------------------- resumed by a fresh client
 
 
-class _Cut:
-    """Fails every append after the first ``keep`` with a lost connection; counts requests."""
-
-    def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self.requests = 0
-
-    def check(self, request: Request) -> None:
-        self.requests += 1
-        if "session=" in request.target and request.body is not None:
-            self.keep -= 1
-            if self.keep < 0:
-                raise WriteError("the connection was lost (injected)")
-
-
-class CutSync(InProcessTransport):
-    def __init__(self, emulator: Emulator, cut: _Cut) -> None:
-        super().__init__(emulator)
-        self.cut = cut
-
-    def send(self, request: Request) -> Any:
-        self.cut.check(request)
-        return super().send(request)
-
-
-class CutAsync(AsyncInProcessTransport):
-    def __init__(self, emulator: Emulator, cut: _Cut) -> None:
-        super().__init__(emulator)
-        self.cut = cut
-
-    async def send(self, request: Request) -> Any:
-        self.cut.check(request)
-        return await super().send(request)
-
-
 def _interrupted(
     kind: str, emulator: Emulator, usecase: Usecase, source: Any, key: str
 ) -> ResumeHandle:
     """Put ``source`` until the third append is lost; the handle, as another process
     would get it (pickled)."""
-    cut = _Cut(keep=2)
+    cut = Cut(keep=2)
     transport = CutSync(emulator, cut) if kind == "sync" else CutAsync(emulator, cut)
     retry = RetryPolicy(max_attempts=2, backoff=0)
     first = Twin(kind, "http://objectstore.test", transport, retry=retry)
@@ -429,8 +395,8 @@ def fresh() -> Emulator:
     return emulator
 
 
-def _fresh_client(kind: str, emulator: Emulator, cut: _Cut | None = None) -> Twin:
-    cut = cut or _Cut(keep=10**9)
+def _fresh_client(kind: str, emulator: Emulator, cut: Cut | None = None) -> Twin:
+    cut = cut or Cut(keep=10**9)
     transport = CutSync(emulator, cut) if kind == "sync" else CutAsync(emulator, cut)
     return Twin(kind, "http://objectstore.test", transport)
 
@@ -461,7 +427,7 @@ def test_resume_upload_refuses_a_source_that_compresses_differently_before_any_r
     fresh: Emulator, kind: str
 ) -> None:
     handle = _interrupted(kind, fresh, ZSTD, TEXT, "checked")
-    cut = _Cut(keep=10**9)
+    cut = Cut(keep=10**9)
     second = _fresh_client(kind, fresh, cut)
     changed = TEXT[:100] + b"#" + TEXT[101:]  # the same size, other bytes
     try:
@@ -493,7 +459,7 @@ def test_a_large_payload_resumes_with_the_zstd_workers_it_was_compressed_with(
     handle = _interrupted(kind, fresh, usecase, data, "large")
     assert handle.source_size == len(data) > 2 * MIB
     assert handle.zstd_workers == (2 if (os.cpu_count() or 1) >= 2 else 0)
-    cut = _Cut(keep=10**9)
+    cut = Cut(keep=10**9)
     second = _fresh_client(kind, fresh, cut)
     try:
         session = second.session(usecase, org=1)

@@ -276,12 +276,11 @@ def spooled(data: bytes, spool: Spool) -> tuple[Spooled, io.BytesIO]:
     """What a driver sends back for ``spool``: ``data`` compressed by its encoder, in a
     file standing in for the twin's temporary one."""
     tally = SpoolTally()
-    encoder = spool.encoder(data, cpus=1)
     file = io.BytesIO()
-    file.write(tally.take(encoder.encode(data)))
-    file.write(tally.take(encoder.finish()))
+    for piece in tally.compressed(spool, iter([data]), cpus=1):
+        file.write(piece)
     file.seek(0)
-    return tally.spooled(file, encoder), file
+    return tally.spooled(file), file
 
 
 def test_a_compressed_payload_is_spooled_and_its_compressed_bytes_go_in_a_session() -> None:
