@@ -21,17 +21,23 @@ import json
 import random
 import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Protocol
 from urllib.parse import unquote
 
 from objectstore_core import Permission
-from objectstore_core.emulator._exchange import BufferSink, Exchange, read_body
+from objectstore_core.emulator._exchange import (
+    BufferSink,
+    Exchange,
+    UploadSink,
+    read_body,
+    read_stream,
+)
 from objectstore_core.emulator._messages import ServerRequest, ServerResponse, text_response
+from objectstore_core.emulator._object_headers import WriteMetadata
 from objectstore_core.emulator._routing import ObjectPath
-from objectstore_core.emulator._storage import ObjectId
+from objectstore_core.emulator._storage import ObjectId, ObjectRecord, OpenObject
 
 __all__ = ["begin_batch"]
 
@@ -40,7 +46,7 @@ MAX_INSERT = 1024 * 1024  # §8.2: an insert's payload as sent
 MAX_BODY = 1024 * 1024 * 1024  # §8.2: the whole request body
 _KINDS = ("get", "head", "insert", "delete")
 _BOUNDARY_RE = re.compile(r'boundary\s*=\s*(?:"([^"]+)"|([^\s;"]+))', re.IGNORECASE)
-_DISPOSITION = ("content-disposition", "form-data; name=part")
+_DISPOSITION = "content-disposition: form-data; name=part\r\n"
 # Headers of a single-object read that a batch part does not carry (§4.5, §8.4).
 _NOT_IN_PARTS = frozenset({"accept-ranges", "content-disposition", "content-length"})
 _ALNUM = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
@@ -51,31 +57,24 @@ Deny = Callable[[Permission], ServerResponse | None]
 class Handler(Protocol):
     """The single-object operations of the handler that a batch reuses."""
 
-    def _get(self, request: ServerRequest, oid: ObjectId, deny: Deny) -> ServerResponse: ...
+    def _open_live(self, oid: ObjectId, deny: Deny) -> OpenObject | ServerResponse: ...
+    def _found_headers(self, record: ObjectRecord) -> list[tuple[str, str]]: ...
     def _head(self, oid: ObjectId) -> ServerResponse: ...
     def _delete(self, raw_query: str, oid: ObjectId, deny: Deny) -> ServerResponse: ...
-    def _begin_write(
-        self,
-        request: ServerRequest,
-        raw_query: str,
-        path: ObjectPath,
-        key: str,
-        status: int,
-        deny: Deny,
-    ) -> Exchange: ...
+    def _admit_write(
+        self, headers: tuple[tuple[str, str], ...], deny: Deny
+    ) -> WriteMetadata | ServerResponse: ...
+    def _upload(
+        self, oid: ObjectId, metadata: WriteMetadata, success: ServerResponse
+    ) -> UploadSink: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Part:
-    index: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
+Headers = tuple[tuple[str, str], ...]
+_Part = tuple[Headers, bytes]
+"""A parsed part: its headers (lower-case names, in order) and its body."""
 
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+_Outcome = tuple[str, bytes]
+"""A response part: its header block (header lines and the blank line) and its body."""
 
 
 class _BadPart(ValueError):
@@ -117,32 +116,38 @@ def _split(body: bytes, boundary: str) -> list[_Part | _BadPart]:
     segments = (b"\r\n" + body).split(delimiter)
     parts: list[_Part | _BadPart] = []
     closed = False
+    seen: dict[str, tuple[str, str]] = {}  # parts mostly repeat their header lines
     for segment in segments[1:]:  # segments[0] is the preamble
         if segment.startswith(b"--"):
             closed = True
             break
-        index = len(parts)
         head, separator, content = segment.partition(b"\r\n\r\n")
         if not segment.startswith(b"\r\n") or not separator:
             parts.append(_BadPart(400, "multipart parse error: malformed part"))
             continue
         try:
-            lines = head[2:].decode("latin-1").split("\r\n") if head[2:] else []
-            headers = tuple(_header_line(line) for line in lines)
+            headers = _header_lines(head[2:].decode("latin-1"), seen) if head[2:] else ()
         except ValueError as exc:
             parts.append(_BadPart(400, f"multipart parse error: {exc}"))
             continue
-        parts.append(_Part(index, headers, content))
+        parts.append((headers, content))
     if not closed:
         parts.append(_BadPart(400, "multipart parse error: the closing boundary is missing"))
     return parts
 
 
-def _header_line(line: str) -> tuple[str, str]:
-    name, colon, value = line.partition(":")
-    if not colon or not name.strip():
-        raise ValueError(f"invalid header line {line[:80]!r}")
-    return name.strip().lower(), value.strip()
+def _header_lines(text: str, seen: dict[str, tuple[str, str]]) -> Headers:
+    headers = []
+    for line in text.split("\r\n"):
+        header = seen.get(line)
+        if header is None:
+            name, colon, value = line.partition(":")
+            name = name.strip()
+            if not colon or not name:
+                raise ValueError(f"invalid header line {line[:80]!r}")
+            header = seen[line] = (name.lower(), value.strip())
+        headers.append(header)
+    return tuple(headers)
 
 
 def _respond(
@@ -152,6 +157,7 @@ def _respond(
     parts: list[_Part | _BadPart],
     shuffle: random.Random,
 ) -> ServerResponse:
+    usecase, scope = path.usecase, path.scope_wire
     outcomes = []
     for index, part in enumerate(parts):
         if index >= MAX_OPERATIONS:
@@ -160,16 +166,37 @@ def _respond(
         elif isinstance(part, _BadPart):
             outcomes.append(_error_part(index, part.status, str(part)))
         else:
-            outcomes.append(_execute(handler, path, deny, part))
+            outcomes.append(_execute(handler, usecase, scope, deny, index, *part))
     shuffle.shuffle(outcomes)  # §8.4: completion order, not request order
     boundary = "os-boundary-" + uuid.uuid4().hex
-    chunks = [b"--" + boundary.encode() + b"\r\n" + outcome + b"\r\n" for outcome in outcomes]
-    body = b"".join(chunks) + b"--" + boundary.encode() + b"--"  # no trailing CRLF (§8.4)
     headers = (("content-type", f'multipart/form-data; boundary="{boundary}"'),)
-    return ServerResponse(200, headers, body, None)  # chunked, as the server streams it
+    return ServerResponse(200, headers, _assemble(outcomes, boundary), None)  # chunked
 
 
-def _status_line(status: int) -> str:
+def _assemble(outcomes: list[_Outcome], boundary: str) -> bytes:
+    """``--<boundary>\r\n<head><body>\r\n`` per part, then ``--<boundary>--`` (no CRLF, §8.4).
+
+    The text between two bodies is encoded in one piece: parts without a body
+    (inserts, deletes) cost no bytes objects of their own.
+    """
+    delimiter = f"--{boundary}\r\n"
+    pieces: list[bytes] = []
+    text = []
+    for head, body in outcomes:
+        text.append(delimiter)
+        text.append(head)
+        if body:
+            pieces.append("".join(text).encode("latin-1"))
+            pieces.append(body)
+            text = ["\r\n"]
+        else:
+            text.append("\r\n")
+    text.append(f"--{boundary}--")
+    pieces.append("".join(text).encode("latin-1"))
+    return b"".join(pieces)
+
+
+def _status_text(status: int) -> str:
     if status == 413:  # the server's (hyper's) phrase, §8.4; older stdlib names differ
         return "413 Payload Too Large"
     try:
@@ -178,81 +205,116 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
+_STATUS_LINES = {status.value: _status_text(status.value) for status in HTTPStatus}
+
+
+def _status_line(status: int) -> str:
+    line = _STATUS_LINES.get(status)
+    return _status_text(status) if line is None else line
+
+
+# Each byte as the key header spells it: itself for A-Z a-z 0-9, else %XX (§8.4).
+_KEY_BYTES = tuple(chr(b) if b in _ALNUM else f"%{b:02X}" for b in range(256))
+
+
 def _encode_key(key: str) -> str:
     """Every byte except ``A-Z a-z 0-9`` percent-encoded, upper-case hex (§8.4)."""
-    return "".join(chr(b) if b in _ALNUM else f"%{b:02X}" for b in key.encode("utf-8"))
+    if key.isascii() and key.isalnum():  # for ASCII text: nothing but A-Z a-z 0-9
+        return key
+    return "".join([_KEY_BYTES[b] for b in key.encode("utf-8")])
 
 
-def _render(headers: list[tuple[str, str]], body: bytes) -> bytes:
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    return head.encode("latin-1") + b"\r\n" + body
-
-
-def _error_part(index: int, status: int, message: str) -> bytes:
+def _error_part(index: int, status: int, message: str) -> _Outcome:
     detail = {"detail": f"batch error: {message}", "causes": [message]}
     body = json.dumps(detail, separators=(",", ":")).encode()
-    headers = [
-        ("x-sn-batch-operation-index", str(index)),
-        ("x-sn-batch-operation-status", _status_line(status)),
-        _DISPOSITION,
-    ]
-    return _render(headers, body)
+    return _error_head(index, status), body
 
 
-def _from_response(index: int, response: ServerResponse) -> bytes:
+def _from_response(index: int, response: ServerResponse) -> _Outcome:
     """An error response of the single-object code as an error part (§8.4)."""
-    headers = [
-        ("x-sn-batch-operation-index", str(index)),
-        ("x-sn-batch-operation-status", _status_line(response.status)),
-        _DISPOSITION,
-    ]
-    return _render(headers, read_body(response))
+    return _error_head(index, response.status), read_body(response)
 
 
-def _execute(handler: Handler, path: ObjectPath, deny: Deny, part: _Part) -> bytes:
-    index = part.index
+def _error_head(index: int, status: int) -> str:
+    return (
+        f"x-sn-batch-operation-index: {index}\r\n"
+        f"x-sn-batch-operation-status: {_status_line(status)}\r\n{_DISPOSITION}\r\n"
+    )
+
+
+_STORED = ServerResponse(201)  # what a batch insert's upload answers once stored
+
+
+def _execute(
+    handler: Handler,
+    usecase: str,
+    scope: str,
+    deny: Deny,
+    index: int,
+    headers: Headers,
+    body: bytes,
+) -> _Outcome:
     try:
-        kind, key = _kind_and_key(part)
+        kind, key = _kind_and_key(headers)
     except _BadPart as bad:
         return _error_part(index, bad.status, str(bad))
     if kind == "insert":
-        if len(part.body) > MAX_INSERT:
+        if len(body) > MAX_INSERT:
             return _error_part(index, 413, f"insert payload exceeds {MAX_INSERT} bytes")
         key = key if key is not None else str(uuid.uuid4())
-        metadata = tuple(h for h in part.headers if not h[0].startswith("x-sn-batch-"))
-        write = ServerRequest("PUT", "/", metadata)
-        exchange = handler._begin_write(write, "", path, key, 201, deny)
-        if exchange.response is None:
-            exchange.feed(part.body)
-            response = exchange.finish()
-        else:
-            response = exchange.response
+        # The metadata headers are the part's; its x-sn-batch-* headers are none of them.
+        metadata = handler._admit_write(headers, deny)
+        if isinstance(metadata, ServerResponse):
+            return _from_response(index, metadata)
+        sink = handler._upload(ObjectId(usecase, scope, key), metadata, _STORED)
+        if body:
+            sink.feed(body)
+        response = sink.finish()
         if response.status >= 400:
             return _from_response(index, response)
-        return _success(index, key, kind, 201, [], b"")  # 201 even on overwrite (§15.3)
+        return _success(index, key, kind, 201, ""), b""  # 201 even on overwrite (§15.3)
     assert key is not None
-    oid = ObjectId(path.usecase, path.scope_wire, key)
-    if kind == "get":
-        response = handler._get(ServerRequest("GET", "/"), oid, deny)
+    oid = ObjectId(usecase, scope, key)
+    if kind == "get":  # the whole object, as a GET without Range reads it (§8.4)
+        opened = handler._open_live(oid, deny)
+        if not isinstance(opened, ServerResponse):
+            record = opened.record
+            try:
+                lines = _part_lines(handler._found_headers(record))
+                stream = opened.read_range(0, record.size)
+            except BaseException:
+                opened.close()
+                raise
+            return _success(index, key, kind, 200, lines), read_stream(stream)
+        response = opened
     elif kind == "head":
         response = deny(Permission.OBJECT_READ) or handler._head(oid)
     else:
         response = handler._delete("", oid, deny)
-    if response.status >= 400 and response.status != 404:
+    status = response.status
+    if status >= 400 and status != 404:
         return _from_response(index, response)
-    body = read_body(response) if kind == "get" else b""
-    headers = [h for h in response.headers if h[0] not in _NOT_IN_PARTS]
-    return _success(index, key, kind, response.status, headers, body)
+    return _success(index, key, kind, status, _part_lines(response.headers)), b""
 
 
-def _kind_and_key(part: _Part) -> tuple[str, str | None]:
-    kind_text = part.header("x-sn-batch-operation-kind")
+def _part_lines(headers: Iterable[tuple[str, str]]) -> str:
+    """The header lines of a single-object response that a batch part carries too."""
+    return "".join([f"{name}: {value}\r\n" for name, value in headers if name not in _NOT_IN_PARTS])
+
+
+def _kind_and_key(headers: Headers) -> tuple[str, str | None]:
+    kind_text = raw = None
+    for name, value in headers:  # the first of each counts
+        if name == "x-sn-batch-operation-kind":
+            if kind_text is None:
+                kind_text = value
+        elif name == "x-sn-batch-operation-key" and raw is None:
+            raw = value
     if kind_text is None:
         raise _BadPart(400, "bad request: missing x-sn-batch-operation-kind header")
     kind = kind_text.strip().lower()
     if kind not in _KINDS:
         raise _BadPart(400, f"bad request: unknown operation kind {kind_text!r}")
-    raw = part.header("x-sn-batch-operation-key")
     if raw is None:
         if kind != "insert":
             raise _BadPart(
@@ -268,15 +330,11 @@ def _kind_and_key(part: _Part) -> tuple[str, str | None]:
     return kind, key
 
 
-def _success(
-    index: int, key: str, kind: str, status: int, headers: list[tuple[str, str]], body: bytes
-) -> bytes:
-    lines = [
-        ("x-sn-batch-operation-index", str(index)),
-        ("x-sn-batch-operation-key", _encode_key(key)),
-        ("x-sn-batch-operation-kind", kind),
-        ("x-sn-batch-operation-status", _status_line(status)),
-        *headers,
-        _DISPOSITION,
-    ]
-    return _render(lines, body)
+def _success(index: int, key: str, kind: str, status: int, lines: str) -> str:
+    """The header block of a success part; ``lines`` are the operation's own header lines."""
+    return (
+        f"x-sn-batch-operation-index: {index}\r\n"
+        f"x-sn-batch-operation-key: {_encode_key(key)}\r\n"
+        f"x-sn-batch-operation-kind: {kind}\r\n"
+        f"x-sn-batch-operation-status: {_status_line(status)}\r\n{lines}{_DISPOSITION}\r\n"
+    )

@@ -22,7 +22,15 @@ from objectstore_core.emulator._messages import (
 from objectstore_core.emulator._object_headers import WriteMetadata
 from objectstore_core.emulator._storage import ObjectWriter
 
-__all__ = ["BufferSink", "Exchange", "Sink", "UploadSink", "read_body", "service_error"]
+__all__ = [
+    "BufferSink",
+    "Exchange",
+    "Sink",
+    "UploadSink",
+    "read_body",
+    "read_stream",
+    "service_error",
+]
 
 
 def service_error(status: int, message: str) -> ServerResponse:
@@ -211,7 +219,11 @@ def read_body(response: ServerResponse, chunk_size: int = 1 << 20) -> bytes:
     body = response.body
     if isinstance(body, bytes | bytearray | memoryview):
         return bytes(body)
-    stream: BodyStream = body
+    return read_stream(body, chunk_size)
+
+
+def read_stream(stream: BodyStream, chunk_size: int = 1 << 20) -> bytes:
+    """Read a body stream fully and close it."""
     try:
         chunks = []
         while chunk := stream.read(chunk_size):

@@ -64,6 +64,7 @@ from objectstore_core.emulator._messages import (
 from objectstore_core.emulator._multipart import MULTIPART_ROUTES, MultipartUploads
 from objectstore_core.emulator._object_headers import (
     MetadataError,
+    WriteMetadata,
     parse_write_metadata,
     read_headers,
     size_header,
@@ -81,7 +82,7 @@ from objectstore_core.emulator._routing import (
     parse_query,
     split_target,
 )
-from objectstore_core.emulator._storage import ObjectId, ObjectRecord, Storage
+from objectstore_core.emulator._storage import ObjectId, ObjectRecord, OpenObject, Storage
 
 __all__ = ["Authorize", "Emulator", "Exchange", "read_body"]
 
@@ -281,19 +282,31 @@ class Emulator:
                 if denial
                 else self.resumable.append(request, query["session"], oid)
             )
-        try:
-            metadata = parse_write_metadata(request.headers)  # §1.4 step 6
-        except MetadataError as exc:
-            message = f"metadata error: {exc}"
-            return Exchange(json_error(400, f"service error: {message}", [message, str(exc)]))
-        denial = deny(Permission.OBJECT_WRITE)  # after metadata: a bad header wins (§1.4 step 6)
-        if denial is not None:
-            return Exchange(denial)
+        metadata = self._admit_write(request.headers, deny)
+        if isinstance(metadata, ServerResponse):
+            return Exchange(metadata)
         if query.get("upload_type") == "resumable":  # §14.1 (501 when disabled)
             return Exchange(self.resumable.create(request, oid, metadata))
+        return Exchange(sink=self._upload(oid, metadata, json_response(status, {"key": key})))
+
+    def _admit_write(
+        self, headers: tuple[tuple[str, str], ...], deny: Deny
+    ) -> WriteMetadata | ServerResponse:
+        """The validated metadata of a write, or its error response (a batch insert too)."""
+        try:
+            metadata = parse_write_metadata(headers)  # §1.4 step 6
+        except MetadataError as exc:
+            message = f"metadata error: {exc}"
+            return json_error(400, f"service error: {message}", [message, str(exc)])
+        # After metadata: a bad header wins (§1.4 step 6).
+        return deny(Permission.OBJECT_WRITE) or metadata
+
+    def _upload(
+        self, oid: ObjectId, metadata: WriteMetadata, success: ServerResponse
+    ) -> UploadSink:
+        """The sink of an admitted write, stamped now; it answers ``success`` once stored."""
         stamped = self.clock()
-        success = json_response(status, {"key": key})
-        return Exchange(sink=UploadSink(self.storage.writer(oid), metadata, stamped, success))
+        return UploadSink(self.storage.writer(oid), metadata, stamped, success)
 
     # -- reads (PROTOCOL §3.3, §3.4, §6, §7) ---------------------------------------------
 
@@ -320,25 +333,16 @@ class Emulator:
                 requested = parse_range(range_value)  # §1.4 step 5: before the lookup
             except RangeError as exc:
                 return json_error(400, f"client error: invalid Range header: {exc}")
-        denial = deny(Permission.OBJECT_READ)
-        if denial is not None:
-            return denial
-        opened = self.storage.open(oid)
-        if opened is None:
-            return empty_response(404)
+        opened = self._open_live(oid, deny)
+        if isinstance(opened, ServerResponse):
+            return opened
         try:
             record = opened.record
-            now = self.clock()
-            if not self._live(record, now):
-                opened.close()
-                return empty_response(404)
-            self._touch(oid, record, now)
-            headers = read_headers(record)
             total = record.size
-            if requested is None:
-                body = opened.read_range(0, total)
-                headers += [_ACCEPT_RANGES, size_header(record)]
-                return ServerResponse(200, tuple(headers), body, None)  # chunked (§1.1)
+            if requested is None:  # the whole body, chunked (§1.1)
+                found = tuple(self._found_headers(record))
+                return ServerResponse(200, found, opened.read_range(0, total), None)
+            headers = read_headers(record)
             span = resolve_range(requested, total)
             if span is None:
                 opened.close()
@@ -353,14 +357,39 @@ class Emulator:
         headers.append(size_header(record))
         return ServerResponse(206, tuple(headers), body, length)
 
+    def _open_live(self, oid: ObjectId, deny: Deny) -> OpenObject | ServerResponse:
+        """A read's permission check and lookup (a batch get's too): the object opened,
+        its TTI deadline bumped (§7.2), or the denial or 404 to answer."""
+        denial = deny(Permission.OBJECT_READ)
+        if denial is not None:
+            return denial
+        opened = self.storage.open(oid)
+        if opened is None:
+            return empty_response(404)
+        try:
+            record = opened.record
+            now = self.clock()
+            if not self._live(record, now):
+                opened.close()
+                return empty_response(404)
+            self._touch(oid, record, now)
+        except BaseException:
+            opened.close()
+            raise
+        return opened
+
+    @staticmethod
+    def _found_headers(record: ObjectRecord) -> list[tuple[str, str]]:
+        """The headers of a whole-object GET 200 and of a HEAD 204 (§3.3, §3.4, §14.5)."""
+        return [*read_headers(record), _ACCEPT_RANGES, size_header(record)]
+
     def _head(self, oid: ObjectId) -> ServerResponse:
         record = self.storage.lookup(oid)
         now = self.clock()
         if record is None or not self._live(record, now):
             return empty_response(404)
         self._touch(oid, record, now)  # HEAD counts as an access (§3.4)
-        headers = [*read_headers(record), _ACCEPT_RANGES, size_header(record)]
-        return ServerResponse(204, tuple(headers), b"", None)
+        return ServerResponse(204, tuple(self._found_headers(record)), b"", None)
 
     def _delete(self, raw_query: str, oid: ObjectId, deny: Deny) -> ServerResponse:
         try:

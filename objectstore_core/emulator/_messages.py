@@ -104,11 +104,19 @@ class ServerResponse:
         return None
 
 
+# The most common empty responses, shared (they are immutable).
+_EMPTY = {204: ServerResponse(204, (), b"", None), 404: ServerResponse(404, (), b"", 0)}
+
+
 def empty_response(status: int, headers: Iterable[tuple[str, str]] = ()) -> ServerResponse:
     """A response with an empty body (PROTOCOL §1.3 "Empty body" shape).
 
     204 responses carry no length header at all; others send ``content-length: 0``.
     """
+    if not headers:
+        common = _EMPTY.get(status)
+        if common is not None:
+            return common  # immutable, so one will do
     return ServerResponse(status, tuple(headers), b"", None if status == 204 else 0)
 
 

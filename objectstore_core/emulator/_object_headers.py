@@ -14,6 +14,7 @@ encoded text).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,17 +82,29 @@ class WriteMetadata:
 
 def _is_visible(value: str) -> bool:
     # §4.2: visible ASCII (0x20-0x7E) or horizontal tab; h11 hands us Latin-1 text.
-    return all(c == "\t" or " " <= c <= "~" for c in value)
+    # For ASCII text, printable is exactly 0x20-0x7E.
+    return value.isascii() and (value.isprintable() or value.replace("\t", " ").isprintable())
 
 
 def parse_write_metadata(headers: tuple[tuple[str, str], ...]) -> WriteMetadata:
     """Validate the metadata headers of a PUT/POST (§4.1); raises :class:`MetadataError`."""
+    relevant = []  # other x-sn-* (incl. x-sn-time-*) and unrelated headers are ignored
+    chars = 0
+    for header in headers:
+        name = header[0]
+        if name in _STANDARD or name.startswith(HEADER_META_PREFIX):
+            relevant.append(header)
+            chars += len(header[1])
+    if chars > _REMEMBERED_CHARS:
+        return _parse_metadata(tuple(relevant))
+    return _remembered_metadata(tuple(relevant))
+
+
+def _parse_metadata(headers: tuple[tuple[str, str], ...]) -> WriteMetadata:
     standard: dict[str, str] = {}
     custom: dict[str, str] = {}
     for name, value in headers:
         is_custom = name.startswith(HEADER_META_PREFIX)
-        if not is_custom and name not in _STANDARD:
-            continue  # other x-sn-* (incl. x-sn-time-*) and unrelated headers are ignored
         if not _is_visible(value):
             raise MetadataError("error dealing with http headers")
         if is_custom:
@@ -99,7 +112,7 @@ def parse_write_metadata(headers: tuple[tuple[str, str], ...]) -> WriteMetadata:
         else:
             standard[name] = value
     content_type = standard.get("content-type", DEFAULT_CONTENT_TYPE)
-    if not is_media_type(content_type):
+    if content_type != DEFAULT_CONTENT_TYPE and not is_media_type(content_type):
         raise MetadataError("invalid content type")
     encoding = standard.get("content-encoding")
     if encoding is not None and encoding != "zstd":  # §4.1, §5: exactly `zstd`
@@ -116,8 +129,14 @@ def parse_write_metadata(headers: tuple[tuple[str, str], ...]) -> WriteMetadata:
         expiration=expiration,
         origin=standard.get(HEADER_ORIGIN),
         filename=standard.get(HEADER_FILENAME),
-        custom=tuple(sorted(custom.items())),
+        custom=tuple(sorted(custom.items())) if custom else (),
     )
+
+
+# The same metadata comes again and again (all the inserts of a batch, say): small sets
+# of headers are parsed once. Failures are not remembered; they raise every time.
+_REMEMBERED_CHARS = 2048
+_remembered_metadata = functools.lru_cache(maxsize=256)(_parse_metadata)
 
 
 def content_disposition(filename: str) -> str:

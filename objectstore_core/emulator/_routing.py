@@ -230,6 +230,8 @@ def parse_query(raw_query: str, known: tuple[str, ...]) -> dict[str, str]:
     that is not UTF-8 raises ValueError (400 ``Failed to deserialize query string``).
     """
     found: dict[str, str] = {}
+    if not raw_query:
+        return found  # the common case (and what parse_qsl makes of it)
     try:
         pairs = parse_qsl(raw_query, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError as exc:

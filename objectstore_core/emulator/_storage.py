@@ -195,8 +195,10 @@ class _MemoryStream:
         return piece[offset:stop]
 
     def read(self, n: int) -> bytes:
+        if self._pos >= self._end:
+            return b""  # the end (or closed)
         first = self.read_view(n)
-        if len(first) == n or not first:
+        if len(first) == n or not first or self._pos >= self._end:  # all there is
             return bytes(first)
         parts = [first]
         wanted = n - len(first)
