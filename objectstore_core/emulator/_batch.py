@@ -312,7 +312,7 @@ def _kind_and_key(headers: Headers) -> tuple[str, str | None]:
             raw = value
     if kind_text is None:
         raise _BadPart(400, "bad request: missing x-sn-batch-operation-kind header")
-    kind = kind_text.strip().lower()
+    kind = kind_text if kind_text in _KINDS else kind_text.strip().lower()
     if kind not in _KINDS:
         raise _BadPart(400, f"bad request: unknown operation kind {kind_text!r}")
     if raw is None:
@@ -322,7 +322,7 @@ def _kind_and_key(headers: Headers) -> tuple[str, str | None]:
             )
         return kind, None
     try:
-        key = unquote(raw, encoding="utf-8", errors="strict")
+        key = unquote(raw, encoding="utf-8", errors="strict") if "%" in raw else raw
     except UnicodeDecodeError:
         raise _BadPart(400, "bad request: the key does not decode to UTF-8") from None
     if not key:

@@ -321,6 +321,11 @@ class _MemoryWriter:
             self._store._recycle(pieces)
 
 
+def _full_pieces(body: _Body) -> list[bytearray]:
+    """The pieces of ``body`` worth keeping for reuse (a small body has none)."""
+    return [view.obj for view in body.pieces if len(view.obj) == _PIECE]  # type: ignore[misc, arg-type]
+
+
 class MemoryStorage:
     """A :class:`Storage` keeping everything in a dict (bodies in memory pieces).
 
@@ -367,14 +372,14 @@ class MemoryStorage:
         body.dropped = True
         if body.readers:
             return []  # the last reader recycles it
-        return [view.obj for view in body.pieces]  # type: ignore[misc]
+        return _full_pieces(body)
 
     def _release(self, body: _Body) -> None:
         with self._lock:
             body.readers -= 1
             free = body.dropped and not body.readers
-        if free:
-            self._recycle([view.obj for view in body.pieces])  # type: ignore[misc]
+        if free and (pieces := _full_pieces(body)):
+            self._recycle(pieces)
 
     # -- Storage ------------------------------------------------------------------------
 
