@@ -188,6 +188,8 @@ async def spool(step: Spool, spools: list[IO[bytes]]) -> Spooled:
             f"cannot compress {type(source).__name__} ahead of a resumable upload: "
             "pass bytes, a path or a seekable blocking file"
         )
+    if not isinstance(source, bytes | bytearray | memoryview | os.PathLike):
+        await _rewind(upload)  # as for every reading: from where the first one started
     return await anyio.to_thread.run_sync(_spool_blocking, step, spools)
 
 
@@ -204,7 +206,7 @@ def _spool_blocking(step: Spool, spools: list[IO[bytes]]) -> Spooled:
 
 def _blocking_chunks(upload: Upload) -> Generator[bytes | memoryview, None, None]:
     """The payload's chunks as :func:`aiter_source` reads them, in the calling (worker)
-    thread: bytes, a path, or a blocking file from its start position."""
+    thread: bytes, a path, or a blocking file from where :func:`_rewind` left it."""
     source = upload.source
     if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
@@ -217,12 +219,6 @@ def _blocking_chunks(upload: Upload) -> Generator[bytes | memoryview, None, None
                 yield data
         return
     file = cast(IO[bytes], source)
-    replay = upload.replay  # as _rewind notes it: every reading starts where the first did
-    if replay.start is not None:
-        file.seek(replay.start)
-    elif not replay.started:
-        replay.start = _blocking_start(file)
-    replay.started = True
     while chunk := _check_chunk(file.read(CHUNK_SIZE)):
         yield chunk
 

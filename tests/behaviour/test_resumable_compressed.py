@@ -492,6 +492,19 @@ def test_a_seekable_stream_over_the_threshold_goes_through_a_session(
     assert read(session, key) == RANDOM[100:]
 
 
+@pytest.mark.parametrize("kind", ["bytesio", "reader"])
+def test_a_compressed_stream_is_spooled_from_where_it_stands(
+    setup: Setup, tmp_path: Path, kind: str
+) -> None:
+    session = setup.session(ZSTD)
+    before = setup.emulator.resumable.received
+    source = sources(kind, TEXT, tmp_path)
+    source.seek(100)
+    key = session.put(source, key=f"zstd-stream-{kind}")
+    assert setup.emulator.resumable.received - before > 0  # through a session
+    assert read(session, key) == TEXT[100:]  # compressed from where the stream stood
+
+
 @pytest.mark.parametrize("kind", ["sync", "asyncio", "trio"])
 def test_an_interrupted_stream_upload_resumes_from_a_bytesio(fresh: Emulator, kind: str) -> None:
     handle = _interrupted(kind, fresh, RAW, io.BytesIO(RANDOM), "stream")
