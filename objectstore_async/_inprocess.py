@@ -24,8 +24,11 @@ class _AsyncBody:
     def done(self) -> bool:
         return self._body.done
 
-    async def read(self) -> bytes:
-        return self._body.read()
+    async def read(self, amount: int = 1 << 20) -> bytes:
+        return self._body.read(amount)
+
+    def read_now(self, amount: int) -> None:
+        return None  # each read is a turn for other tasks, as over a network
 
     async def aclose(self) -> None:
         self._body.close()

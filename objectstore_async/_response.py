@@ -55,25 +55,22 @@ class AsyncPayload:
             if time.perf_counter() >= self._turn_due:
                 await anyio.lowlevel.checkpoint()
                 self._turn_due = time.perf_counter() + _TURN_SECONDS
+            stream = self._stream
             while (chunk := self._download.read(limit, whole=whole)) is None:
-                data = await self._stream.read()
-                self._download.feed(data, last=self._stream.done)
+                piece = self._download.piece
+                data = stream.read_now(piece)
+                if data is None:
+                    data = await stream.read(piece)
+                self._download.feed(data, last=stream.done)
         except ObjectstoreError as error:
             await self._stream.aclose()
-            annotated = self._download.annotate(error)
-            self._settle()
-            raise annotated from error.__cause__
+            raise self._download.failed(error, time.monotonic()) from error.__cause__
         except BaseException:
             await self._stream.aclose()
             raise
         if self._download.unsettled and (not chunk or self._download.finished):
-            self._settle()
-        return chunk
-
-    def _settle(self) -> None:
-        """Hand the get's metrics to the backend and its log line to the logger (if any)."""
-        if self._download.unsettled:
             self._download.settle(time.monotonic())
+        return chunk
 
     async def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all remaining bytes when negative or None).
@@ -104,7 +101,7 @@ class AsyncPayload:
         """Stop reading and release the connection (closing it if the body is unfinished)."""
         if not self._closed:
             self._closed = True
-            self._settle()
+            self._download.settle(time.monotonic())
             if self._download.finished:
                 return  # the connection went back to the pool at the end of the body
             with anyio.CancelScope(shield=True):

@@ -125,9 +125,10 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     bytes (the write buffer limit stays at 0, as anyio sets it), so the
     write timeout bounds each wait for progress.
 
-    The transport receives at most PIECE_SIZE bytes per system call (its
-    ``max_size``, 256 KiB by default): each read is then an allocation the
-    kernel fills directly, with no copy after it. The transport primes the
+    The transport receives at most what the last read asked for per system
+    call (its ``max_size``, 256 KiB by default, follows the reads: the core
+    asks for 128 KiB or 1 MiB, see ``Download.piece``): each read is then an
+    allocation the kernel fills directly, with no copy after it. The transport primes the
     heap first (see ``prime_heap``): otherwise glibc serves every such read
     with mmap, mremap and munmap, three system calls and page faults per
     response.
@@ -170,6 +171,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             if isinstance(sock, socket.socket) and isinstance(self._loop, asyncio.SelectorEventLoop)
             else None
         )
+        self._max_size = 0  # the transport's max_size, when it has one (set by take_over)
         self._streaming = False  # the last read was large: more is likely waiting
         self._eager_until = 0.0  # loop time until which reads may receive directly
 
@@ -194,7 +196,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             return _FastStream(stream)
         ours = cls(stream, transport)
         if isinstance(getattr(transport, "max_size", None), int):  # asyncio's selector transports
-            transport.max_size = PIECE_SIZE  # type: ignore[attr-defined]
+            transport.max_size = ours._max_size = PIECE_SIZE  # type: ignore[attr-defined]
         transport.set_protocol(ours)
         transport.resume_reading()  # anyio reads only while receiving
         return ours
@@ -240,18 +242,42 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         """True when an idle connection must not carry another request."""
         return bool(self._chunks) or self._eof or self._lost or self._closed
 
+    def read_now(self, max_bytes: int) -> bytes | None:
+        """What :meth:`read` would return, if that needs no wait; else None.
+
+        A body streaming in is read through this without a coroutine per
+        piece: buffered bytes, or one direct receive within the eager window.
+        The end of the stream, errors and waits are left to :meth:`read`.
+        """
+        if max_bytes != self._max_size and self._max_size:
+            # Later receives (the transport's and direct ones) come in pieces this size.
+            self._max_size = max_bytes
+            self._transport.max_size = max_bytes  # type: ignore[attr-defined]
+        if not self._chunks:
+            if self._closed or not self._eager():
+                return None
+            self._recv_now(max_bytes)
+            if not self._chunks:
+                return None
+        return self._take(max_bytes)
+
+    def _eager(self) -> bool:
+        """Whether a read that finds nothing buffered should receive directly first."""
+        return (
+            self._streaming
+            and not (self._eof or self._lost)
+            and self._loop.time() < self._eager_until
+        )
+
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        chunk = self.read_now(max_bytes)
+        if chunk is not None:
+            return chunk
         chunks = self._chunks
         if not chunks:
             if self._closed:
                 raise httpcore.ReadError("the connection is closed")
-            if (
-                self._streaming
-                and not (self._eof or self._lost)
-                and self._loop.time() < self._eager_until
-            ):
-                self._recv_now()
-            if not (chunks or self._eof or self._lost):
+            if not (self._eof or self._lost):
                 self._reader = waiter = self._loop.create_future()
                 try:
                     await _wait(waiter, timeout, httpcore.ReadTimeout)
@@ -262,6 +288,11 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
                 if self._error is not None:
                     raise httpcore.ReadError(_describe(self._error)) from self._error
                 return b""  # the end of the stream
+        return self._take(max_bytes)
+
+    def _take(self, max_bytes: int) -> bytes:
+        """The first buffered piece, at most ``max_bytes`` of it."""
+        chunks = self._chunks
         chunk = chunks.popleft()
         if len(chunk) > max_bytes:
             chunks.appendleft(chunk[max_bytes:])
@@ -273,7 +304,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             self._transport.resume_reading()
         return chunk
 
-    def _recv_now(self) -> None:
+    def _recv_now(self, max_bytes: int) -> None:
         """Buffer what the socket holds now, with one non-blocking receive.
 
         An error ends the stream here, as the transport's callbacks would; the
@@ -282,7 +313,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
         if self._sock is None:
             return
         try:
-            data = self._sock.recv(PIECE_SIZE)
+            data = self._sock.recv(max_bytes)
         except (BlockingIOError, InterruptedError):
             return  # nothing there yet: wait for the event loop
         except OSError as exc:

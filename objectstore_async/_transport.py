@@ -58,7 +58,10 @@ def _failure(exc: BaseException) -> Failure:
 class AsyncRawBody(Protocol):
     """A response body left open for the caller: raw bytes, then ``b""`` at the end."""
 
-    async def read(self) -> bytes | memoryview: ...
+    async def read(self, amount: int = ...) -> bytes | memoryview: ...
+
+    def read_now(self, amount: int) -> bytes | memoryview | None:
+        """What :meth:`read` would return when that needs no wait; None: await :meth:`read`."""
 
     @property
     def done(self) -> bool: ...
@@ -77,29 +80,61 @@ class AsyncTransport(Protocol):
 class AsyncRawStream:
     """An open response body: raw bytes out, connection released at the end or on close."""
 
-    __slots__ = ("_done", "_exchange", "_lease", "_pool", "_stream")
+    __slots__ = ("_done", "_exchange", "_held", "_lease", "_now", "_pool", "_stream")
 
     def __init__(self, pool: _Pool, lease: Lease[_Idle], exchange: Exchange) -> None:
         self._pool = pool
         self._lease = lease
-        self._stream = lease.connection[0] if lease.connection is not None else None
+        stream = self._stream = lease.connection[0] if lease.connection is not None else None
+        # Receives that need no wait, from our asyncio protocol (httpcore's streams: none).
+        self._now = stream.read_now if isinstance(stream, _AsyncioStream) else None
+        self._held: bytes | memoryview | None = None  # the last bytes, found by read_now
         self._exchange = exchange
         self._done = False
 
-    async def read(self) -> bytes | memoryview:
-        """The next raw body bytes; ``b""`` at the end (the connection is then released)."""
+    def read_now(self, amount: int) -> bytes | memoryview | None:
+        """The next raw body bytes when they are at hand without waiting; else None.
+
+        None also for the last bytes (kept for :meth:`read`, which releases the
+        connection with them), for the end and for failures: ``await read()``
+        then. A body streaming in is read through this with no coroutine per
+        piece. A malformed body raises here as in :meth:`read`; the caller then
+        closes the stream.
+        """
+        now = self._now
+        if now is None or self._done or self._held is not None:
+            return None
+        exchange = self._exchange
+        while (data := exchange.next_data()) is None:
+            received = now(amount)
+            if received is None:
+                return None
+            exchange.receive_data(received)
+        if exchange.complete or not data:
+            self._held = data
+            return None
+        return data
+
+    async def read(self, amount: int = _READ_CHUNK) -> bytes | memoryview:
+        """The next raw body bytes; ``b""`` at the end (the connection is then released).
+
+        ``amount`` caps each read from the connection.
+        """
         if self._done:
             return b""
         exchange = self._exchange
+        if (held := self._held) is not None:
+            self._held = None
+            if exchange.complete:
+                await self._finish(exchange.reusable)
+            return held
         try:
             while (data := exchange.next_data()) is None:
                 stream = self._stream
                 if stream is None:
                     raise RuntimeError("AsyncRawStream has no connection")  # pragma: no cover
                 try:
-                    received = await stream.read(
-                        _READ_CHUNK, exchange.read_timeout(time.monotonic())
-                    )
+                    received = await stream.read(amount, exchange.read_timeout(time.monotonic()))
                 except _NETWORK_ERRORS as exc:
                     exchange.receive_failed(_failure(exc), exc)  # raises while reading a body
                     raise  # pragma: no cover

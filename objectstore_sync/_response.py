@@ -41,24 +41,17 @@ class Payload(io.BufferedIOBase):
             raise ValueError("I/O operation on a closed payload")
         try:
             while (chunk := self._download.read(limit, whole=whole)) is None:
-                data = self._stream.read()
+                data = self._stream.read(self._download.piece)
                 self._download.feed(data, last=self._stream.done)
         except ObjectstoreError as error:
             self._stream.close()
-            annotated = self._download.annotate(error)
-            self._settle()
-            raise annotated from error.__cause__
+            raise self._download.failed(error, time.monotonic()) from error.__cause__
         except BaseException:
             self._stream.close()
             raise
         if self._download.unsettled and (not chunk or self._download.finished):
-            self._settle()
-        return chunk
-
-    def _settle(self) -> None:
-        """Hand the get's metrics to the backend and its log line to the logger (if any)."""
-        if self._download.unsettled:
             self._download.settle(time.monotonic())
+        return chunk
 
     def read(self, size: int | None = -1) -> bytes:
         """Read up to ``size`` bytes (all remaining bytes when negative or None).
@@ -108,7 +101,7 @@ class Payload(io.BufferedIOBase):
         """Stop reading and release the connection (closing it if the body is unfinished)."""
         if not self.closed:
             self._stream.close()
-            self._settle()
+            self._download.settle(time.monotonic())
         super().close()
 
 

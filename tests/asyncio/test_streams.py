@@ -174,10 +174,10 @@ def test_a_fast_body_is_received_directly_yet_other_tasks_still_run(
     direct = 0
     original = _AsyncioStream._recv_now
 
-    def counted(self: _AsyncioStream) -> None:
+    def counted(self: _AsyncioStream, max_bytes: int) -> None:
         nonlocal direct
         before = len(self._chunks)
-        original(self)
+        original(self, max_bytes)
         direct += len(self._chunks) > before
 
     monkeypatch.setattr(_AsyncioStream, "_recv_now", counted)
