@@ -3,7 +3,7 @@
 The twin of ``objectstore_sync.Batch``. The core decides everything
 (:mod:`objectstore_core._batch_flow`); this module only runs the core's
 jobs as tasks within the two concurrency limits, over the client's pool,
-and wraps fetched objects as :class:`AsyncGetResponse`.
+and binds :class:`AsyncGetResponse` as what a fetched object becomes.
 """
 
 from __future__ import annotations
@@ -16,17 +16,8 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, AsyncPayload
-from objectstore_core import (
-    BatchBase,
-    BatchJob,
-    BatchResult,
-    BatchResults,
-    Download,
-    Metadata,
-    Timeout,
-    ZstdContexts,
-    wrap_fetched,
-)
+from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults, Download, Metadata
+from objectstore_core._batch_api import BodyInHand
 
 if TYPE_CHECKING:
     from objectstore_async._client import AsyncSession
@@ -34,24 +25,19 @@ if TYPE_CHECKING:
 __all__ = ["AsyncBatch"]
 
 
-class _Bytes:
-    """A body already in memory, read like a connection's (for a batch get's payload)."""
+class _Bytes(BodyInHand):
+    """A batch get's payload in memory, read like a connection's body."""
 
-    __slots__ = ("_data",)
+    __slots__ = ()
 
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
+    async def read(self, amount: int = 0) -> bytes:
+        return self.take()
 
-    async def read(self) -> bytes:
-        data, self._data = self._data or b"", None
-        return data
-
-    @property
-    def done(self) -> bool:
-        return True
+    def read_now(self, amount: int) -> bytes:
+        return self.take()
 
     async def aclose(self) -> None:
-        self._data = None
+        self.release()
 
 
 class AsyncBatch(BatchBase):
@@ -70,20 +56,8 @@ class AsyncBatch(BatchBase):
     then in :attr:`results`.
     """
 
-    __slots__ = ("_session",)
-
-    def __init__(
-        self,
-        session: AsyncSession,
-        max_batch_concurrency: int = 3,
-        max_individual_concurrency: int = 5,
-        *,
-        timeout: Timeout | float | None = None,
-    ) -> None:
-        pool = session._client.config.max_connections
-        target = session._flows.target
-        super().__init__(target, pool, max_batch_concurrency, max_individual_concurrency, timeout)
-        self._session = session
+    __slots__ = ()
+    _session: AsyncSession
 
     async def send(self) -> BatchResults:
         """Send every operation added; one result each, in submission order."""
@@ -133,10 +107,10 @@ class AsyncBatch(BatchBase):
         try:
             async with send:
                 client = self._session._client
-                results, held = await adrive(job.flow(), client._transport, client._zstd)
+                results, held = await adrive(self._job_flow(job), client._transport, client._zstd)
                 if held is not None:  # pragma: no cover - batch flows read every body whole
                     await held.aclose()
-                await send.send([_wrapped(result, client._zstd) for result in results])
+                await send.send(results)
         finally:
             slots.release()
 
@@ -151,10 +125,8 @@ class AsyncBatch(BatchBase):
         return f"AsyncBatch({len(self._builder)} operations, session={self._session!r})"
 
 
-def _wrapped(result: BatchResult, contexts: ZstdContexts | None) -> BatchResult:
-    """A batch get's fetched object as an AsyncGetResponse; other results as they are."""
-    return wrap_fetched(result, _response, contexts)
-
-
 def _response(metadata: Metadata, body: bytes, download: Download) -> AsyncGetResponse:
     return AsyncGetResponse(metadata, AsyncPayload(_Bytes(body), download))
+
+
+AsyncBatch._response = staticmethod(_response)

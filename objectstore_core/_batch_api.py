@@ -3,9 +3,10 @@
 :class:`BatchBase` holds everything of ``Batch`` / ``AsyncBatch`` that
 needs no I/O: the concurrency limits checked against the client's pool,
 the operations collected (validated when added, by :class:`BatchBuilder`),
-the plan of jobs and the results in submission order. Each twin adds only
-how the jobs run (threads or tasks) and how a fetched object becomes its
-``GetResponse``.
+the plan of jobs, how a fetched object becomes the twin's ``GetResponse``
+(over a :class:`BodyInHand`) and the results in submission order. Each
+twin adds only how the jobs run (threads or tasks), and binds its response
+and payload classes.
 """
 
 from __future__ import annotations
@@ -14,15 +15,28 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import Any, Concatenate, ParamSpec
 
-from objectstore_core._batch_flow import BatchBuilder, BatchJob, validate_concurrency
-from objectstore_core._batch_results import BatchResult, BatchResults, FetchedObject
+from objectstore_core._batch_flow import (
+    BatchBuilder,
+    BatchJob,
+    operation_context,
+    validate_concurrency,
+)
+from objectstore_core._batch_results import (
+    BatchResult,
+    BatchResults,
+    FetchedObject,
+    Fetcher,
+    LazyDownload,
+    new_result,
+)
 from objectstore_core._codec import ZstdContexts
 from objectstore_core._download import Download
+from objectstore_core._http import Flow
 from objectstore_core._metadata import Metadata
 from objectstore_core._paths import Target
 from objectstore_core._timeout import Timeout
 
-__all__ = ["BatchBase", "wrap_fetched"]
+__all__ = ["BatchBase", "BodyInHand", "wrap_fetched"]
 
 P = ParamSpec("P")
 
@@ -39,25 +53,55 @@ def _adder(
     return add
 
 
+class BodyInHand:
+    """A body already in memory, read like a connection's: all of it at once, then nothing.
+
+    The twins' batch gets hand their payloads over one of these (adding the
+    ``read`` and ``close`` of their connections' bodies).
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def take(self) -> bytes:
+        data, self._data = self._data, b""
+        return data
+
+    @property
+    def done(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        self._data = b""
+
+
 class BatchBase:
     """Operations collected for one ``send()``; the twins' batches run them.
 
     ``max_batch_concurrency`` batch requests and ``max_individual_concurrency``
     individual ones may run at once; together they must fit the client's
-    pool of ``pool_size`` connections, else ValueError before anything is
-    added.
+    pool of connections, else ValueError before anything is added.
+    ``session`` is the twin's session (its client's pool size, zstd contexts
+    and target are read here). A twin sets :attr:`_response`.
     """
 
-    __slots__ = ("_builder", "_limits", "_timeout", "results")
+    __slots__ = ("_builder", "_fetch", "_limits", "_session", "_timeout", "results")
+
+    _response: Callable[[Metadata, bytes, Download], Any]
+    """The twin's ``GetResponse`` of a fetched object: ``(metadata, body, download)``."""
 
     def __init__(
         self,
-        target: Target,
-        pool_size: int,
-        max_batch_concurrency: int,
-        max_individual_concurrency: int,
-        timeout: Timeout | float | None,
+        session: Any,
+        max_batch_concurrency: int = 3,
+        max_individual_concurrency: int = 5,
+        *,
+        timeout: Timeout | float | None = None,
     ) -> None:
+        client = session._client
+        pool_size = client.config.max_connections
         batches = validate_concurrency(max_batch_concurrency, "max_batch_concurrency")
         singles = validate_concurrency(max_individual_concurrency, "max_individual_concurrency")
         if batches + singles > pool_size:
@@ -65,9 +109,12 @@ class BatchBase:
                 f"max_batch_concurrency + max_individual_concurrency = {batches + singles} "
                 f"exceeds the client's pool of {pool_size} connections: raise max_connections"
             )
+        target: Target = session._flows.target
         self._builder = BatchBuilder(target)
         self._limits = (batches, singles)
         self._timeout = Timeout.coerce(timeout)
+        self._session = session
+        self._fetch = fetcher(type(self)._response, client._zstd)
         self.results: BatchResults | None = None
         """What the last ``send()`` returned (set on leaving a ``with`` block)."""
 
@@ -85,10 +132,28 @@ class BatchBase:
         jobs = self._builder.plan(self._timeout)
         return [job for job in jobs if job.batched], [job for job in jobs if not job.batched]
 
+    def _job_flow(self, job: BatchJob) -> Flow[list[BatchResult]]:
+        """The flow of ``job``, whose gets' found objects become the twin's responses."""
+        return job.flow(self._fetch)
+
     def _collected(self, results: Iterable[BatchResult]) -> BatchResults:
         """``results`` in submission order, kept as :attr:`results`."""
         self.results = BatchResults(sorted(results, key=lambda result: result.index))
         return self.results
+
+
+def fetcher(
+    response: Callable[[Metadata, bytes, Download], Any], contexts: ZstdContexts | None
+) -> Fetcher:
+    """A batch flow's :data:`Fetcher` making each found object ``response(metadata, body,
+    download)``; the download decodes the body (with ``contexts``) only once it is read."""
+
+    def fetch(metadata: Metadata, body: bytes, decode: bool, source: Any) -> Any:
+        return response(
+            metadata, body, LazyDownload(body, decode, source, contexts, operation_context)
+        )
+
+    return fetch
 
 
 def wrap_fetched(
@@ -107,4 +172,4 @@ def wrap_fetched(
         return result
     wrapped = wrap(value.metadata, value.body, value.download(contexts))
     # Built directly: dataclasses.replace costs more than the rest of the wrapping.
-    return BatchResult(result.index, result.kind, result.key, wrapped, result.error)
+    return new_result(result.index, result.kind, result.key, wrapped, result.error)

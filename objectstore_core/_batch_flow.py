@@ -43,14 +43,19 @@ from objectstore_core._batch import (
     NEED_DATA,
     BatchDecoder,
     BatchPart,
-    EncodedPart,
     batch_content_type,
     boundary_from_content_type,
     decode_batch_key,
-    encode_batch,
-    encoded_size,
+    part_head,
+    part_size,
 )
-from objectstore_core._batch_results import BatchResult, FetchedObject, OperationKind
+from objectstore_core._batch_results import (
+    BatchResult,
+    FetchedObject,
+    Fetcher,
+    OperationKind,
+    new_result,
+)
 from objectstore_core._codec import compress_bound
 from objectstore_core._config import ClientTarget
 from objectstore_core._errors import ObjectstoreError, ProtocolError, error_for_response
@@ -86,6 +91,7 @@ __all__ = [
     "BatchBuilder",
     "BatchJob",
     "batch_request_flow",
+    "operation_context",
     "validate_concurrency",
 ]
 
@@ -119,9 +125,7 @@ class _Operation:
     decode: bool = True
     single: Callable[[], Flow[Any]] | None = None
     estimate: int = 0
-
-    def part(self, body: bytes) -> EncodedPart:
-        return EncodedPart(_WIRE_KIND[self.kind], self.key, self.headers, body)
+    head: bytes = b""  # the part's header lines (after the delimiter line), encoded once
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +138,9 @@ class BatchJob:
 
     batched: bool
     size: int
-    flow: Callable[[], Flow[list[BatchResult]]]
+    flow: Callable[..., Flow[list[BatchResult]]]
+    """Called as ``flow()`` or ``flow(fetcher)``: a :data:`Fetcher` makes a found
+    object of a get the twin's value directly (else it is a :class:`FetchedObject`)."""
 
 
 def validate_concurrency(value: object, name: str) -> int:
@@ -195,11 +201,12 @@ class BatchBuilder:
             data = bytes(contents)
             worst = compress_bound(len(data)) if do_compress else len(data)
             if worst <= MAX_PART_PAYLOAD:  # §8.5: batchable by its worst-case part
-                part = EncodedPart("insert", key, tuple(headers))
-                estimate = encoded_size(part, worst)
+                fixed = tuple(headers)
+                estimate = part_size(key, fixed, worst)
+                head = part_head("insert", key, fixed)
                 self._ops.append(
                     _Operation(
-                        index, "put", key, tuple(headers), data, do_compress, estimate=estimate
+                        index, "put", key, fixed, data, do_compress, True, None, estimate, head
                     )
                 )
                 return
@@ -233,9 +240,11 @@ class BatchBuilder:
         self._add_simple("delete", key)
 
     def _add_simple(self, kind: OperationKind, key: str, decode: bool = True) -> None:
-        part = EncodedPart(_WIRE_KIND[kind], key)
-        estimate = encoded_size(part, 0)
-        self._ops.append(_Operation(len(self._ops), kind, key, decode=decode, estimate=estimate))
+        estimate = part_size(key, (), 0)
+        head = part_head(_WIRE_KIND[kind], key)
+        self._ops.append(
+            _Operation(len(self._ops), kind, key, (), None, False, decode, None, estimate, head)
+        )
 
     def plan(self, timeout: Timeout | None = None) -> list[BatchJob]:
         """Split the operations into jobs (§8.5); individual ones first, as they are slowest."""
@@ -247,9 +256,11 @@ class BatchBuilder:
 
         def close_chunk() -> None:
             ops = tuple(chunk)
-            batches.append(
-                BatchJob(True, len(ops), lambda: batch_request_flow(target, ops, timeout))
-            )
+
+            def flow(fetcher: Fetcher | None = None) -> Flow[list[BatchResult]]:
+                return batch_request_flow(target, ops, timeout, fetcher)
+
+            batches.append(BatchJob(True, len(ops), flow))
 
         for op in self._ops:
             if op.single is not None:
@@ -266,11 +277,11 @@ class BatchBuilder:
         return singles + batches
 
 
-def _single_job(target: Target, op: _Operation) -> Callable[[], Flow[list[BatchResult]]]:
+def _single_job(target: Target, op: _Operation) -> Callable[..., Flow[list[BatchResult]]]:
     assert op.single is not None
     make = op.single
 
-    def flow() -> Flow[list[BatchResult]]:
+    def flow(fetcher: Fetcher | None = None) -> Flow[list[BatchResult]]:
         try:
             key = yield from make()
         except ObjectstoreError as error:
@@ -319,9 +330,16 @@ def _no_retry_target(target: Target) -> Target:
 
 
 def batch_request_flow(
-    target: Target, ops: Sequence[_Operation], timeout: Timeout | None = None
+    target: Target,
+    ops: Sequence[_Operation],
+    timeout: Timeout | None = None,
+    fetcher: Fetcher | None = None,
 ) -> Flow[list[BatchResult]]:
-    """Send ``ops`` as batch requests until each has a result (see the module docs)."""
+    """Send ``ops`` as batch requests until each has a result (see the module docs).
+
+    ``fetcher`` makes a get's found object the value of its result (see
+    :data:`Fetcher`); without one it is a :class:`FetchedObject`.
+    """
     config = target.config if isinstance(target, ClientTarget) else None
     policy = config.retry if config is not None else None
     bodies: dict[int, bytes] = {}
@@ -342,7 +360,9 @@ def batch_request_flow(
     attempt = 0
     while pending:
         attempt += 1
-        outcome, retry = yield from request_once(single, pending, bodies, timeout, results, attempt)
+        outcome, retry = yield from request_once(
+            single, pending, bodies, timeout, results, attempt, fetcher
+        )
         may_retry = policy is not None and attempt < policy.max_attempts and retry
         never_sent = isinstance(outcome, NEVER_SENT_ERRORS)
         again = [op for op in retry if never_sent or not _keyless(op)] if may_retry else []
@@ -383,6 +403,7 @@ def _metered_attempt(
     timeout: Timeout | None,
     results: dict[int, BatchResult],
     attempt: int = 1,
+    fetcher: Fetcher | None = None,
 ) -> Flow[tuple[object, list[_Operation]]]:
     """:func:`_attempt` as one ``storage.batch.*`` set (see :class:`BatchTally`).
 
@@ -391,10 +412,10 @@ def _metered_attempt(
     """
     meter = meter_for(target, "batch")
     if meter is None:  # the Sentry SDK is loaded but records nothing
-        return (yield from _attempt(target, ops, bodies, timeout, results, attempt))
+        return (yield from _attempt(target, ops, bodies, timeout, results, attempt, fetcher))
     yield from start_request(meter)
     tally = BatchTally()
-    flow = _attempt(target, ops, bodies, timeout, results, attempt, tally)
+    flow = _attempt(target, ops, bodies, timeout, results, attempt, fetcher, tally)
     if meter.trace is not None:
         meter.note("operations", len(ops))
         flow = traced(flow, meter.trace)
@@ -416,6 +437,7 @@ def _attempt(
     timeout: Timeout | None,
     results: dict[int, BatchResult],
     attempt: int = 1,
+    fetcher: Fetcher | None = None,
     tally: BatchTally | None = None,
 ) -> Flow[tuple[object, list[_Operation]]]:
     """One batch request for ``ops``; fills ``results``, returns (outcome, ops to retry).
@@ -428,8 +450,7 @@ def _attempt(
     bytes moved and the failure, for the request's metrics.
     """
     boundary = "os-boundary-" + secrets.token_hex(16)
-    parts = [op.part(bodies.get(op.index, b"")) for op in ops]
-    body = b"".join(encode_batch(parts, boundary))
+    body = _encode(ops, bodies, boundary)
     if tally is not None:
         tally.sent = len(body)
     headers = (("content-type", batch_content_type(boundary)),)
@@ -463,7 +484,9 @@ def _attempt(
             results[op.index] = _failed(target, op, failure)
         retryable = policy is not None and response.status in policy.statuses
         return failure, (list(ops) if retryable else [])
-    retry, missing, broken, received = yield from _read_parts(target, ops, response, results, tally)
+    retry, missing, broken, received = yield from _read_parts(
+        target, ops, response, results, tally, fetcher
+    )
     if deferred:
         stopped = None if broken is None else type(broken).__name__
         deferred[0].finish((yield from read_clock()), received, stopped)
@@ -485,6 +508,7 @@ def _read_parts(
     response: Response,
     results: dict[int, BatchResult],
     tally: BatchTally | None = None,
+    fetcher: Fetcher | None = None,
 ) -> Flow[tuple[list[_Operation], list[_Operation], ObjectstoreError | None, int]]:
     """Read the response's parts as they arrive, correlating them with ``ops`` by index
     (§8.4, §8.5).
@@ -522,15 +546,18 @@ def _read_parts(
             if event is END:
                 break
             assert isinstance(event, BatchPart)
-            position = _index(event)
-            op = by_index.get(position) if position is not None else None
-            if op is None:
+            text = event.headers.get("x-sn-batch-operation-index")
+            if text is None or not text.isascii() or not text.isdigit():
                 continue  # unattributable: its operation (if any) ends without a part
+            position = int(text)
+            op = by_index.get(position)
+            if op is None:
+                continue
             if position in seen:
                 results[op.index] = _protocol(target, op, f"duplicate index {position}")
                 continue
-            seen.add(position)  # type: ignore[arg-type]
-            result, again = _part_result(target, op, event)
+            seen.add(position)
+            result, again = _part_result(target, op, event, fetcher)
             results[op.index] = result
             if again:
                 retry.append(op)
@@ -545,60 +572,85 @@ def _read_parts(
     return retry, missing, broken, received
 
 
-def _index(part: BatchPart) -> int | None:
-    text = part.headers.get("x-sn-batch-operation-index")
-    if text is None or not text.isascii() or not text.isdigit():
-        return None
-    return int(text)
+def _encode(ops: Sequence[_Operation], bodies: Mapping[int, bytes], boundary: str) -> bytes:
+    """The request body: what :func:`encode_batch` makes of the operations' parts (§8.1),
+    from the header lines each operation encoded when it was added."""
+    delimiter = f"--{boundary}\r\n".encode()
+    pieces: list[bytes] = []
+    add = pieces.extend
+    for op in ops:
+        add((delimiter, op.head, bodies.get(op.index, b""), b"\r\n"))
+    pieces.append(f"--{boundary}--\r\n".encode())
+    return b"".join(pieces)
 
 
-def _part_result(target: Target, op: _Operation, part: BatchPart) -> tuple[BatchResult, bool]:
+def _part_result(
+    target: Target, op: _Operation, part: BatchPart, fetcher: Fetcher | None = None
+) -> tuple[BatchResult, bool]:
     """One part's result, and whether a retry may help (per-part 429/503)."""
-    status_text = part.headers.get("x-sn-batch-operation-status")
+    headers = part.headers
+    status_text = headers.get("x-sn-batch-operation-status")
     code = status_text.split(" ", 1)[0] if status_text else ""
     if not code.isascii() or not code.isdigit() or len(code) != 3:
         return _protocol(target, op, f"part status {status_text!r} is not 'code reason'"), False
     status = int(code)
     key = op.key
-    raw_key = part.headers.get("x-sn-batch-operation-key")
+    raw_key = headers.get("x-sn-batch-operation-key")
     if raw_key is not None:
-        try:
-            key = decode_batch_key(raw_key)
-        except ValueError:
-            return _protocol(
-                target, op, f"part key {raw_key!r} is not percent-encoded UTF-8"
-            ), False
+        if "%" not in raw_key:
+            key = raw_key  # what decoding it would give
+        else:
+            try:
+                key = decode_batch_key(raw_key)
+            except ValueError:
+                return _protocol(
+                    target, op, f"part key {raw_key!r} is not percent-encoded UTF-8"
+                ), False
     if status >= 400 and not (status == 404 and op.kind in ("get", "head")):
-        error = error_for_response(status, part.headers, part.body, **_context(target, op, key))
-        return BatchResult(op.index, op.kind, key, None, error), status in _RETRY_PART_STATUSES
+        error = error_for_response(status, headers, part.body, **_context(target, op, key))
+        return new_result(op.index, op.kind, key, None, error), status in _RETRY_PART_STATUSES
     try:
-        value = _success_value(target, op, status, key, part)
+        value = _success_value(target, op, status, key, part, fetcher)
     except ValueError as exc:
         return _protocol(target, op, str(exc)), False
-    return BatchResult(op.index, op.kind, key, value), False
+    return new_result(op.index, op.kind, key, value, None), False
 
 
 def _success_value(
-    target: Target, op: _Operation, status: int, key: str | None, part: BatchPart
+    target: Target,
+    op: _Operation,
+    status: int,
+    key: str | None,
+    part: BatchPart,
+    fetcher: Fetcher | None = None,
 ) -> object:
-    if op.kind == "get":
+    kind = op.kind
+    if kind == "get":
         if status == 404:
             return None
         if status != 200:
             raise ValueError(f"unexpected status {status} for a get")
-        decode = op.decode and part.headers.get("content-encoding") == "zstd"
-        metadata = read_metadata(part.headers, decoded=decode, default_size=len(part.body))
-        return FetchedObject(metadata, part.body, decode, _context(target, op, key))
-    if op.kind == "head":
+        headers, body = part.headers, part.body
+        decode = op.decode and headers.get("content-encoding") == "zstd"
+        metadata = read_metadata(headers, decoded=decode, default_size=len(body))
+        if fetcher is not None:  # the context is built only if an error needs it
+            return fetcher(metadata, body, decode, (target, op, key))
+        return FetchedObject(metadata, body, decode, _context(target, op, key))
+    if kind == "head":
         if status == 404:
             return None
         if status not in (200, 204):
             raise ValueError(f"unexpected status {status} for a head")
         return read_metadata(part.headers)
-    if op.kind == "put":
+    if kind == "put":
         if status not in (200, 201) or key is None:
             raise ValueError(f"insert answered {status} without a key")
         return key
     if not 200 <= status < 300:
         raise ValueError(f"unexpected status {status} for a delete")
     return None
+
+
+def operation_context(source: tuple[Target, _Operation, str | None]) -> dict[str, str | None]:
+    """The error context of a batch get's operation, from what the flow handed a fetcher."""
+    return _context(*source)

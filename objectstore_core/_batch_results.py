@@ -13,7 +13,7 @@ picks out, say, the :class:`Forbidden` ones::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -22,9 +22,23 @@ from objectstore_core._download import DEFAULT_CHUNK, Download
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._metadata import Metadata
 
-__all__ = ["BatchError", "BatchResult", "BatchResults", "FetchedObject", "OperationKind"]
+__all__ = [
+    "BatchError",
+    "BatchResult",
+    "BatchResults",
+    "FetchedObject",
+    "Fetcher",
+    "LazyDownload",
+    "OperationKind",
+    "new_result",
+]
 
 OperationKind = Literal["put", "get", "head", "delete"]
+
+Fetcher = Callable[["Metadata", bytes, bool, Any], Any]
+"""What a batch get's found object becomes (its result's ``value``): called with its
+metadata, its stored bytes, whether they are to be decoded, and the source of
+its error context (opaque: see :class:`LazyDownload`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,25 +59,37 @@ class FetchedObject:
         Built on the first read: a batch may hand out thousands of objects at
         once, and a decoder holds a zstd context while it lives.
         """
-        return _LazyDownload(self, contexts)
+        return LazyDownload(self.body, self.decode, self.context, contexts)
 
 
-class _LazyDownload(Download):
-    """A :class:`Download` that sets itself up when first used.
+class LazyDownload(Download):
+    """A :class:`Download` of a body in hand that sets itself up when first used.
 
-    A read of the whole body first tries it at once (the stored bytes are in
-    hand): an uncompressed body is handed out as it is, a compressed one that
-    is one frame of a declared size is decoded in one call. Anything else
-    (reads in pieces, several frames, an undeclared size) goes through a real
-    :class:`Download`. A batch's objects record no per-get metrics: their
-    exchange is the batch's.
+    A read of the whole body first tries it at once: an uncompressed body is
+    handed out as it is, a compressed one that is one frame of a declared
+    size is decoded in one call. Anything else (reads in pieces, several
+    frames, an undeclared size) goes through a real :class:`Download`. A
+    batch's objects record no per-get metrics: their exchange is the batch's.
+
+    ``context`` is the error context of the operation, or, with ``resolve``,
+    what ``resolve`` turns into it when an error first needs it.
     """
 
-    __slots__ = ("_made", "_spec", "_spent", "_zstd")
+    __slots__ = ("_body", "_decodes", "_made", "_resolve", "_source", "_spent", "_zstd")
 
-    def __init__(self, spec: FetchedObject, contexts: ZstdContexts | None) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        decode: bool,
+        context: Any,
+        contexts: ZstdContexts | None,
+        resolve: Callable[[Any], Mapping[str, str | None]] | None = None,
+    ) -> None:
         # Deliberately not Download.__init__: that happens in _real(), on first use.
-        self._spec = spec
+        self._body = body
+        self._decodes = decode
+        self._source = context
+        self._resolve = resolve
         self._zstd = contexts
         self._made: Download | None = None
         self._spent = False  # the whole payload was handed out by the shortcut
@@ -71,31 +97,40 @@ class _LazyDownload(Download):
         self.log = None
         self.unsettled = False
 
+    def _error_context(self) -> Mapping[str, str | None]:
+        if self._resolve is not None:
+            self._source, self._resolve = self._resolve(self._source), None
+        context: Mapping[str, str | None] = self._source
+        return context
+
     def _real(self) -> Download:
         if self._made is None:
-            spec = self._spec
             self._made = Download(
-                decode=spec.decode,
-                expected_length=len(spec.body),
-                context=spec.context,
+                decode=self._decodes,
+                expected_length=len(self._body),
+                context=self._error_context(),
                 contexts=self._zstd,
             )
         return self._made
 
     @property
     def received(self) -> int:
-        return len(self._spec.body) if self._spent else self._real().received
+        return len(self._body) if self._spent else self._real().received
+
+    @property
+    def piece(self) -> int:
+        return self._real().piece
 
     @property
     def expected_length(self) -> int | None:
-        return len(self._spec.body)
+        return len(self._body)
 
     @property
     def finished(self) -> bool:
         return self._spent or (self._made is not None and self._made.finished)
 
     def annotate(self, error: ObjectstoreError) -> ObjectstoreError:
-        return error.with_context(**self._spec.context)
+        return error.with_context(**self._error_context())
 
     def feed(self, raw: bytes | bytearray | memoryview, *, last: bool = False) -> None:
         if self._spent:
@@ -106,9 +141,9 @@ class _LazyDownload(Download):
         if self._spent:
             return b""
         if self._made is None and limit is None and options.get("whole"):
-            spec = self._spec
+            body = self._body
             # On an error nothing changes: a later read repeats it through _real().
-            out = decode_frame(spec.body, DEFAULT_CHUNK, self._zstd) if spec.decode else spec.body
+            out = decode_frame(body, DEFAULT_CHUNK, self._zstd) if self._decodes else body
             if out is not None:
                 self._spent = True
                 return out
@@ -137,6 +172,26 @@ class BatchResult:
     def ok(self) -> bool:
         """True when the operation succeeded (a missing get/head is a success)."""
         return self.error is None
+
+
+_new = object.__new__
+_set_index, _set_kind, _set_key, _set_value, _set_error = (
+    getattr(BatchResult, name).__set__ for name in ("index", "kind", "key", "value", "error")
+)
+
+
+def new_result(
+    index: int, kind: OperationKind, key: str | None, value: Any, error: ObjectstoreError | None
+) -> BatchResult:
+    """``BatchResult(index, kind, key, value, error)`` without the frozen dataclass's
+    ``__init__`` (one per operation: this costs half as much)."""
+    result: BatchResult = _new(BatchResult)
+    _set_index(result, index)
+    _set_kind(result, kind)
+    _set_key(result, key)
+    _set_value(result, value)
+    _set_error(result, error)
+    return result
 
 
 class BatchError(ObjectstoreError, ExceptionGroup[Exception]):

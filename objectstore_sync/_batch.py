@@ -3,7 +3,7 @@
 The core decides everything (validation, splitting, retries, correlation:
 :mod:`objectstore_core._batch_flow`); this module only runs the core's jobs
 in worker threads within the two concurrency limits, over the client's
-pool, and wraps fetched objects as :class:`GetResponse`.
+pool, and binds :class:`GetResponse` as what a fetched object becomes.
 """
 
 from __future__ import annotations
@@ -14,17 +14,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from typing import TYPE_CHECKING
 
-from objectstore_core import (
-    BatchBase,
-    BatchJob,
-    BatchResult,
-    BatchResults,
-    Download,
-    Metadata,
-    Timeout,
-    ZstdContexts,
-    wrap_fetched,
-)
+from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults, Download, Metadata
+from objectstore_core._batch_api import BodyInHand
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, Payload
 
@@ -34,24 +25,16 @@ if TYPE_CHECKING:
 __all__ = ["Batch"]
 
 
-class _Bytes:
-    """A body already in memory, read like a connection's (for a batch get's payload)."""
+class _Bytes(BodyInHand):
+    """A batch get's payload in memory, read like a connection's body."""
 
-    __slots__ = ("_data",)
-
-    def __init__(self, data: bytes) -> None:
-        self._data: bytes | None = data
+    __slots__ = ()
 
     def read(self, amount: int = 0) -> bytes:
-        data, self._data = self._data or b"", None
-        return data
-
-    @property
-    def done(self) -> bool:
-        return True
+        return self.take()
 
     def close(self) -> None:
-        self._data = None
+        self.release()
 
 
 class Batch(BatchBase):
@@ -69,20 +52,8 @@ class Batch(BatchBase):
     batch:`` sends on exit; the results are then in :attr:`results`.
     """
 
-    __slots__ = ("_session",)
-
-    def __init__(
-        self,
-        session: Session,
-        max_batch_concurrency: int = 3,
-        max_individual_concurrency: int = 5,
-        *,
-        timeout: Timeout | float | None = None,
-    ) -> None:
-        pool = session._client.config.max_connections
-        target = session._flows.target
-        super().__init__(target, pool, max_batch_concurrency, max_individual_concurrency, timeout)
-        self._session = session
+    __slots__ = ()
+    _session: Session
 
     def send(self) -> BatchResults:
         """Send every operation added; one result each, in submission order."""
@@ -120,10 +91,10 @@ class Batch(BatchBase):
 
     def _run(self, job: BatchJob) -> list[BatchResult]:
         client = self._session._client
-        results, held = drive(job.flow(), client._transport, client._zstd)
+        results, held = drive(self._job_flow(job), client._transport, client._zstd)
         if held is not None:  # pragma: no cover - batch flows read every body whole
             held.close()
-        return [_wrapped(result, client._zstd) for result in results]
+        return results
 
     def __enter__(self) -> Batch:
         return self
@@ -136,10 +107,8 @@ class Batch(BatchBase):
         return f"Batch({len(self._builder)} operations, session={self._session!r})"
 
 
-def _wrapped(result: BatchResult, contexts: ZstdContexts | None) -> BatchResult:
-    """A batch get's fetched object as a GetResponse; other results as they are."""
-    return wrap_fetched(result, _response, contexts)
-
-
 def _response(metadata: Metadata, body: bytes, download: Download) -> GetResponse:
     return GetResponse(metadata, Payload(_Bytes(body), download))
+
+
+Batch._response = staticmethod(_response)
