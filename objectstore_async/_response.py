@@ -89,7 +89,7 @@ class AsyncPayload:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        """Iterate over chunks of up to 256 KiB decoded, or 1 MiB as received."""
+        """Iterate over chunks of up to 256 KiB decoded, or as received for raw objects."""
         return self.aiter_bytes()
 
     def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
@@ -101,7 +101,8 @@ class AsyncPayload:
         """Stop reading and release the connection (closing it if the body is unfinished)."""
         if not self._closed:
             self._closed = True
-            self._download.settle(time.monotonic())
+            if self._download.unsettled:
+                self._download.settle(time.monotonic())
             if self._download.finished:
                 return  # the connection went back to the pool at the end of the body
             with anyio.CancelScope(shield=True):

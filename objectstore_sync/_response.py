@@ -82,7 +82,7 @@ class Payload(io.BufferedIOBase):
         return len(data)
 
     def __iter__(self) -> Iterator[bytes]:
-        """Iterate over chunks of up to 256 KiB decoded, or 1 MiB as received (not lines)."""
+        """Iterate over chunks: up to 256 KiB decoded, or as received if raw (not lines)."""
         return self.iter_bytes()
 
     def __next__(self) -> bytes:
@@ -101,7 +101,8 @@ class Payload(io.BufferedIOBase):
         """Stop reading and release the connection (closing it if the body is unfinished)."""
         if not self.closed:
             self._stream.close()
-            self._download.settle(time.monotonic())
+            if self._download.unsettled:
+                self._download.settle(time.monotonic())
         super().close()
 
 
