@@ -10,7 +10,7 @@ from typing import IO, Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from objectstore_async._sources import CPUS, measure, read_at, spool
+from objectstore_async._sources import CPUS, compress_part, measure, read_at, spool
 from objectstore_async._transport import AsyncRawBody, AsyncTransport
 from objectstore_core import (
     Clock,
@@ -30,6 +30,7 @@ from objectstore_core import (
     ZstdContexts,
 )
 from objectstore_core._http import Spool, Spooled
+from objectstore_core._transfer import CompressPart
 
 __all__ = ["THREAD_MIN", "adrive"]
 
@@ -100,6 +101,12 @@ async def adrive(
                 reply = await measure(step.source)
             elif isinstance(step, ReadAt):  # the next part of a managed upload
                 reply = await read_at(step.source, step.offset, step.size)
+            elif isinstance(step, CompressPart):  # a part of a managed upload of a path
+                try:
+                    reply = await compress_part(step)
+                except Exception as error:
+                    step = flow.throw(error)
+                    continue
             elif isinstance(step, Spawn):
                 if spawned is None:
                     spawned = _Spawned(transport, contexts)

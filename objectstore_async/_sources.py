@@ -30,8 +30,18 @@ from objectstore_core import (
     upload_size,
 )
 from objectstore_core._http import Spool, Spooled
+from objectstore_core._transfer import CompressPart
 
-__all__ = ["CHUNK_SIZE", "CPUS", "aiter_source", "aiter_upload", "measure", "read_at", "spool"]
+__all__ = [
+    "CHUNK_SIZE",
+    "CPUS",
+    "aiter_source",
+    "aiter_upload",
+    "compress_part",
+    "measure",
+    "read_at",
+    "spool",
+]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -246,6 +256,18 @@ async def read_at(source: object, offset: int, size: int) -> bytes:
             left -= len(chunk)
         return b"".join(pieces)
     return await anyio.to_thread.run_sync(_read_exactly, read, size)
+
+
+async def compress_part(step: CompressPart) -> bytes:
+    """Perform a :class:`CompressPart` step: the part read and compressed in one
+    worker-thread call, the event loop free meanwhile."""
+    return await anyio.to_thread.run_sync(_compress_part, step)
+
+
+def _compress_part(step: CompressPart) -> bytes:
+    with open(os.fspath(step.source), "rb", buffering=0) as file:
+        file.seek(step.offset)
+        return step.run(file.readinto)
 
 
 def _read_exactly(read: Any, size: int) -> bytes:

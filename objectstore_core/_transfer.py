@@ -1,22 +1,29 @@
 """Managed transfers (API §4): uploads split into parts sent side by side, and downloads.
 
-:func:`upload_flow` reads the source part by part (:class:`ReadAt`), compresses
-each part as its own zstd frame (:class:`Compress`; concatenated frames read
-back as one zstd stream, PROTOCOL §5), and keeps up to ``concurrency`` part
-uploads running at once (:class:`Spawn`, :class:`Join`); each part is retried
-by the client's retry policy like any PUT of bytes. When every part is stored
-the upload is completed; when one fails for good the others are waited for
-and the upload is aborted, leaving no object and no open upload behind.
-Sources that fit in one part, and sources of unknown size, take the
-single-request path of ``put``.
+:func:`upload_flow` keeps up to ``concurrency`` part uploads running at once
+(:class:`Spawn`, :class:`Join`); each part is compressed as its own zstd
+frame (concatenated frames read back as one zstd stream, PROTOCOL §5) in the
+flow that uploads it, and retried by the client's retry policy like any PUT
+of bytes. A part of a path is read where it is compressed, into a buffer
+reused from part to part (:class:`CompressPart`), so its raw bytes are never
+copied or allocated again; a part of a file object is read in order by the
+upload's own flow (:class:`ReadAt`), then compressed (:class:`Compress`).
+When every part is stored the upload is completed; when one fails for good
+the others are waited for and the upload is aborted, leaving no object and
+no open upload behind. Sources that fit in one part, and sources of unknown
+size, take the single-request path of ``put``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import TypeAlias
 
+from objectstore_core._codec import compress
 from objectstore_core._download import Download
 from objectstore_core._errors import IntegrityError, ObjectNotFound, ObjectstoreError
 from objectstore_core._http import (
@@ -29,7 +36,9 @@ from objectstore_core._http import (
     PayloadKind,
     ReadAt,
     ReadBody,
+    Response,
     Spawn,
+    Spooled,
     Step,
     WriteAt,
     classify_payload,
@@ -55,6 +64,8 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_PART_SIZE",
     "MIN_PART_SIZE",
+    "CompressPart",
+    "PartBuffers",
     "Progress",
     "check_unchanged",
     "download_flow",
@@ -144,8 +155,99 @@ def upload_flow(
     return measured_transfer(flow, meter, total=total)
 
 
+class PartBuffers:
+    """The read buffers of one managed upload's parts, each reused from part to part.
+
+    A part of a path is read into a buffer taken here and handed back once
+    it is compressed, so an upload holds at most one buffer per part being
+    compressed at once (never more than ``concurrency``), not one per part:
+    no fresh pages to fault in for every part. The buffers are anonymous
+    memory maps, not heap objects, so :meth:`close` gives their memory back
+    to the system at once, whatever the allocator made of the heap
+    meanwhile. Parts are compressed in several threads at once;
+    ``list.pop`` and ``list.append`` are atomic, so the threads may share
+    the idle list.
+    """
+
+    __slots__ = ("_closed", "_idle", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: list[mmap.mmap] = []
+        self._closed = False
+
+    def take(self) -> mmap.mmap:
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return mmap.mmap(-1, self.size)
+
+    def give(self, buffer: mmap.mmap) -> None:
+        if self._closed:
+            buffer.close()  # handed back after the upload ended (a cancelled part)
+        else:
+            self._idle.append(buffer)
+
+    def close(self) -> None:
+        """Unmap the idle buffers; any handed back later is unmapped then."""
+        self._closed = True
+        while self._idle:
+            self._idle.pop().close()
+
+
+@dataclass(frozen=True, slots=True)
+class CompressPart:
+    """Flow step: part ``offset``/``size`` of the path ``source`` as one zstd frame; the
+    driver sends back the frame.
+
+    The twin opens the path and calls :meth:`run` with the opened file's
+    ``readinto`` where a part may block and use a core: the sync twin in the
+    thread driving the part, the async twin in one worker-thread call. The
+    part is read into one of ``buffers`` and compressed there (level 3 with a
+    checksum, in the calling thread only: parts compress side by side, one
+    per core, and libzstd workers would add memory, not speed).
+    """
+
+    source: os.PathLike[str]
+    offset: int
+    size: int
+    buffers: PartBuffers
+
+    def run(self, readinto: Callable[[memoryview], int | None]) -> bytes:
+        """Fill a buffer by ``readinto`` (the file positioned at :attr:`offset`) and return
+        its frame; IntegrityError when the file ends before the part does."""
+        buffer = self.buffers.take()
+        try:
+            with memoryview(buffer) as whole, whole[: self.size] as view:
+                got = 0
+                while got < self.size:
+                    with view[got:] as rest:
+                        count = readinto(rest)
+                    if not count:
+                        raise _source_changed(self.offset, got, self.size)
+                    got += count
+                return compress(view, threads=0)
+        finally:
+            self.buffers.give(buffer)
+
+
+PartStep: TypeAlias = Step | CompressPart
+PartFlow: TypeAlias = Generator[
+    PartStep, Response | float | bytes | Joined | Spooled | None, CompletePart
+]
+"""The flow of one part: the steps of any flow, and :class:`CompressPart`."""
+
+
 class _Plan:
-    __slots__ = ("compress", "concurrency", "part_size", "progress", "source", "timeout")
+    __slots__ = (
+        "buffers",
+        "compress",
+        "concurrency",
+        "part_size",
+        "progress",
+        "source",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -162,6 +264,7 @@ class _Plan:
         self.progress = progress
         self.compress = compress
         self.timeout = timeout
+        self.buffers = PartBuffers(part_size)
 
 
 def _upload_steps(plan: _Plan, single: Flow[str], initiate: Flow[MultipartFlows]) -> Flow[str]:
@@ -179,7 +282,10 @@ def _upload_steps(plan: _Plan, single: Flow[str], initiate: Flow[MultipartFlows]
     single.close()
     upload = yield from initiate
     try:
-        parts = yield from _parts(plan, upload, total)
+        try:
+            parts = yield from _parts(plan, upload, total)
+        finally:
+            plan.buffers.close()
         return (yield from upload.complete(parts, timeout=plan.timeout))
     except Exception:
         with contextlib.suppress(ObjectstoreError):  # the original error wins
@@ -187,33 +293,49 @@ def _upload_steps(plan: _Plan, single: Flow[str], initiate: Flow[MultipartFlows]
         raise
 
 
-def _read_part(plan: _Plan, offset: int, size: int) -> Flow[bytes]:
-    source = plan.source
-    if isinstance(source, bytes | bytearray | memoryview):
-        return bytes(memoryview(source).cast("B")[offset : offset + size])
+def _source_changed(offset: int, got: object, size: int) -> IntegrityError:
+    return IntegrityError(
+        f"the source changed while it was uploaded: part at offset {offset} has {got!r} "
+        f"bytes, expected {size}"
+    )
+
+
+def _read_exactly(source: Payload, offset: int, size: int) -> Flow[bytes]:
     data = yield ReadAt(source, offset, size)
     if not isinstance(data, bytes) or len(data) != size:
-        got = len(data) if isinstance(data, bytes) else data
-        raise IntegrityError(
-            f"the source changed while it was uploaded: part at offset {offset} has {got!r} "
-            f"bytes, expected {size}"
-        )
+        raise _source_changed(offset, len(data) if isinstance(data, bytes) else data, size)
     return data
 
 
-def _put_part(plan: _Plan, upload: MultipartFlows, body: bytes, number: int) -> Flow[CompletePart]:
-    """Compress one part (when the upload compresses) and upload it."""
-    if plan.compress:
-        frame = yield Compress(body, len(body), alone=True)
-        if not isinstance(frame, bytes):  # pragma: no cover - driver contract
-            raise TypeError(f"driver sent {frame!r} for a Compress step")
-        body = frame
+def _put_part(
+    plan: _Plan, upload: MultipartFlows, number: int, offset: int, size: int, body: object
+) -> PartFlow:
+    """Read the part (unless the upload's flow read it: ``body``), compress it when the
+    upload compresses, and upload it."""
+    source = plan.source
+    if body is None and isinstance(source, bytes | bytearray | memoryview):
+        body = memoryview(source).cast("B")[offset : offset + size]  # no copy
+    if body is None and isinstance(source, os.PathLike):
+        if plan.compress:
+            body = yield CompressPart(source, offset, size, plan.buffers)
+        else:
+            body = yield from _read_exactly(source, offset, size)
+    elif plan.compress:
+        assert isinstance(body, bytes | memoryview)
+        body = yield Compress(body, size, alone=True)
+    if not isinstance(body, bytes | memoryview):  # pragma: no cover - driver contract
+        raise TypeError(f"driver sent {body!r:.60} for a part")
     flow = upload.put_part(body, part_number=number, content_length=len(body), timeout=plan.timeout)
     return (yield from flow)
 
 
 def _parts(plan: _Plan, upload: MultipartFlows, total: int) -> Flow[list[CompletePart]]:
-    """Upload every part, at most ``concurrency`` at once; the parts stored, in order."""
+    """Upload every part, at most ``concurrency`` at once; the parts stored, in order.
+
+    Bytes and paths are read by the part's own flow, side by side; a file
+    object is read here, in order (it has one position), one part at a time.
+    """
+    in_order = not isinstance(plan.source, bytes | bytearray | memoryview | os.PathLike)
     sizes: dict[int, int] = {}  # in flight: part number -> raw bytes
     stored: list[CompletePart] = []
     failure: BaseException | None = None
@@ -223,15 +345,15 @@ def _parts(plan: _Plan, upload: MultipartFlows, total: int) -> Flow[list[Complet
     while True:
         while offset < total and len(sizes) < plan.concurrency and failure is None:
             size = min(plan.part_size, total - offset)
-            try:
-                body = yield from _read_part(plan, offset, size)
-            except Exception as exc:  # let the parts in flight finish, then abort
-                failure = exc
-                break
+            body = None
+            if in_order:
+                try:
+                    body = yield from _read_exactly(plan.source, offset, size)
+                except Exception as exc:  # let the parts in flight finish, then abort
+                    failure = exc
+                    break
             number += 1
-            # Each part is compressed in its own spawned flow, so parts compress on
-            # as many cores as run at once (one frame each, PROTOCOL §5).
-            step = Spawn(_put_part(plan, upload, body, number), number)  # type: ignore[arg-type]
+            step = Spawn(_put_part(plan, upload, number, offset, size, body), number)  # type: ignore[arg-type]
             del body  # the spawned flow holds the part; none is kept here meanwhile
             yield step
             del step

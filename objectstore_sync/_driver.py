@@ -26,7 +26,8 @@ from objectstore_core import (
     ZstdContexts,
 )
 from objectstore_core._http import Spool, Spooled
-from objectstore_sync._sources import CPUS, measure, read_at, spool
+from objectstore_core._transfer import CompressPart
+from objectstore_sync._sources import CPUS, compress_part, measure, read_at, spool
 from objectstore_sync._transport import RawBody, SyncTransport
 
 __all__ = ["drive"]
@@ -82,6 +83,12 @@ def drive(
                 reply = measure(step.source)
             elif isinstance(step, ReadAt):  # the next part of a managed upload
                 reply = read_at(step.source, step.offset, step.size)
+            elif isinstance(step, CompressPart):  # a part of a managed upload of a path
+                try:
+                    reply = compress_part(step)
+                except Exception as error:
+                    step = flow.throw(error)
+                    continue
             elif isinstance(step, Spawn):
                 spawned = spawned or _Spawned(transport, contexts)
                 spawned.spawn(step)

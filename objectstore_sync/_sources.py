@@ -24,8 +24,18 @@ from objectstore_core import (
     upload_size,
 )
 from objectstore_core._http import Spool, Spooled
+from objectstore_core._transfer import CompressPart
 
-__all__ = ["CHUNK_SIZE", "CPUS", "iter_source", "iter_upload", "measure", "read_at", "spool"]
+__all__ = [
+    "CHUNK_SIZE",
+    "CPUS",
+    "compress_part",
+    "iter_source",
+    "iter_upload",
+    "measure",
+    "read_at",
+    "spool",
+]
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -178,6 +188,13 @@ def read_at(source: object, offset: int, size: int) -> bytes:
             file.seek(offset)
             return _read_exactly(cast(BinaryReader, file), size)
     return _read_exactly(cast(BinaryReader, source), size)
+
+
+def compress_part(step: CompressPart) -> bytes:
+    """Perform a :class:`CompressPart` step in this thread: the part's frame."""
+    with open(os.fspath(step.source), "rb", buffering=0) as file:
+        file.seek(step.offset)
+        return step.run(file.readinto)
 
 
 def _read_exactly(file: BinaryReader, size: int) -> bytes:
