@@ -82,6 +82,27 @@ def test_parts_are_compressed_one_frame_each_and_read_back_as_one_object(
     assert len(served.multipart) == 0
 
 
+@pytest.mark.parametrize("compress", ["zstd", "none"])
+def test_a_seekable_stream_larger_than_a_part_goes_up_in_parts_from_where_it_stands(
+    twin: Twin, served: Emulator, compress: str
+) -> None:
+    session = twin.session(Usecase("attachments"), org=3, test=f"stream-{compress}")
+    stream = io.BytesIO(b"skipped" + DATA)
+    stream.seek(len(b"skipped"))
+    # A second part exists only on the multipart path: its first attempt fails, once.
+    before = served.faults.injected
+    served.faults.inject(Fault.status(503), count=1, path="part_number=2")
+    try:
+        key = session.upload(stream, part_size=PART, concurrency=2, compress=compress)
+    finally:
+        served.faults.clear()
+    assert served.faults.injected == before + 1
+    assert _read(session, key) == DATA
+    if compress == "zstd":
+        assert _frames(_read(session, key, decompress=False)) == 4
+    assert len(served.multipart) == 0
+
+
 def test_raw_parts_and_a_given_key(twin: Twin) -> None:
     session = twin.session(Usecase("attachments"), org=3, test="raw")
     key = session.upload(DATA, "raw/key", part_size=PART, concurrency=2, compress="none")
