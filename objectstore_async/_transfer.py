@@ -8,11 +8,8 @@ flow's range requests as tasks.
 
 from __future__ import annotations
 
-import errno
 import os
-import secrets
-from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, cast
 
 import anyio
 import anyio.to_thread
@@ -20,7 +17,7 @@ import anyio.to_thread
 from objectstore_async._driver import adrive
 from objectstore_core import Metadata, download_flow, validate_download
 from objectstore_core._paths import validate_key
-from objectstore_core._transfer import Progress
+from objectstore_core._transfer import DownloadTarget, Progress
 
 if TYPE_CHECKING:
     from objectstore_async._client import AsyncSession
@@ -29,48 +26,42 @@ __all__ = ["download"]
 
 
 class _Destination:
-    """Where a download goes: a temp file beside ``dest`` renamed at the end, or a file.
+    """The file work of a :class:`DownloadTarget`: open, write, rename or remove.
 
-    Created with mode 0o666 less the umask; a failed download removes it.
     Every call blocks: the caller runs them in a worker thread.
     """
 
     def __init__(self, dest: str | os.PathLike[str] | IO[bytes]) -> None:
-        self._final: Path | None = None
-        self._temp: Path | None = None
-        if isinstance(dest, str | os.PathLike):
-            final = Path(dest)
-            if not final.parent.is_dir():
-                raise FileNotFoundError(
-                    errno.ENOENT, "the destination directory does not exist", str(final.parent)
-                )
-            temp = final.parent / f".{final.name}.{secrets.token_hex(4)}.part"
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            self.file: IO[bytes] = os.fdopen(fd, "wb")
-            self._final, self._temp = final, temp
+        self.target = target = DownloadTarget(dest)
+        if target.temp is None:
+            self.file = cast(IO[bytes], dest)
+        elif not target.temp.parent.is_dir():
+            raise target.missing_directory()
         else:
-            self.file = dest
+            fd = os.open(target.temp, target.TEMP_FLAGS, target.TEMP_MODE)
+            self.file = os.fdopen(fd, "wb")
         seekable = getattr(self.file, "seekable", None)
         self.seekable = bool(callable(seekable) and seekable())
-        self._start = self.file.tell() if self.seekable else 0
+        target.start = self.file.tell() if self.seekable else 0
 
     def write_at(self, offset: int | None, data: bytes) -> None:
-        """Write ``data`` at ``offset`` from the start (None: after what was written)."""
-        if offset is not None:
-            self.file.seek(self._start + offset)
+        position = self.target.position(offset)
+        if position is not None:
+            self.file.seek(position)
         self.file.write(data)
 
     def commit(self) -> None:
-        if self._temp is not None and self._final is not None:
-            self.file.close()
-            os.replace(self._temp, self._final)
-        else:
+        temp, final = self.target.temp, self.target.final
+        if temp is None or final is None:
             self.file.flush()
+            return
+        self.file.close()
+        os.replace(temp, final)
 
     def discard(self) -> None:
-        if self._temp is not None:
+        if self.target.temp is not None:
             self.file.close()
-            self._temp.unlink(missing_ok=True)
+            self.target.temp.unlink(missing_ok=True)
 
 
 async def download(

@@ -17,11 +17,14 @@ size, take the single-request path of ``put``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
+import secrets
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from pathlib import Path
+from typing import IO, TypeAlias
 
 from objectstore_core._codec import compress
 from objectstore_core._download import Download
@@ -65,6 +68,7 @@ __all__ = [
     "DEFAULT_PART_SIZE",
     "MIN_PART_SIZE",
     "CompressPart",
+    "DownloadTarget",
     "PartBuffers",
     "Progress",
     "check_unchanged",
@@ -379,6 +383,42 @@ def _parts(plan: _Plan, upload: MultipartFlows, total: int) -> Flow[list[Complet
 
 
 # ---------------------------------------------------------------- downloads
+
+
+class DownloadTarget:
+    """Where a managed download goes, decided without I/O; the twin opens and writes.
+
+    A path ``dest`` is written to :attr:`temp`, a new file beside it (created
+    exclusively with :attr:`TEMP_FLAGS` and :attr:`TEMP_MODE`, so its mode is
+    what the umask gives), renamed to :attr:`final` when the download is
+    complete and removed when it fails; a missing directory is
+    :meth:`missing_directory`, naming the user's path, never the temp file.
+    A file object is written from where it stood (:attr:`start`, when it
+    can seek) and flushed at the end.
+    """
+
+    TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    TEMP_MODE = 0o666
+
+    __slots__ = ("final", "start", "temp")
+
+    def __init__(self, dest: str | os.PathLike[str] | IO[bytes]) -> None:
+        self.start = 0
+        self.final: Path | None = None
+        self.temp: Path | None = None
+        if isinstance(dest, str | os.PathLike):
+            self.final = Path(dest)
+            self.temp = self.final.parent / f".{self.final.name}.{secrets.token_hex(4)}.part"
+
+    def missing_directory(self) -> FileNotFoundError:
+        directory = "" if self.final is None else str(self.final.parent)
+        return FileNotFoundError(
+            errno.ENOENT, "the destination directory does not exist", directory
+        )
+
+    def position(self, offset: int | None) -> int | None:
+        """Where to seek before writing the bytes of ``offset`` (None: write on)."""
+        return None if offset is None else self.start + offset
 
 
 def validate_download(dest: object, concurrency: object, progress: object) -> None:
