@@ -30,6 +30,7 @@ from objectstore_core import (
     upload_size,
 )
 from objectstore_core._http import Spool, Spooled
+from objectstore_core._resumable import spool_pieces
 from objectstore_core._transfer import CompressPart
 
 __all__ = [
@@ -206,10 +207,7 @@ async def spool(step: Spool, spools: list[IO[bytes]]) -> Spooled:
 def _spool_blocking(step: Spool, spools: list[IO[bytes]]) -> Spooled:
     file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the driver
     spools.append(file)
-    tally = step.tally()
-    with contextlib.closing(_blocking_chunks(step.upload)) as chunks:
-        for piece in tally.compressed(step, chunks, CPUS):
-            file.write(piece)
+    tally = spool_pieces(step, _blocking_chunks(step.upload), file.write, CPUS)
     file.seek(0)
     return tally.spooled(file)
 

@@ -17,8 +17,9 @@ with only the missing bytes, in this process or another one.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, fields
 from urllib.parse import quote
 
@@ -30,6 +31,7 @@ from objectstore_core._errors import (
     error_for_response,
 )
 from objectstore_core._http import (
+    Buffer,
     Flow,
     Measure,
     Payload,
@@ -40,6 +42,7 @@ from objectstore_core._http import (
     Sleep,
     Spool,
     Spooled,
+    SpoolTally,
     Upload,
     UploadReplay,
     classify_payload,
@@ -53,7 +56,13 @@ from objectstore_core._paths import Target
 from objectstore_core._retry import RetryPolicy
 from objectstore_core._timeout import Timeout
 
-__all__ = ["CHUNK_BYTES", "ResumeHandle", "resumable_put_steps", "resume_upload_flow"]
+__all__ = [
+    "CHUNK_BYTES",
+    "ResumeHandle",
+    "resumable_put_steps",
+    "resume_upload_flow",
+    "spool_pieces",
+]
 
 CHUNK_BYTES = 64 * 1024 * 1024
 """The most one append sends (rounded down to the server's granularity)."""
@@ -496,3 +505,21 @@ def _resume_steps(
         )
     upload = _Upload(target, spooled.file, handle, timeout, _spool_replay())
     return (yield from upload.run(probe_first=True))
+
+
+def spool_pieces(
+    step: Spool,
+    chunks: Generator[Buffer, None, None],
+    write: Callable[[Buffer], object],
+    cpus: int,
+) -> SpoolTally:
+    """Perform the compressing of a :class:`Spool` step: the payload read as ``chunks``
+    (closed at the end, whatever happens), compressed by the step's encoder for the
+    twin's ``cpus``, each piece counted, hashed and handed to ``write`` (the twin's
+    temporary file). The twin then rewinds its file and sends back
+    :meth:`SpoolTally.spooled`."""
+    tally = step.tally()
+    with contextlib.closing(chunks):
+        for piece in tally.compressed(step, chunks, cpus):
+            write(piece)
+    return tally

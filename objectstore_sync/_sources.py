@@ -8,7 +8,6 @@ payload of any size is streamed and never held whole.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from collections.abc import Generator, Iterable, Iterator
@@ -24,6 +23,7 @@ from objectstore_core import (
     upload_size,
 )
 from objectstore_core._http import Spool, Spooled
+from objectstore_core._resumable import spool_pieces
 from objectstore_core._transfer import CompressPart
 
 __all__ = [
@@ -162,17 +162,14 @@ def spool(step: Spool, spools: list[IO[bytes]]) -> Spooled:
 
     PROTOCOL §14.1: a compressed resumable upload sends the compressed bytes,
     whose length must be known first. The payload is read as a streamed put
-    reads it and compressed by the step's encoder (the settings of a plain
-    put); the output is counted and hashed on its way to the file. The file
+    reads it; the core compresses, counts and hashes it
+    (:func:`objectstore_core._resumable.spool_pieces`), this writes it. The file
     goes into ``spools`` as soon as it exists: the driver closes it when the
     flow ends, whatever happens.
     """
     file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the driver
     spools.append(file)
-    tally = step.tally()
-    with contextlib.closing(iter_source(step.upload)) as chunks:
-        for piece in tally.compressed(step, chunks, CPUS):
-            file.write(piece)
+    tally = spool_pieces(step, iter_source(step.upload), file.write, CPUS)
     file.seek(0)
     return tally.spooled(file)
 
