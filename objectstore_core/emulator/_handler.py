@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 from objectstore_core import Permission
@@ -135,9 +136,23 @@ class Emulator:
         """The open multipart uploads (PROTOCOL §9)."""
         self.resumable = ResumableSessions(storage, clock)
         """The resumable upload sessions (PROTOCOL §14.1)."""
+        self.batch_turns: AbstractContextManager[object] = nullcontext()
+        """Held while a batch request's operations run: a threaded server passes a
+        ``threading.Lock()``, so concurrent batches run one after the other (see
+        :meth:`use_batch_lock`)."""
         self._requests_total = 0
         self._bytes_total = 0
         self._in_flight = 0
+
+    def use_batch_lock(self, lock: AbstractContextManager[object]) -> None:
+        """Run batch requests one at a time under ``lock`` (e.g. ``threading.Lock()``).
+
+        In a threaded server, batches that run side by side share one core
+        (the interpreter runs one thread at a time) and so all finish late,
+        together; taking turns, the first finishes first and its client reads
+        it while the next one runs.
+        """
+        self.batch_turns = lock
 
     # -- entry points -------------------------------------------------------------------
 

@@ -391,6 +391,16 @@ class MemoryStorage:
         if free:
             self._recycle(free)
 
+    def put_small(self, oid: ObjectId, record: ObjectRecord, data: bytes) -> None:
+        """Store a whole body of at most half a piece in one step (a batch insert).
+
+        The same as a writer fed ``data`` and committed with ``record``; the
+        stored view is of ``data`` itself (immutable), no copy.
+        """
+        if record.size != len(data) or len(data) > _PIECE // 2:
+            raise ValueError(f"record size {record.size} != {len(data)} bytes, or not small")
+        self._put(oid, record, _Body([memoryview(data)] if data else [], len(data)))
+
     def lookup(self, oid: ObjectId) -> ObjectRecord | None:
         entry = self._objects.get(oid)
         return None if entry is None else entry[0]

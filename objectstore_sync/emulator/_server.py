@@ -976,6 +976,7 @@ class EmulatorServer:
         self.faults = emulator.faults
         """Faults to inject (``server.faults.inject(Fault.reset())``); see ``_faults``."""
         self.faults.use_lock(threading.Lock())  # one plan, many connection threads
+        emulator.use_batch_lock(threading.Lock())  # batches take turns (see use_batch_lock)
         self._listener = socket.create_server((host, port), backlog=128)
         self._listener.setblocking(False)
         bound_host, bound_port = self._listener.getsockname()[:2]

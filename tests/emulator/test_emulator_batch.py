@@ -145,3 +145,28 @@ def test_per_operation_permissions(storage: object, clock: object) -> None:
     _, parts, _ = _send(client, _part("get", "a"), _part("insert", "b", b"x"), _part("delete", "c"))
     statuses = {i: h["x-sn-batch-operation-status"] for i, (h, _) in _by_index(parts).items()}
     assert statuses == {0: "404 Not Found", 1: "403 Forbidden", 2: "403 Forbidden"}
+
+
+def test_a_batch_insert_stores_what_a_single_put_stores(client: Client) -> None:
+    meta = ("content-type: text/plain", "x-sn-expiration: ttl:1h", "x-snme-a: b")
+    _send(client, _part("insert", "b", b"payload", *meta), _part("insert", "empty"))
+    headers = {line.split(": ")[0]: line.split(": ")[1] for line in meta}
+    client.put(f"{OBJ}/s", b"payload", **{k.replace("-", "_"): v for k, v in headers.items()})
+    batched, single = client.get(f"{OBJ}/b"), client.get(f"{OBJ}/s")
+    assert batched.body == single.body == b"payload"
+    assert (single.headers["content-type"], single.headers["x-snme-a"]) == ("text/plain", "b")
+    varying = {"x-sn-time-created", "x-sn-time-expires"}
+    assert {k: v for k, v in batched.headers.items() if k not in varying} == {
+        k: v for k, v in single.headers.items() if k not in varying
+    }
+    empty = client.get(f"{OBJ}/empty")
+    assert (empty.status, empty.body, empty.headers["x-sn-size"]) == (200, b"", "0")
+
+
+def test_a_threaded_server_runs_batches_one_at_a_time() -> None:
+    from objectstore_sync.emulator import EmulatorServer
+
+    with EmulatorServer(port=0) as server:
+        turns = server.emulator.batch_turns
+        assert turns.acquire(blocking=False)  # type: ignore[attr-defined]
+        turns.release()  # type: ignore[attr-defined]
