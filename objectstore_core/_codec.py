@@ -578,6 +578,7 @@ class ZstdDecoder:
         "_reader",
         "_scanner",
         "_size",
+        "_starving",
         "bytes_in",
         "bytes_out",
     )
@@ -601,6 +602,9 @@ class ZstdDecoder:
         self._reader: zstandard.ZstdDecompressionReader | None = None  # made by the first read
         self._scanner = _FrameScanner()
         self._size = min(_FIRST_OUTPUT, self._max_output)
+        # The last read came back short: libzstd used up its input, so until more
+        # is fed (or the end declared) another read would only starve.
+        self._starving = False
         self._done = False
         self._error: IntegrityError | None = None
         self.bytes_in = 0
@@ -708,6 +712,11 @@ class ZstdDecoder:
             # hold more: never decode further than that.
             size = declared - self.bytes_out + 1
         reader = self._reader
+        if self._starving and not self._input.chunks and not self._input.eof:
+            # A read that starves costs an exception raised through libzstd's
+            # reader: one per received piece of a large download (about 5% of
+            # a random-data download's client CPU).
+            return b""
         if reader is None:
             if not self._input.eof:
                 if not self._input.chunks:
@@ -727,6 +736,7 @@ class ZstdDecoder:
             raise self._fail(IntegrityError(f"zstd data is corrupt: {exc}")) from exc
         if out:
             n = len(out)
+            self._starving = n < size
             self.bytes_out += n
             if declared >= 0 and self.bytes_out > declared:
                 raise self._fail(self._size_mismatch(declared, "more"))
