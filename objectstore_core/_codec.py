@@ -67,6 +67,7 @@ __all__ = [
 DEFAULT_MAX_OUTPUT: Final = 1 << 20
 
 _ZSTD_MAGIC: Final = 0xFD2FB528
+_ZSTD_MAGIC_BYTES: Final = _ZSTD_MAGIC.to_bytes(4, "little")
 _SKIPPABLE_MAGIC_MIN: Final = 0x184D2A50
 _SKIPPABLE_MAGIC_MAX: Final = 0x184D2A5F
 _BLOCK_SIZE_MAX: Final = 128 * 1024  # Block_Maximum_Size upper limit (RFC 8878 §3.1.1.2.3)
@@ -784,6 +785,31 @@ def decode_frame(data: bytes, limit: int, contexts: ZstdContexts | None = None) 
     the same errors, at a tenth of the cost for a small object (one walk of
     the frame header, one call into libzstd): what a batch's gets need.
     """
+    if data[:4] == _ZSTD_MAGIC_BYTES:
+        # The usual case, a valid frame, checked by libzstd alone: its header
+        # (no dictionary, a declared size within the limit), then the whole
+        # frame and nothing after it. Anything else takes the walk below,
+        # which names what is wrong as the streaming decoder does.
+        try:
+            params = zstandard.get_frame_parameters(data)
+        except zstandard.ZstdError:
+            params = None
+        if params is not None and not params.dict_id and params.content_size <= limit:
+            context = (
+                contexts.take_decompressor(0)
+                if contexts is not None
+                else zstandard.ZstdDecompressor()
+            )
+            try:
+                out: bytes = context.decompress(data, allow_extra_data=False)
+            except zstandard.ZstdError:
+                pass
+            else:
+                if len(out) == params.content_size:
+                    return out
+            finally:
+                if contexts is not None:
+                    contexts.give_back_decompressor(0, context)
     scanner = _FrameScanner()
     scanner.scan(data)
     scanner.check_end()
