@@ -25,19 +25,22 @@ if TYPE_CHECKING:
 __all__ = ["AsyncBatch"]
 
 
-class _Bytes(BodyInHand):
-    """A batch get's payload in memory, read like a connection's body."""
+class _InHand(BodyInHand):
+    """The raw body under a batch get's payload: nothing (see :class:`BodyInHand`)."""
 
     __slots__ = ()
 
     async def read(self, amount: int = 0) -> bytes:
-        return self.take()
+        return b""
 
     def read_now(self, amount: int) -> bytes:
-        return self.take()
+        return b""
 
     async def aclose(self) -> None:
-        self.release()
+        pass
+
+
+_IN_HAND = _InHand()
 
 
 class AsyncBatch(BatchBase):
@@ -125,8 +128,8 @@ class AsyncBatch(BatchBase):
         return f"AsyncBatch({len(self._builder)} operations, session={self._session!r})"
 
 
-def _response(metadata: Metadata, body: bytes, download: Download) -> AsyncGetResponse:
-    return AsyncGetResponse(metadata, AsyncPayload(_Bytes(body), download))
+def _response(metadata: Metadata, download: Download) -> AsyncGetResponse:
+    return AsyncGetResponse(metadata, AsyncPayload(_IN_HAND, download))
 
 
 AsyncBatch._response = staticmethod(_response)

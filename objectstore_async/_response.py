@@ -38,7 +38,7 @@ class AsyncPayload:
         self._stream = stream
         self._download = download
         self._closed = False
-        self._turn_due = time.perf_counter() + _TURN_SECONDS
+        self._turn_due = 0.0  # set by the first read: the turns count from there
 
     @property
     def closed(self) -> bool:
@@ -52,9 +52,11 @@ class AsyncPayload:
         if self._closed:
             raise ValueError("I/O operation on a closed payload")
         try:
-            if time.perf_counter() >= self._turn_due:
-                await anyio.lowlevel.checkpoint()
-                self._turn_due = time.perf_counter() + _TURN_SECONDS
+            if (now := time.perf_counter()) >= self._turn_due:
+                if self._turn_due:
+                    await anyio.lowlevel.checkpoint()
+                    now = time.perf_counter()
+                self._turn_due = now + _TURN_SECONDS
             stream = self._stream
             while (chunk := self._download.read(limit, whole=whole)) is None:
                 piece = self._download.piece

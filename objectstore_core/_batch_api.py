@@ -54,27 +54,18 @@ def _adder(
 
 
 class BodyInHand:
-    """A body already in memory, read like a connection's: all of it at once, then nothing.
+    """The raw body under a batch get's payload: already over, as its bytes are in hand.
 
-    The twins' batch gets hand their payloads over one of these (adding the
-    ``read`` and ``close`` of their connections' bodies).
+    The payload's :class:`LazyDownload` holds the bytes, so the twins' batch
+    gets share one of these (adding the ``read`` and ``close`` of their
+    connections' bodies, which give nothing and do nothing).
     """
 
-    __slots__ = ("_data",)
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def take(self) -> bytes:
-        data, self._data = self._data, b""
-        return data
+    __slots__ = ()
 
     @property
     def done(self) -> bool:
         return True
-
-    def release(self) -> None:
-        self._data = b""
 
 
 class BatchBase:
@@ -89,7 +80,7 @@ class BatchBase:
 
     __slots__ = ("_builder", "_fetch", "_limits", "_session", "_timeout", "results")
 
-    _response: Callable[[Metadata, bytes, Download], Any]
+    _response: Callable[[Metadata, Download], Any]
     """The twin's ``GetResponse`` of a fetched object: ``(metadata, body, download)``."""
 
     def __init__(
@@ -143,25 +134,29 @@ class BatchBase:
 
 
 def fetcher(
-    response: Callable[[Metadata, bytes, Download], Any], contexts: ZstdContexts | None
+    response: Callable[[Metadata, Download], Any], contexts: ZstdContexts | None
 ) -> Fetcher:
-    """A batch flow's :data:`Fetcher` making each found object ``response(metadata, body,
-    download)``; the download decodes the body (with ``contexts``) only once it is read."""
+    """A batch flow's :data:`Fetcher` making each found object ``response(metadata,
+    download)``; the download holds the body and decodes it (with ``contexts``) only
+    once it is read."""
 
-    def fetch(metadata: Metadata, body: bytes, decode: bool, source: Any) -> Any:
-        return response(
-            metadata, body, LazyDownload(body, decode, source, contexts, operation_context)
+    def fetch(
+        metadata: Metadata, body: bytes, decode: bool, target: Any, index: int, key: str | None
+    ) -> Any:
+        download = LazyDownload(
+            body, decode, contexts, resolve=operation_context, target=target, index=index, key=key
         )
+        return response(metadata, download)
 
     return fetch
 
 
 def wrap_fetched(
     result: BatchResult,
-    wrap: Callable[[Metadata, bytes, Download], Any],
+    wrap: Callable[[Metadata, Download], Any],
     contexts: ZstdContexts | None = None,
 ) -> BatchResult:
-    """A batch get's fetched object handed out as ``wrap(metadata, body, download)``.
+    """A batch get's fetched object handed out as ``wrap(metadata, download)``.
 
     Other results are returned as they are. The download decodes the body
     only once it is read, so a batch of thousands of objects holds no
@@ -170,6 +165,6 @@ def wrap_fetched(
     value = result.value
     if not isinstance(value, FetchedObject):
         return result
-    wrapped = wrap(value.metadata, value.body, value.download(contexts))
+    wrapped = wrap(value.metadata, value.download(contexts))
     # Built directly: dataclasses.replace costs more than the rest of the wrapping.
     return new_result(result.index, result.kind, result.key, wrapped, result.error)

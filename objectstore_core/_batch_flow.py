@@ -634,7 +634,7 @@ def _success_value(
         decode = op.decode and headers.get("content-encoding") == "zstd"
         metadata = read_metadata(headers, decoded=decode, default_size=len(body))
         if fetcher is not None:  # the context is built only if an error needs it
-            return fetcher(metadata, body, decode, (target, op, key))
+            return fetcher(metadata, body, decode, target, op.index, key)
         return FetchedObject(metadata, body, decode, _context(target, op, key))
     if kind == "head":
         if status == 404:
@@ -651,6 +651,12 @@ def _success_value(
     return None
 
 
-def operation_context(source: tuple[Target, _Operation, str | None]) -> dict[str, str | None]:
-    """The error context of a batch get's operation, from what the flow handed a fetcher."""
-    return _context(*source)
+def operation_context(target: Target, index: int, key: str | None) -> dict[str, str | None]:
+    """The error context of batch get ``index`` of ``key``, from what the flow handed a
+    fetcher (as :func:`_context` makes it)."""
+    return {
+        "operation": f"batch get #{index}",
+        "usecase": target.usecase.name,
+        "scope": str(target.scope),
+        "key": key,
+    }

@@ -35,10 +35,11 @@ __all__ = [
 
 OperationKind = Literal["put", "get", "head", "delete"]
 
-Fetcher = Callable[["Metadata", bytes, bool, Any], Any]
+Fetcher = Callable[["Metadata", bytes, bool, Any, int, "str | None"], Any]
 """What a batch get's found object becomes (its result's ``value``): called with its
-metadata, its stored bytes, whether they are to be decoded, and the source of
-its error context (opaque: see :class:`LazyDownload`)."""
+metadata, its stored bytes, whether they are to be decoded, and what its error
+context is made of if an error needs it: the batch's target (opaque here), the
+operation's index and the key (see :class:`LazyDownload`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,7 @@ class FetchedObject:
         Built on the first read: a batch may hand out thousands of objects at
         once, and a decoder holds a zstd context while it lives.
         """
-        return LazyDownload(self.body, self.decode, self.context, contexts)
+        return LazyDownload(self.body, self.decode, contexts, context=self.context)
 
 
 class LazyDownload(Download):
@@ -68,28 +69,49 @@ class LazyDownload(Download):
     A read of the whole body first tries it at once: an uncompressed body is
     handed out as it is, a compressed one that is one frame of a declared
     size is decoded in one call. Anything else (reads in pieces, several
-    frames, an undeclared size) goes through a real :class:`Download`. A
-    batch's objects record no per-get metrics: their exchange is the batch's.
+    frames, an undeclared size) goes through a real :class:`Download`, fed
+    the whole body when it is made: the twin's stream under it holds nothing.
+    A batch's objects record no per-get metrics: their exchange is the batch's.
 
-    ``context`` is the error context of the operation, or, with ``resolve``,
-    what ``resolve`` turns into it when an error first needs it.
+    ``context`` is the error context of the operation; without it, ``resolve``
+    makes it from ``target``, ``index`` and ``key`` when an error first needs
+    it. Nothing else is kept: a batch may hold thousands of these, each one
+    more object for the garbage collector to visit.
     """
 
-    __slots__ = ("_body", "_decodes", "_made", "_resolve", "_source", "_spent", "_zstd")
+    __slots__ = (
+        "_body",
+        "_ctx",
+        "_decodes",
+        "_index",
+        "_key",
+        "_made",
+        "_resolve",
+        "_spent",
+        "_target",
+        "_zstd",
+    )
 
     def __init__(
         self,
         body: bytes,
         decode: bool,
-        context: Any,
         contexts: ZstdContexts | None,
-        resolve: Callable[[Any], Mapping[str, str | None]] | None = None,
+        *,
+        context: Mapping[str, str | None] | None = None,
+        resolve: Callable[[Any, int, str | None], Mapping[str, str | None]] | None = None,
+        target: Any = None,
+        index: int = 0,
+        key: str | None = None,
     ) -> None:
         # Deliberately not Download.__init__: that happens in _real(), on first use.
         self._body = body
         self._decodes = decode
-        self._source = context
+        self._ctx = context
         self._resolve = resolve
+        self._target = target
+        self._index = index
+        self._key = key
         self._zstd = contexts
         self._made: Download | None = None
         self._spent = False  # the whole payload was handed out by the shortcut
@@ -98,19 +120,21 @@ class LazyDownload(Download):
         self.unsettled = False
 
     def _error_context(self) -> Mapping[str, str | None]:
-        if self._resolve is not None:
-            self._source, self._resolve = self._resolve(self._source), None
-        context: Mapping[str, str | None] = self._source
-        return context
+        if self._ctx is None:
+            if self._resolve is None:  # pragma: no cover - one of the two is always given
+                raise RuntimeError("LazyDownload has neither a context nor a way to make one")
+            self._ctx = self._resolve(self._target, self._index, self._key)
+        return self._ctx
 
     def _real(self) -> Download:
         if self._made is None:
-            self._made = Download(
+            made = self._made = Download(
                 decode=self._decodes,
                 expected_length=len(self._body),
                 context=self._error_context(),
                 contexts=self._zstd,
             )
+            made.feed(self._body, last=True)
         return self._made
 
     @property

@@ -25,16 +25,19 @@ if TYPE_CHECKING:
 __all__ = ["Batch"]
 
 
-class _Bytes(BodyInHand):
-    """A batch get's payload in memory, read like a connection's body."""
+class _InHand(BodyInHand):
+    """The raw body under a batch get's payload: nothing (see :class:`BodyInHand`)."""
 
     __slots__ = ()
 
     def read(self, amount: int = 0) -> bytes:
-        return self.take()
+        return b""
 
     def close(self) -> None:
-        self.release()
+        pass
+
+
+_IN_HAND = _InHand()
 
 
 class Batch(BatchBase):
@@ -107,8 +110,8 @@ class Batch(BatchBase):
         return f"Batch({len(self._builder)} operations, session={self._session!r})"
 
 
-def _response(metadata: Metadata, body: bytes, download: Download) -> GetResponse:
-    return GetResponse(metadata, Payload(_Bytes(body), download))
+def _response(metadata: Metadata, download: Download) -> GetResponse:
+    return GetResponse(metadata, Payload(_IN_HAND, download))
 
 
 Batch._response = staticmethod(_response)
