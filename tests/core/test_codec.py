@@ -737,6 +737,49 @@ def test_uncompressed_chunks_are_the_pieces_received() -> None:
         assert download.read() is piece  # handed on, not copied or cut
 
 
+def test_socket_reads_are_small_while_a_body_is_copied_and_large_while_it_expands() -> None:
+    """The read size a twin asks the socket for follows what the body showed so far."""
+    from objectstore_core._download import COPY_PIECE, PIECE_SIZE, Download
+
+    raw = Download(decode=False, expected_length=None)
+    assert raw.piece == COPY_PIECE
+    raw.feed(os.urandom(COPY_PIECE))
+    assert raw.read() is not None and raw.piece == COPY_PIECE
+
+    random = compress(os.urandom(4 * COPY_PIECE))  # zstd that does not expand
+    incompressible = Download(decode=True, expected_length=len(random))
+    incompressible.feed(random[:COPY_PIECE])
+    while incompressible.read():
+        pass
+    assert incompressible.piece == COPY_PIECE
+
+    text = compress(b"0123456789abcdef" * 200_000)  # expands many times over
+    expanding = Download(decode=True, expected_length=len(text))
+    expanding.feed(text[: len(text) // 2])
+    while expanding.read():
+        pass
+    assert expanding.piece == PIECE_SIZE == 8 * COPY_PIECE
+
+
+def test_a_short_read_with_no_input_left_asks_for_input_without_starving_libzstd() -> None:
+    """After libzstd used up what was fed, the decoder says so without another
+    read into libzstd; output is the same however the input is cut."""
+    payload = os.urandom(300_000) + b"x" * 300_000
+    frames = compress(payload[:200_000]) + compress(payload[200_000:])  # two frames
+    for cut in (1000, 65_536, 131_072, 333_333):
+        decoder = ZstdDecoder()
+        out = bytearray()
+        for start in range(0, len(frames), cut):
+            decoder.feed(frames[start : start + cut])
+            while chunk := decoder.read():
+                out += chunk
+            assert decoder.read() == b""  # asks for input again, at no cost
+        decoder.feed_eof()
+        while chunk := decoder.read():
+            out += chunk
+        assert bytes(out) == payload and decoder.finished
+
+
 def test_input_views_of_bytes_are_kept_and_other_buffers_copied() -> None:
     """A view of immutable bytes (an HTTP chunk inside a received piece) is
     queued as it is; a view of a mutable buffer is copied, since its owner
