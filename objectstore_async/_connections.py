@@ -70,7 +70,8 @@ class _Pool:
         """
         self._check_fork()
         policy = self._policy
-        if not policy.take_slot():
+        taken = policy.lease_free(fresh=fresh)  # the usual case: a free slot, leased
+        if taken is None:
             event = anyio.Event()
             policy.wait_for_slot(event)
             try:
@@ -82,7 +83,8 @@ class _Pool:
                 raise
             if not policy.stop_waiting(event, woken=event.is_set()):
                 raise policy.timeout_error(wait)
-        lease, closing = policy.lease(fresh=fresh)
+            taken = policy.lease(fresh=fresh)
+        lease, closing = taken
         while lease.connection is not None and _stale(lease.connection):
             closing.append(lease.connection)
             policy.next_idle(lease)

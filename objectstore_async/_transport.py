@@ -134,7 +134,7 @@ class AsyncRawStream:
                 if stream is None:
                     raise RuntimeError("AsyncRawStream has no connection")  # pragma: no cover
                 try:
-                    received = await stream.read(amount, exchange.read_timeout(time.monotonic()))
+                    received = await stream.read(amount, exchange.read_timeout())
                 except _NETWORK_ERRORS as exc:
                     exchange.receive_failed(_failure(exc), exc)  # raises while reading a body
                     raise  # pragma: no cover
@@ -223,7 +223,7 @@ class AsyncSocketTransport:
     async def send(self, request: Request) -> tuple[Response, AsyncRawBody | None]:
         """Perform one request; see :class:`objectstore_core.Request` for the streaming rule."""
         limits = request.timeout or self._config.timeout
-        exchange = Exchange(request, self._host_header, limits, time.monotonic())
+        exchange = Exchange(request, self._host_header, limits, clock=time.monotonic)
         pool = self._pool
         while True:
             lease = await pool.acquire(limits.pool, fresh=exchange.resent)
@@ -256,7 +256,7 @@ class AsyncSocketTransport:
             stream = await self._pool.backend.connect_tcp(
                 config.host,
                 config.port,
-                timeout=exchange.connect_timeout(time.monotonic()),
+                timeout=exchange.connect_timeout(),
                 local_address=self._local_address,
                 socket_options=self._socket_options,
             )
@@ -266,7 +266,7 @@ class AsyncSocketTransport:
             stream = await stream.start_tls(
                 self._ssl_context,
                 server_hostname=self._server_hostname,
-                timeout=exchange.connect_timeout(time.monotonic()),
+                timeout=exchange.connect_timeout(),
             )
             # The name check urllib3 makes itself where OpenSSL does not.
             _tls.check_hostname(self._options, config.host, stream.get_extra_info("ssl_object"))
@@ -295,7 +295,7 @@ class AsyncSocketTransport:
         source_failure: BaseException | None = None
         try:
             for data in exchange.writes():
-                await stream.write(data, exchange.write_timeout(time.monotonic()))  # type: ignore[arg-type]
+                await stream.write(data, exchange.write_timeout())  # type: ignore[arg-type]
             if isinstance(body, Upload):
                 await self._send_upload(stream, body, exchange)
             exchange.sent()
@@ -308,13 +308,13 @@ class AsyncSocketTransport:
             # Raised outside the handler, so it reaches the caller unchanged
             # (no context or cause added).
             raise source_failure
-        while (head := exchange.next_head()) is None:
+        while True:  # nothing of an answer can be there before a receive
             try:
-                data = await stream.read(_HEAD_CHUNK, exchange.read_timeout(time.monotonic()))
+                data = await stream.read(_HEAD_CHUNK, exchange.read_timeout())
             except _NETWORK_ERRORS as exc:
                 return exchange.receive_failed(_failure(exc), exc)
-            exchange.receive_data(data)
-        return None if head is not RESEND else RESEND
+            if (head := exchange.receive_head(data)) is not None:
+                return None if head is not RESEND else RESEND
 
     @staticmethod
     async def _send_upload(
@@ -332,9 +332,9 @@ class AsyncSocketTransport:
                     # The caller's own file or generator failed: they get their exception.
                     raise _SourceFailure(exc) from exc
                 for data in exchange.upload_writes(chunk):
-                    await stream.write(data, exchange.write_timeout(time.monotonic()))  # type: ignore[arg-type]
+                    await stream.write(data, exchange.write_timeout())  # type: ignore[arg-type]
             for data in exchange.upload_end():
-                await stream.write(data, exchange.write_timeout(time.monotonic()))  # type: ignore[arg-type]
+                await stream.write(data, exchange.write_timeout())  # type: ignore[arg-type]
         finally:
             # Finish the payload's generators now (they may hold an open file),
             # even when cancelled: trio reports async generators left to the GC.

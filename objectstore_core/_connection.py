@@ -35,7 +35,7 @@ returns :data:`NEED_DATA` instead of waiting; misuse raises ``RuntimeError``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import Final
 
@@ -103,8 +103,11 @@ _SENDING, _AWAITING, _BODY, _DONE, _FAILED = range(5)
 class Exchange:
     """One request and its response, across at most two connections.
 
-    ``limits`` are the request's timeouts; ``now`` the transport's monotonic
-    clock when the exchange starts (``Timeout.total`` counts from there).
+    ``limits`` are the request's timeouts. ``Timeout.total`` counts from
+    ``now``, the transport's monotonic time when the exchange starts; a
+    transport may pass its ``clock`` instead, which the exchange then reads
+    only where a total deadline applies (at the start and for each wait whose
+    method is given no ``now``): without one, no wait costs a clock read.
     For each connection the transport calls :meth:`start` (``reused``: an
     idle pooled connection, not a fresh one), writes what :meth:`writes`
     (and, for an upload, :meth:`upload_writes` for each chunk of the
@@ -114,6 +117,7 @@ class Exchange:
     """
 
     __slots__ = (
+        "_clock",
         "_cut",
         "_deadline",
         "_early",
@@ -128,24 +132,39 @@ class Exchange:
         "_sent",
         "_silent_close",
         "_started",
+        "_whole",
         "head",
         "limits",
         "request",
         "wire_head",
     )
 
-    def __init__(self, request: Request, host: str, limits: Timeout, now: float) -> None:
+    def __init__(
+        self,
+        request: Request,
+        host: str,
+        limits: Timeout,
+        now: float | None = None,
+        *,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.request = request
         self.limits = limits
         self.wire_head = encode_request_head(request, host)
-        self._deadline = None if limits.total is None else now + limits.total
-        # PROTOCOL §2 / API §6: only a request that cannot store anything twice
-        # is resent, and only once.
-        self._resendable = (
-            not isinstance(request.body, Upload) and request.method in IDEMPOTENT_METHODS
-        )
-        # An upload with a length is framed by content-length (a part, PROTOCOL §9.2).
-        self._fixed = isinstance(request.body, Upload) and request.body.length is not None
+        self._clock = clock
+        self._deadline: float | None = None
+        if limits.total is not None:
+            self._deadline = self._time(now) + limits.total
+        body = request.body
+        if isinstance(body, Upload):
+            # PROTOCOL §2 / API §6: only a request that cannot store anything twice
+            # is resent (and only once): never a streamed upload.
+            self._resendable = False
+            # An upload with a length is framed by content-length (a part, PROTOCOL §9.2).
+            self._fixed = body.length is not None
+        else:
+            self._resendable = request.method in IDEMPOTENT_METHODS
+            self._fixed = False
         self._phase = _SENDING
         self._reused = False
         self._parser = ResponseParser(request.method)
@@ -156,8 +175,17 @@ class Exchange:
         self._resent = False
         self._started = False
         self._sent = 0
+        self._whole = 0
         self._pending = b""
         self.head: ResponseHead | None = None
+
+    def _time(self, now: float | None) -> float:
+        """``now``, else the transport's clock (read only where a deadline applies)."""
+        if now is not None:
+            return now
+        if self._clock is None:
+            raise TypeError("Exchange needs the time (now or clock) when a total timeout applies")
+        return self._clock()
 
     # -- connections ------------------------------------------------------------
 
@@ -182,6 +210,7 @@ class Exchange:
         self._received = False
         self._silent_close = False
         self._sent = 0
+        self._whole = 0
         self._pending = b""
 
     def _resend(self) -> _Sentinel:
@@ -191,11 +220,11 @@ class Exchange:
     def _resendable_now(self) -> bool:
         return self._reused and self._resendable and not self._received
 
-    def connect_timeout(self, now: float) -> float | None:
-        """How long the connect (TCP and TLS) may take."""
+    def connect_timeout(self, now: float | None = None) -> float | None:
+        """How long the connect (TCP and TLS) may take (``now``: see :class:`Exchange`)."""
         if self._deadline is None:
             return self.limits.connect
-        return self._wait(self.limits.connect, now, "connecting")
+        return self._wait(self.limits.connect, self._time(now), "connecting")
 
     def connect_failed(
         self, failure: Failure, cause: BaseException, where: str
@@ -208,21 +237,26 @@ class Exchange:
 
     # -- sending ----------------------------------------------------------------
 
-    def writes(self) -> Iterator[bytes | memoryview]:
-        """The request head and a bytes body, in writes of at most :data:`WRITE_SLICE`."""
+    def writes(self) -> Iterable[bytes | memoryview]:
+        """The request head and a bytes body, in writes of at most :data:`WRITE_SLICE`.
+
+        A small request (a head, and a bytes body of up to 64 KiB) is one write,
+        handed out without a generator; :meth:`sent` then counts it as taken.
+        """
         head = self.wire_head
         body = self.request.body
         if isinstance(body, bytes) and body:
             if len(body) > _SMALL_WRITE:
-                yield from self._sliced(head)
-                yield from self._sliced(body)
-                return
+                return self._head_and_body(head, body)
             head += body
-        if len(head) <= WRITE_SLICE:  # a small request: one write, no inner generator
-            yield head
-            self._sent += len(head)
-        else:
-            yield from self._sliced(head)
+        if len(head) > WRITE_SLICE or isinstance(body, Upload):
+            return self._sliced(head)  # counted write by write, for the timeout's message
+        self._whole = len(head)
+        return (head,)
+
+    def _head_and_body(self, head: bytes, body: bytes) -> Iterator[bytes | memoryview]:
+        yield from self._sliced(head)
+        yield from self._sliced(body)
 
     def upload_writes(self, chunk: bytes | bytearray | memoryview) -> Iterator[bytes | memoryview]:
         """One chunk of an upload with its chunked framing (RFC 9112 §7.1).
@@ -261,11 +295,11 @@ class Exchange:
             yield piece
             self._sent += len(piece)
 
-    def write_timeout(self, now: float) -> float | None:
+    def write_timeout(self, now: float | None = None) -> float | None:
         """How long the next write may wait for the server to take it."""
-        if self._deadline is None:  # the usual case, once per write: no call
+        if self._deadline is None:  # the usual case, once per write: no clock, no call
             return self.limits.write
-        return self._wait(self.limits.write, now, "sending the request")
+        return self._wait(self.limits.write, self._time(now), "sending the request")
 
     def send_failed(self, failure: Failure, cause: BaseException) -> _Sentinel | None:
         """A write failed. :data:`RESEND`, or None: read the answer the server may
@@ -303,14 +337,15 @@ class Exchange:
         """The whole request is written: wait for the answer."""
         if self._phase == _SENDING:
             self._phase = _AWAITING
+            self._sent += self._whole
 
     # -- receiving --------------------------------------------------------------
 
-    def read_timeout(self, now: float) -> float | None:
+    def read_timeout(self, now: float | None = None) -> float | None:
         """How long the next receive may wait."""
         if self._deadline is None:
             return self.limits.read
-        return self._wait(self.limits.read, now, "waiting for the response")
+        return self._wait(self.limits.read, self._time(now), "waiting for the response")
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Bytes received from the server; ``b""`` when it closed the connection."""
@@ -396,6 +431,32 @@ class Exchange:
         if isinstance(event, ResponseHead | _Sentinel):
             return event
         raise RuntimeError("Exchange.next_head after the head")  # pragma: no cover
+
+    def receive_head(self, data: bytes | bytearray | memoryview) -> ResponseHead | _Sentinel | None:
+        """:meth:`receive_data`, then :meth:`next_head`, in one step: what a transport
+        calls with each piece received while it waits for the head."""
+        if self._phase > _AWAITING:
+            raise RuntimeError("Exchange.receive_head outside of waiting for the head")
+        if data:
+            self._received = True
+        elif not self._received:
+            self._silent_close = True
+        parser = self._parser
+        parser.feed(data)
+        if self._silent_close:
+            return self.next_head()
+        try:
+            event = parser.next_event()
+        except ObjectstoreError:
+            self._phase = _FAILED
+            raise
+        if event is NEED_DATA:
+            return None
+        if isinstance(event, ResponseHead):
+            self.head = event
+            self._phase = _DONE if parser.done else _BODY
+            return event
+        raise RuntimeError("Exchange.receive_head after the head")  # pragma: no cover
 
     def next_data(self) -> bytes | memoryview | None:
         """Body bytes, ``b""`` at the end, or None: receive more first."""

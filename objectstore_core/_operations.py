@@ -37,7 +37,6 @@ from objectstore_core._http import (
     Upload,
     classify_payload,
     read_clock,
-    send_once,
 )
 from objectstore_core._log import RequestRecord, debug_logger, log_retry, logged_attempt
 from objectstore_core._metadata import (
@@ -134,8 +133,15 @@ def _send(
             outcome = yield from logged_attempt(
                 SendRequest(sent, target.credentials), log, attempt + shift, deferred
             )
-        else:
-            outcome = yield from send_once(SendRequest(sent, target.credentials))
+        else:  # send_once, inline: the usual attempt costs no generator of its own
+            try:
+                reply = yield SendRequest(sent, target.credentials)
+            except ObjectstoreError as error:
+                outcome = error
+            else:
+                if not isinstance(reply, Response):  # pragma: no cover - driver contract
+                    raise TypeError(f"driver sent {reply!r} for a SendRequest")
+                outcome = reply
         delay = retry_delay(policy, request, attempt, outcome)
         if (
             delay is not None

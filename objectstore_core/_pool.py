@@ -92,6 +92,19 @@ class PoolPolicy(Generic[C]):
             return True
         return False
 
+    def lease_free(self, *, fresh: bool = False) -> tuple[Lease[C], list[C]] | None:
+        """:meth:`take_slot` and :meth:`lease` in one step (the usual case: a free
+        slot); None, with nothing taken, when the twin must wait for a slot."""
+        if self._closed:
+            raise ConnectError("the client is closed")
+        if not self._free or self._waiters:
+            return None
+        self._free -= 1
+        if fresh:
+            return self.lease(fresh=True)
+        idle = self._idle
+        return Lease(idle.pop() if idle else None, self._generation), []
+
     def wait_for_slot(self, waiter: object) -> None:
         """Queue ``waiter`` for the next freed slot (it is woken by :meth:`free_slot`)."""
         self._waiters.append(waiter)
@@ -154,7 +167,10 @@ class PoolPolicy(Generic[C]):
             verdict = Return.POOLED
         else:
             verdict = Return.CLOSE
-        return verdict, self.free_slot()
+        if self._waiters:  # the slot goes to the oldest waiter (free_slot, inline)
+            return verdict, self._waiters.popleft()
+        self._free += 1
+        return verdict, None
 
     # -- the whole pool ---------------------------------------------------------
 

@@ -97,9 +97,13 @@ class _Pool:
         self._check_fork()
         policy = self._policy
         with self._lock:
-            if policy.take_slot():  # the usual case: a free slot, leased under the same lock
+            taken = policy.lease_free(fresh=fresh)  # the usual case: a free slot, leased
+            if taken is not None:
                 waiter = None
-                lease, closing = self._take(fresh)
+                lease, closing = taken
+                while lease.connection is not None and not _alive(lease.connection):
+                    closing.append(lease.connection)
+                    policy.next_idle(lease)
             else:
                 waiter = threading.Event()
                 policy.wait_for_slot(waiter)
@@ -241,7 +245,7 @@ class RawStream:
     def _receive(self, size: int) -> None:
         exchange = self._exchange
         sock = self._sock
-        _wait_at_most(sock, exchange.read_timeout(time.monotonic()))
+        _wait_at_most(sock, exchange.read_timeout())
         try:
             data = sock.recv(size)
         except OSError as exc:
@@ -329,7 +333,7 @@ class SocketTransport:
                 "cannot upload an async iterable with the sync client: use objectstore_async, "
                 "or pass bytes, a file, an iterable of bytes or a path"
             )
-        exchange = Exchange(request, self._host_header, limits, time.monotonic())
+        exchange = Exchange(request, self._host_header, limits, clock=time.monotonic)
         pool = self._pool
         while True:
             lease = pool.acquire(limits.pool, fresh=exchange.resent)
@@ -358,7 +362,7 @@ class SocketTransport:
         conn = lease.connection
         assert conn is not None
         if conn.sock is None:
-            conn.timeout = exchange.connect_timeout(time.monotonic())
+            conn.timeout = exchange.connect_timeout()
             try:
                 conn.connect()
             except Exception as exc:
@@ -372,15 +376,16 @@ class SocketTransport:
         body = exchange.request.body
         try:
             for data in exchange.writes():
-                _wait_at_most(sock, exchange.write_timeout(time.monotonic()))
+                if sock.gettimeout() != (wait := exchange.write_timeout()):
+                    sock.settimeout(wait)  # a system call: only when the wait changes
                 sock.sendall(data)
             if isinstance(body, Upload):
                 for chunk in _guarded(iter_upload(body)):
                     for data in exchange.upload_writes(chunk):
-                        _wait_at_most(sock, exchange.write_timeout(time.monotonic()))
+                        _wait_at_most(sock, exchange.write_timeout())
                         sock.sendall(data)
                 for data in exchange.upload_end():
-                    _wait_at_most(sock, exchange.write_timeout(time.monotonic()))
+                    _wait_at_most(sock, exchange.write_timeout())
                     sock.sendall(data)
             exchange.sent()
         except _SourceFailure as failure:
@@ -388,11 +393,12 @@ class SocketTransport:
         except OSError as exc:
             if exchange.send_failed(_failure(exc), exc) is RESEND:
                 return RESEND
-        while (head := exchange.next_head()) is None:
-            _wait_at_most(sock, exchange.read_timeout(time.monotonic()))
+        while True:  # nothing of an answer can be there before a receive
+            if sock.gettimeout() != (wait := exchange.read_timeout()):
+                sock.settimeout(wait)
             try:
                 data = sock.recv(_HEAD_CHUNK)
             except OSError as exc:
                 return exchange.receive_failed(_failure(exc), exc)
-            exchange.receive_data(data)
-        return None if head is not RESEND else RESEND
+            if (head := exchange.receive_head(data)) is not None:
+                return None if head is not RESEND else RESEND

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from objectstore_core import (
+    ConnectError,
     ConnectTimeout,
     PoolTimeout,
     ProtocolError,
@@ -114,7 +115,7 @@ def test_a_failed_write_without_an_answer_is_a_write_error() -> None:
 def test_a_write_timeout_says_how_much_was_taken() -> None:
     exchange = _exchange(Request("PUT", "/x", body=bytes(4 * WRITE_SLICE)), Timeout(write=1))
     exchange.start(reused=False)
-    writes = exchange.writes()
+    writes = iter(exchange.writes())
     next(writes)
     next(writes)  # the head went out; the first body slice is pending
     with pytest.raises(WriteTimeout) as caught:
@@ -210,3 +211,90 @@ def test_a_head_with_bare_lf_line_ends_is_read_at_once() -> None:
     head = exchange.next_head()
     assert isinstance(head, ResponseHead) and head.status == 200
     assert exchange.next_data() == b"ok"
+
+
+def test_receive_head_feeds_and_parses_in_one_step() -> None:
+    exchange = _exchange(Request("GET", "/x"))
+    exchange.start(reused=False)
+    _written(exchange)
+    exchange.sent()
+    assert exchange.receive_head(OK[:10]) is None
+    head = exchange.receive_head(OK[10:])
+    assert isinstance(head, ResponseHead) and head.status == 200
+    assert exchange.next_data() == b"ok"
+    assert exchange.complete and exchange.reusable
+    with pytest.raises(RuntimeError):
+        exchange.receive_head(b"more")
+
+
+def test_receive_head_gives_the_resend_verdict_and_the_errors_of_next_head() -> None:
+    exchange = _exchange(Request("GET", "/x"))
+    exchange.start(reused=True)
+    _written(exchange)
+    exchange.sent()
+    assert exchange.receive_head(b"") is RESEND
+    exchange.start(reused=False)
+    _written(exchange)
+    exchange.sent()
+    with pytest.raises(ReadError, match="without a response"):
+        exchange.receive_head(b"")
+
+    bad = _exchange(Request("GET", "/x"))
+    bad.start(reused=False)
+    _written(bad)
+    bad.sent()
+    with pytest.raises(ProtocolError):
+        bad.receive_head(b"SSH-2.0\r\n")
+
+
+def test_a_clock_is_read_only_where_a_total_deadline_applies() -> None:
+    reads: list[float] = []
+
+    def clock() -> float:
+        reads.append(100.0 + len(reads))
+        return reads[-1]
+
+    untimed = Exchange(Request("GET", "/x"), "h", Timeout(read=3), clock=clock)
+    assert untimed.connect_timeout() == Timeout().connect
+    assert untimed.write_timeout() == Timeout().write
+    assert untimed.read_timeout() == 3
+    assert reads == []
+
+    timed = Exchange(Request("GET", "/x"), "h", Timeout(read=30, total=3), clock=clock)
+    assert reads == [100.0]  # the deadline counts from here
+    assert timed.read_timeout() == pytest.approx(2.0)  # read at 101
+    assert timed.read_timeout(100.5) == pytest.approx(2.5)  # a given time wins
+    with pytest.raises(TypeError):
+        Exchange(Request("GET", "/x"), "h", Timeout(total=3))
+
+
+def test_a_small_request_is_one_write_counted_once_sent() -> None:
+    exchange = _exchange(Request("PUT", "/x", body=b"abc"), Timeout(write=1))
+    exchange.start(reused=False)
+    writes = exchange.writes()
+    assert isinstance(writes, tuple) and len(writes) == 1
+    assert bytes(writes[0]).endswith(b"\r\n\r\nabc")
+    exchange.sent()
+    exchange.receive_data(b"")  # a fresh connection closed without an answer
+    with pytest.raises(ReadError):
+        exchange.next_head()
+
+
+def test_lease_free_takes_a_slot_and_a_lease_in_one_step() -> None:
+    policy: PoolPolicy[str] = PoolPolicy(1, pid=1)
+    taken = policy.lease_free()
+    assert taken is not None
+    lease, closing = taken
+    assert lease.connection is None and not lease.reused and closing == []
+    assert policy.lease_free() is None  # no slot left: nothing taken
+    lease.connection = "conn"
+    assert policy.give_back(lease, reusable=True) == (Return.POOLED, None)
+    again = policy.lease_free()
+    assert again is not None and again[0].connection == "conn" and again[0].reused
+    policy.give_back(again[0], reusable=True)
+    fresh = policy.lease_free(fresh=True)
+    assert fresh is not None and fresh[0].connection is None and fresh[1] == ["conn"]
+    policy.give_back(fresh[0], reusable=False)
+    policy.close()
+    with pytest.raises(ConnectError):
+        policy.lease_free()
