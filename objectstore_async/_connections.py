@@ -97,7 +97,8 @@ class _Pool:
         self._check_fork()
         connection = lease.connection
         verdict, waiter = self._policy.give_back(lease, reusable)
-        _wake(waiter)
+        if waiter is not None:
+            _wake(waiter)
         if connection is None or verdict is Return.POOLED:
             return None
         if verdict is Return.DETACH:

@@ -254,7 +254,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             self._max_size = max_bytes
             self._transport.max_size = max_bytes  # type: ignore[attr-defined]
         if not self._chunks:
-            if self._closed or not self._eager():
+            if self._closed or not self._streaming or not self._eager():  # a head: no call
                 return None
             self._recv_now(max_bytes)
             if not self._chunks:

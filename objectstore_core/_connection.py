@@ -460,6 +460,24 @@ class Exchange:
 
     def next_data(self) -> bytes | memoryview | None:
         """Body bytes, ``b""`` at the end, or None: receive more first."""
+        if self._phase == _BODY:  # next_event's body step, without its other cases
+            parser = self._parser
+            try:
+                data = parser.next_event()
+            except ObjectstoreError:
+                self._phase = _FAILED
+                raise
+            if data is NEED_DATA:
+                return None
+            if data is END:
+                self._phase = _DONE
+                return b""
+            if parser.at_end():  # the last bytes: the connection is free with them
+                parser.next_event()
+                self._phase = _DONE
+            if isinstance(data, bytes | memoryview):
+                return data
+            raise RuntimeError("Exchange.next_data: a head in the body")  # pragma: no cover
         event = self.next_event()
         if event is NEED_DATA:
             return None

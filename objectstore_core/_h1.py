@@ -380,7 +380,18 @@ class ResponseParser:
             raise ProtocolError("connection closed before any response")
 
     def _choose_framing(self, head: ResponseHead) -> ResponseHead:
-        chunked, length = _framing(head.headers)
+        headers = head.headers
+        # The usual heads (no transfer-encoding; no length, or one plain one) are
+        # framed here as _framing would frame them, without its calls.
+        length: int | None = None
+        chunked = False
+        if "transfer-encoding" in headers:
+            chunked, length = _framing(headers)
+        elif (value := headers.get("content-length")) is not None:
+            if value.isascii() and value.isdigit() and len(value) <= _MAX_LENGTH_DIGITS:
+                length = int(value)
+            else:
+                chunked, length = _framing(headers)
         if self._method == "HEAD" or head.status in (204, 304):
             self._state = _DONE
             return head

@@ -560,9 +560,12 @@ def get_flow(
     validate_key(key)
     accepted = accept_encoding is not None and _validate_accept(accept_encoding)
     span = None if byte_range is None else _validate_range(byte_range)
-    bound = check_max_read_size(max_read_size)
-    if bound is None and isinstance(target, ClientTarget) and target.config is not None:
+    if max_read_size is not None:
+        bound = check_max_read_size(max_read_size)
+    elif isinstance(target, ClientTarget) and target.config is not None:
         bound = target.config.max_read_size
+    else:
+        bound = None
     headers: tuple[tuple[str, str], ...] = ()
     if span is not None:
         first, last = span
@@ -601,36 +604,24 @@ def _get_steps(
     deferred: list[RequestRecord] = []  # the log line of a body left open, if logged
     response = yield from _send(target, request, "get", key, deferred)
     log = deferred[-1] if deferred else None
-    try:
-        return _get_outcome(response, target, key, want_decode, bound, log, meter)
-    except ObjectstoreError as error:
-        if log is not None:  # a body refused unread: its line is written now
-            log.finish((yield from read_clock()), 0, type(error).__name__)
-        raise
-
-
-def _get_outcome(
-    response: Response,
-    target: Target,
-    key: str,
-    want_decode: bool,
-    bound: int | None,
-    log: RequestRecord | None,
-    meter: Meter | None = None,
-) -> GetOutcome | None:
     status = response.status
     if status == 404:
         if meter is not None:
             meter.note("found", False)
         return None
-    if status != 200 and status != 206:
-        _raise_for(response, target, "get", key)
-    # Decoded when stored as zstd (the metadata read below accepts nothing else).
-    decode = want_decode and response.headers.get("content-encoding") == "zstd"
-    expected = _announced_length(response, target, key)
-    # A full read's length stands in for a missing size (servers send x-sn-size).
-    size = expected if status == 200 else None
-    metadata = _read_metadata(response, target, "get", key, decoded=decode, default_size=size)
+    try:
+        if status != 200 and status != 206:
+            _raise_for(response, target, "get", key)
+        # Decoded when stored as zstd (the metadata read below accepts nothing else).
+        decode = want_decode and response.headers.get("content-encoding") == "zstd"
+        expected = _announced_length(response, target, key)
+        # A full read's length stands in for a missing size (servers send x-sn-size).
+        size = expected if status == 200 else None
+        metadata = _read_metadata(response, target, "get", key, decoded=decode, default_size=size)
+    except ObjectstoreError as error:
+        if log is not None:  # a body refused unread: its line is written now
+            log.finish((yield from read_clock()), 0, type(error).__name__)
+        raise
     if meter is not None:  # the official client's span attributes
         meter.note("found", True)
         meter.note("compression", "zstd" if decode else metadata.compression or "none")
