@@ -154,13 +154,14 @@ def zstd_workers(size: int | None, first: _Buffer | None, cpus: int) -> int:
     return 2 if compressible(first) else 0
 
 
-def compressible(piece: _Buffer) -> bool:
-    """Whether zstd gains on ``piece`` (judged on its first 64 KiB at level 1).
+def compressible(piece: _Buffer, sample_size: int = _SAMPLE) -> bool:
+    """Whether zstd gains on ``piece`` (judged on its first ``sample_size`` bytes,
+    64 KiB by default, at level 1).
 
     Incompressible data is stored nearly as is, several times faster than
     text is compressed, so it is not worth worker threads.
     """
-    sample = memoryview(piece)[:_SAMPLE]
+    sample = memoryview(piece)[:sample_size]
     return len(sample) > 0 and len(compress(sample, level=1, checksum=False)) < 0.9 * len(sample)
 
 

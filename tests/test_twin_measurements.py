@@ -134,6 +134,28 @@ def test_async_twin_compresses_large_payloads_off_the_loop(
     assert compressing_threads[1][1] != loop
 
 
+def test_async_twin_compresses_incompressible_payloads_up_to_a_piece_on_the_loop(
+    compressing_threads: list[tuple[int, int]],
+) -> None:
+    """zstd stores incompressible bytes nearly as is, faster than the thread hop."""
+    noise = os.urandom(async_driver.QUICK_MAX + 1)
+    payloads = [noise[: async_driver.QUICK_MAX], noise, TEXT[: async_driver.QUICK_MAX]]
+
+    async def main() -> None:
+        client = AsyncClient("http://objectstore.test", transport=AsyncInProcessTransport())
+        session = client.session(Usecase("measure"), org=1)
+        for payload in payloads:
+            key = await session.put(payload)
+            response = await session.get(key)
+            assert response is not None and await response.aread() == payload
+
+    anyio.run(main, backend="asyncio")
+    loop = threading.get_ident()
+    assert [size for size, _ in compressing_threads] == [len(p) for p in payloads]
+    on_loop = [thread == loop for _, thread in compressing_threads]
+    assert on_loop == [True, False, False]  # noise up to a piece; more, or text: a thread
+
+
 @pytest.mark.parametrize("twin", [Client, AsyncClient])
 def test_tokens_without_now_use_the_twins_wall_clock(
     twin: type[Client] | type[AsyncClient], monkeypatch: pytest.MonkeyPatch
