@@ -578,6 +578,7 @@ class ZstdDecoder:
         "_max_output",
         "_max_window_size",
         "_reader",
+        "_ready",
         "_scanner",
         "_size",
         "_starving",
@@ -595,11 +596,9 @@ class ZstdDecoder:
         self._max_output = _check_max_output(max_output)
         self._max_window_size = max_window_size
         self._contexts = contexts
-        self._context: zstandard.ZstdDecompressor | None = (
-            contexts.take_decompressor(max_window_size)
-            if contexts is not None
-            else zstandard.ZstdDecompressor(max_window_size=max_window_size)
-        )
+        # Taken when the first bytes are decoded (see _take_context): a body
+        # decoded whole by feed_whole() never needs one of its own.
+        self._context: zstandard.ZstdDecompressor | None = None
         self._input = _Input()
         self._reader: zstandard.ZstdDecompressionReader | None = None  # made by the first read
         self._scanner = _FrameScanner()
@@ -607,6 +606,8 @@ class ZstdDecoder:
         # The last read came back short: libzstd used up its input, so until more
         # is fed (or the end declared) another read would only starve.
         self._starving = False
+        # The payload feed_whole() decoded, until read() hands it out (then b"").
+        self._ready: bytes | None = None
         self._done = False
         self._error: IntegrityError | None = None
         self.bytes_in = 0
@@ -634,6 +635,16 @@ class ZstdDecoder:
         self._input.chunks.clear()
         self._input.queued = 0
         return exc
+
+    def _take_context(self) -> zstandard.ZstdDecompressor:
+        if self._context is None:
+            contexts, window = self._contexts, self._max_window_size
+            self._context = (
+                contexts.take_decompressor(window)
+                if contexts is not None
+                else zstandard.ZstdDecompressor(max_window_size=window)
+            )
+        return self._context
 
     def _release(self) -> None:
         """Drop the reader and hand the context back for another decoder."""
@@ -691,6 +702,31 @@ class ZstdDecoder:
         except IntegrityError as exc:
             raise self._fail(exc) from None
 
+    def feed_whole(self, data: bytes | memoryview) -> bool:
+        """Take ``data`` as the whole input, when it is one frame libzstd decodes at once.
+
+        For a body received in one piece (a small object): the frame is
+        checked and decoded by :func:`decode_frame` (one call into libzstd, no
+        walk of its structure in Python), and :meth:`read` then returns the
+        payload. False, with nothing taken, when the decoder has input
+        already, the frame is not one of a declared size of at most
+        ``max_output``, or a window limit applies: :meth:`feed` it then. A
+        corrupt frame raises :class:`IntegrityError` as :meth:`feed` would.
+        """
+        self._check_usable()
+        if self.bytes_in or self._input.eof or self._max_window_size:
+            return False
+        try:
+            out = decode_frame(data, self._max_output, self._contexts)
+        except IntegrityError as exc:
+            raise self._fail(exc) from exc.__cause__
+        if out is None:
+            return False
+        self.bytes_in = len(data)
+        self._input.eof = True
+        self._ready = out  # handed out by read()
+        return True
+
     def read(self, limit: int | None = None) -> bytes:
         """Return up to ``max_output`` decoded bytes (and at most ``limit``).
 
@@ -700,6 +736,16 @@ class ZstdDecoder:
         self._check_usable()
         if self._done:
             return b""
+        if (ready := self._ready) is not None:  # decoded whole by feed_whole()
+            if not ready:
+                self._ready = None
+                self._done = True
+                self._release()
+                return b""
+            cut = len(ready) if limit is None else max(limit, 1)
+            piece, self._ready = (ready, b"") if cut >= len(ready) else (ready[:cut], ready[cut:])
+            self.bytes_out += len(piece)
+            return piece
         size = self._size
         hint = self._scanner.content_size
         if hint >= 0:
@@ -725,9 +771,8 @@ class ZstdDecoder:
                     return b""  # nothing to decode yet
             elif self._scanner.single_frame and 0 <= hint <= size:
                 return self._read_whole()
-            assert self._context is not None
             # The stubs want an IO[bytes]; the reader only ever calls read(size).
-            reader = self._reader = self._context.stream_reader(
+            reader = self._reader = self._take_context().stream_reader(
                 cast("IO[bytes]", self._input), read_size=_INPUT_PIECE, read_across_frames=True
             )
         try:
@@ -767,9 +812,8 @@ class ZstdDecoder:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._input.queued = 0
-        assert self._context is not None
         try:
-            out = _decompress_whole(self._context, data, self._scanner.declared)
+            out = _decompress_whole(self._take_context(), data, self._scanner.declared)
         except IntegrityError as exc:
             raise self._fail(exc) from exc.__cause__
         self.bytes_out += len(out)
@@ -778,7 +822,9 @@ class ZstdDecoder:
         return out
 
 
-def decode_frame(data: bytes, limit: int, contexts: ZstdContexts | None = None) -> bytes | None:
+def decode_frame(
+    data: bytes | memoryview, limit: int, contexts: ZstdContexts | None = None
+) -> bytes | None:
     """The decoded payload of ``data``, held whole, when it is one complete zstd frame
     declaring a size of at most ``limit``; None when it is not (use a :class:`ZstdDecoder`).
 

@@ -251,7 +251,22 @@ class Download:
 
         ``last``: the transport knows these are the body's last bytes (it has
         already released the connection), so the end is declared with them.
+        A compressed body that arrives whole this way (a small object) is
+        decoded at once, by libzstd alone (see :meth:`ZstdDecoder.feed_whole`).
         """
+        if (
+            last
+            and raw
+            and not self._received
+            and not self._eof
+            and (self._expected is None or len(raw) == self._expected)
+            and isinstance(self._decoder, ZstdDecoder)
+            and isinstance(raw, bytes | memoryview)
+            and self._decoder.feed_whole(raw)
+        ):
+            self._received = len(raw)
+            self._eof = True
+            return
         if raw and last:
             self.feed(raw)
             raw = b""

@@ -596,13 +596,15 @@ def test_decompression_contexts_are_reused() -> None:
         assert decoder.read() == b"x" * 5000
         assert decoder.read() == b""
     assert contexts.idle() == (0, 1)  # each decoder gave back the one it took
-    # A context in use is not idle: two decoders at once get two contexts.
+    # A context in use is not idle: two decoders decoding at once hold two contexts
+    # (each takes one when it starts to decode).
     first, second = ZstdDecoder(contexts=contexts), ZstdDecoder(contexts=contexts)
-    assert first._context is not second._context
-    assert contexts.idle() == (0, 0)
+    assert first._context is None and contexts.idle() == (0, 1)
     for decoder in (first, second):
         decoder.feed(blob)
-    assert first.read() == second.read() == b"x" * 5000
+    assert first.read(100) == second.read(100) == b"x" * 100  # both inside the frame
+    assert first._context is not None and first._context is not second._context
+    assert contexts.idle() == (0, 0)
     # Without a pool a decoder sets up its own context and keeps nothing.
     alone = ZstdDecoder()
     alone.feed(blob)
