@@ -401,21 +401,13 @@ class Exchange:
         if self._silent_close:
             self._phase = _FAILED
             return self._closed_without_answer()
-        parser = self._parser
-        try:
-            event = parser.next_event()
-        except ObjectstoreError:
-            self._phase = _FAILED
-            raise
-        if event is NEED_DATA:
-            return NEED_DATA
-        if isinstance(event, ResponseHead):
-            self.head = event
-            self._phase = _DONE if parser.done else _BODY
+        event = self._parsed()
+        if event is NEED_DATA or isinstance(event, ResponseHead):
             return event
         if event is END:
             self._phase = _DONE
             return END
+        parser = self._parser
         if parser.at_end():  # the last bytes: the connection is free with them
             parser.next_event()
             self._phase = _DONE
@@ -441,22 +433,28 @@ class Exchange:
             self._received = True
         elif not self._received:
             self._silent_close = True
-        parser = self._parser
-        parser.feed(data)
+        self._parser.feed(data)
         if self._silent_close:
             return self.next_head()
+        event = self._parsed()
+        if event is NEED_DATA:
+            return None
+        if isinstance(event, ResponseHead):
+            return event
+        raise RuntimeError("Exchange.receive_head after the head")  # pragma: no cover
+
+    def _parsed(self) -> ResponseHead | bytes | memoryview | object:
+        """The parser's next event; a head is recorded, a malformed answer fails the exchange."""
+        parser = self._parser
         try:
             event = parser.next_event()
         except ObjectstoreError:
             self._phase = _FAILED
             raise
-        if event is NEED_DATA:
-            return None
         if isinstance(event, ResponseHead):
             self.head = event
             self._phase = _DONE if parser.done else _BODY
-            return event
-        raise RuntimeError("Exchange.receive_head after the head")  # pragma: no cover
+        return event
 
     def next_data(self) -> bytes | memoryview | None:
         """Body bytes, ``b""`` at the end, or None: receive more first."""
