@@ -153,23 +153,33 @@ class CutAsync(AsyncInProcessTransport):
         return await super().send(request)
 
 
-@pytest.mark.parametrize("kind", ["sync", "asyncio"])
-def test_an_interrupted_upload_resumes_with_only_the_missing_bytes(kind: str) -> None:
-    emulator = Emulator(MemoryStorage(lock=threading.RLock()))
-    emulator.resumable.granularity = 256
+def interrupted(
+    kind: str, emulator: Emulator, usecase: Usecase, source: Any, key: str
+) -> ResumeHandle:
+    """Put ``source`` until the third append is lost; the handle, as another process
+    would get it (pickled)."""
     cut = Cut(keep=2)
     transport = CutSync(emulator, cut) if kind == "sync" else CutAsync(emulator, cut)
     retry = RetryPolicy(max_attempts=2, backoff=0)
     first = Twin(kind, "http://objectstore.test", transport, retry=retry)
     try:
         with pytest.raises(WriteError) as info:
-            first.session(RAW, org=1).put(PAYLOAD, key="big")
+            first.session(usecase, org=1).put(source, key=key)
     finally:
         first.close()
     handle = info.value.resume_handle  # type: ignore[attr-defined]
     assert isinstance(handle, ResumeHandle)
-    assert (handle.key, handle.offset, handle.total) == ("big", 2048, len(PAYLOAD))
-    restored = pickle.loads(pickle.dumps(handle))  # as another process would get it
+    restored: ResumeHandle = pickle.loads(pickle.dumps(handle))
+    assert restored == handle
+    return restored
+
+
+@pytest.mark.parametrize("kind", ["sync", "asyncio"])
+def test_an_interrupted_upload_resumes_with_only_the_missing_bytes(kind: str) -> None:
+    emulator = Emulator(MemoryStorage(lock=threading.RLock()))
+    emulator.resumable.granularity = 256
+    restored = interrupted(kind, emulator, RAW, PAYLOAD, "big")
+    assert (restored.key, restored.offset, restored.total) == ("big", 2048, len(PAYLOAD))
     # A new client (think: after a restart) continues on the same server.
     plain = InProcessTransport(emulator) if kind == "sync" else AsyncInProcessTransport(emulator)
     second = Twin(kind, "http://objectstore.test", plain)

@@ -25,7 +25,7 @@ import zstandard
 
 import objectstore_core._resumable as resumable
 from objectstore_async.testing import AsyncInProcessTransport
-from objectstore_core import RequestError, ResumeHandle, RetryPolicy, WriteError
+from objectstore_core import RequestError, ResumeHandle, RetryPolicy
 from objectstore_core.emulator import MemoryStorage
 from objectstore_core.emulator._messages import ServerRequest
 from objectstore_core.emulator._resumable import DEFAULT_GRANULARITY
@@ -34,7 +34,7 @@ from objectstore_sync._inprocess import InProcessTransport
 from objectstore_sync.emulator import Emulator
 from objectstore_sync.testing import Fault, LocalServer
 from tests.behaviour.recording import Recorder
-from tests.behaviour.test_resumable import Cut, CutAsync, CutSync
+from tests.behaviour.test_resumable import Cut, CutAsync, CutSync, interrupted
 from tests.behaviour.twins import COMBOS, Twin
 
 # The usecase compresses (zstd, the default); 1000 bytes before compression resume.
@@ -367,27 +367,6 @@ def test_a_compressed_resumable_put_records_both_sizes(loopback_server: LocalSer
 # ------------------------------------------------- resumed by a fresh client
 
 
-def _interrupted(
-    kind: str, emulator: Emulator, usecase: Usecase, source: Any, key: str
-) -> ResumeHandle:
-    """Put ``source`` until the third append is lost; the handle, as another process
-    would get it (pickled)."""
-    cut = Cut(keep=2)
-    transport = CutSync(emulator, cut) if kind == "sync" else CutAsync(emulator, cut)
-    retry = RetryPolicy(max_attempts=2, backoff=0)
-    first = Twin(kind, "http://objectstore.test", transport, retry=retry)
-    try:
-        with pytest.raises(WriteError) as info:
-            first.session(usecase, org=1).put(source, key=key)
-    finally:
-        first.close()
-    handle = info.value.resume_handle  # type: ignore[attr-defined]
-    assert isinstance(handle, ResumeHandle)
-    restored: ResumeHandle = pickle.loads(pickle.dumps(handle))
-    assert restored == handle
-    return restored
-
-
 @pytest.fixture
 def fresh() -> Emulator:
     emulator = Emulator(MemoryStorage(lock=threading.RLock()))
@@ -406,7 +385,7 @@ def _fresh_client(kind: str, emulator: Emulator, cut: Cut | None = None) -> Twin
 def test_resume_upload_of_a_compressed_upload_sends_only_the_missing_bytes(
     fresh: Emulator, tmp_path: Path, kind: str, again: str
 ) -> None:
-    handle = _interrupted(kind, fresh, ZSTD, TEXT, "big")
+    handle = interrupted(kind, fresh, ZSTD, TEXT, "big")
     assert handle.compressed and handle.offset == 2048
     assert handle.source_size == len(TEXT) and handle.total < len(TEXT) // 3
     second = _fresh_client(kind, fresh)
@@ -426,7 +405,7 @@ def test_resume_upload_of_a_compressed_upload_sends_only_the_missing_bytes(
 def test_resume_upload_refuses_a_source_that_compresses_differently_before_any_request(
     fresh: Emulator, kind: str
 ) -> None:
-    handle = _interrupted(kind, fresh, ZSTD, TEXT, "checked")
+    handle = interrupted(kind, fresh, ZSTD, TEXT, "checked")
     cut = Cut(keep=10**9)
     second = _fresh_client(kind, fresh, cut)
     changed = TEXT[:100] + b"#" + TEXT[101:]  # the same size, other bytes
@@ -456,7 +435,7 @@ def test_a_large_payload_resumes_with_the_zstd_workers_it_was_compressed_with(
     monkeypatch.setattr(resumable, "CHUNK_BYTES", 256 * 1024)
     data = os.urandom(3 * MIB // 2).hex().encode()  # 3 MiB, compressing to about half
     usecase = Usecase("zstd_things", resumable_threshold_bytes=MIB)
-    handle = _interrupted(kind, fresh, usecase, data, "large")
+    handle = interrupted(kind, fresh, usecase, data, "large")
     assert handle.source_size == len(data) > 2 * MIB
     assert handle.zstd_workers == (2 if (os.cpu_count() or 1) >= 2 else 0)
     cut = Cut(keep=10**9)
@@ -501,7 +480,7 @@ def test_a_seekable_stream_over_the_threshold_goes_through_a_session_from_where_
 
 @pytest.mark.parametrize("kind", ["sync", "asyncio", "trio"])
 def test_an_interrupted_stream_upload_resumes_from_a_bytesio(fresh: Emulator, kind: str) -> None:
-    handle = _interrupted(kind, fresh, RAW, io.BytesIO(RANDOM), "stream")
+    handle = interrupted(kind, fresh, RAW, io.BytesIO(RANDOM), "stream")
     assert not handle.compressed and (handle.offset, handle.total) == (2048, len(RANDOM))
     second = _fresh_client(kind, fresh)
     try:
@@ -529,7 +508,7 @@ def _old_pickle(handle: ResumeHandle, monkeypatch: pytest.MonkeyPatch) -> bytes:
 def test_a_handle_pickled_before_compressed_uploads_still_resumes(
     fresh: Emulator, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
-    handle = _interrupted(kind, fresh, RAW, RANDOM, "old")
+    handle = interrupted(kind, fresh, RAW, RANDOM, "old")
     old = pickle.loads(_old_pickle(handle, monkeypatch))
     assert isinstance(old, ResumeHandle) and old == handle
     assert (old.source_size, old.compressed_sha256, old.zstd_workers) == (None, None, None)
