@@ -763,16 +763,34 @@ def test_socket_reads_are_small_while_a_body_is_copied_and_large_while_it_expand
     assert expanding.piece == PIECE_SIZE == 8 * COPY_PIECE
 
 
-def test_a_short_read_with_no_input_left_asks_for_input_without_starving_libzstd() -> None:
+def test_a_short_read_with_no_input_left_asks_for_input_without_starving_libzstd(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """After libzstd used up what was fed, the decoder says so without another
     read into libzstd; output is the same however the input is cut."""
+    from objectstore_core import _codec
+
+    starved = 0
+    take = _codec._Input.read
+
+    def counted(self: _codec._Input, size: int) -> bytes | memoryview:
+        nonlocal starved
+        try:
+            return take(self, size)
+        except _codec._Starved:
+            starved += 1
+            raise
+
+    monkeypatch.setattr(_codec._Input, "read", counted)
     payload = os.urandom(300_000) + b"x" * 300_000
     frames = compress(payload[:200_000]) + compress(payload[200_000:])  # two frames
     for cut in (1000, 65_536, 131_072, 333_333):
         decoder = ZstdDecoder()
         out = bytearray()
+        pieces = 0
         for start in range(0, len(frames), cut):
             decoder.feed(frames[start : start + cut])
+            pieces += 1
             while chunk := decoder.read():
                 out += chunk
             assert decoder.read() == b""  # asks for input again, at no cost
@@ -780,6 +798,43 @@ def test_a_short_read_with_no_input_left_asks_for_input_without_starving_libzstd
         while chunk := decoder.read():
             out += chunk
         assert bytes(out) == payload and decoder.finished
+        # libzstd's reader asked for input it could not get at most once per piece
+        # cut inside a block, never for the repeated asks above
+        assert starved < pieces
+        starved = 0
+
+
+def test_a_body_received_whole_is_decoded_by_libzstd_alone() -> None:
+    """A small frame fed with its end goes to libzstd in one call, without the walk
+    over its structure; a corrupt one fails as the streaming path fails."""
+    from objectstore_core._download import Download
+
+    payload = b"event: ok\n" * 500
+    frame = compress(payload)
+    contexts = ZstdContexts()
+    download = Download(decode=True, expected_length=len(frame), contexts=contexts)
+    download.feed(frame, last=True)
+    decoder = download._decoder
+    assert isinstance(decoder, ZstdDecoder) and decoder._scanner._frames == 0  # never walked
+    assert download.read() == payload and download.read() == b"" and download.finished
+    assert download.decoded == len(payload) and download.received == len(frame)
+    assert contexts.idle() == (0, 1)  # the context went back
+
+    corrupt = bytearray(frame)
+    corrupt[len(corrupt) // 2] ^= 0xFF
+    messages = []
+    for whole in (True, False):
+        broken = Download(decode=True, expected_length=len(corrupt))
+        with pytest.raises(IntegrityError) as info:
+            if whole:
+                broken.feed(bytes(corrupt), last=True)
+            else:
+                broken.feed(bytes(corrupt))
+                broken.feed(b"")
+            while broken.read():
+                pass
+        messages.append(str(info.value))
+    assert messages[0] == messages[1]
 
 
 def test_input_views_of_bytes_are_kept_and_other_buffers_copied() -> None:
