@@ -26,6 +26,7 @@ from typing import Final
 
 from objectstore_core._errors import IntegrityError, ProtocolError
 from objectstore_core._http import Request, Upload
+from objectstore_core._values import quick_setters
 
 __all__ = [
     "END",
@@ -114,19 +115,35 @@ def request_head(
     chunked: bool,
 ) -> bytes:
     """Serialize a request head. ``content_length`` None and not chunked: no body."""
-    lines = [f"{method} {target} HTTP/1.1", f"host: {host}"]
-    for name, value in headers:
-        _check_value(name, value)
-        lines.append(f"{name}: {value}")
+    global _last_block
+    seen, block = _last_block
+    if headers is not seen:
+        lines = []
+        for name, value in headers:
+            _check_value(name, value)
+            lines.append(f"{name}: {value}\r\n")
+        block = "".join(lines)
+        if isinstance(headers, tuple) and "authorization: " not in block:
+            _last_block = (headers, block)  # a token is never kept past its request
     if chunked:
-        lines.append("transfer-encoding: chunked")
+        framing = "transfer-encoding: chunked\r\n"
     elif content_length is not None:
-        lines.append(f"content-length: {content_length}")
-    lines.append("\r\n")
+        framing = f"content-length: {content_length}\r\n"
+    else:
+        framing = ""
     try:
-        return "\r\n".join(lines).encode("latin-1")
+        return f"{method} {target} HTTP/1.1\r\nhost: {host}\r\n{block}{framing}\r\n".encode(
+            "latin-1"
+        )
     except UnicodeEncodeError as exc:
         raise ValueError(f"request head is not Latin-1 encodable: {exc}") from None
+
+
+# The header lines of the last headers tuple sent, kept with it. A session sends the
+# same tuple (its own headers) with every request that adds none: checked and
+# formatted once, not once per request. Compared by identity: a tuple is immutable.
+# Headers with a token are not kept.
+_last_block: tuple[object, str] = ((), "")
 
 
 def host_header(scheme: str, host: str, port: int) -> str:
@@ -177,6 +194,16 @@ class ResponseHead:
     headers: dict[str, str]
     keep_alive: bool
 
+    def __init__(self, status: int, reason: str, headers: dict[str, str], keep_alive: bool) -> None:
+        _head_status(self, status)  # one head per response: see quick_setters
+        _head_reason(self, reason)
+        _head_headers(self, headers)
+        _head_keep_alive(self, keep_alive)
+
+
+_head_status, _head_reason, _head_headers, _head_keep_alive = quick_setters(
+    ResponseHead, "status", "reason", "headers", "keep_alive"
+)
 
 # Parser states.
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILERS, _UNTIL_CLOSE, _DONE, _ERROR = (

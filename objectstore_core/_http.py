@@ -28,6 +28,7 @@ from typing import Protocol, TypeAlias, TypeVar
 from objectstore_core._codec import ZstdContexts, ZstdEncoder, compress, zstd_workers
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._timeout import Timeout
+from objectstore_core._values import quick_setters
 
 __all__ = [
     "BinaryReader",
@@ -235,6 +236,24 @@ class Request:
     stream: bool = False
     timeout: Timeout | None = None
 
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes | Upload | None = None,
+        stream: bool = False,
+        timeout: Timeout | None = None,
+    ) -> None:
+        # What the frozen dataclass's own __init__ does, through the slots' setters:
+        # half its cost, on every request (see quick_setters).
+        _request_method(self, method)
+        _request_target(self, target)
+        _request_headers(self, headers)
+        _request_body(self, body)
+        _request_stream(self, stream)
+        _request_timeout(self, timeout)
+
     def with_headers(self, first: tuple[tuple[str, str], ...]) -> Request:
         """This request with ``first`` in front of its headers (cheaper than ``replace``)."""
         return Request(
@@ -263,6 +282,26 @@ class Response:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
 
+    def __init__(
+        self, status: int, headers: Mapping[str, str] | None = None, body: bytes = b""
+    ) -> None:
+        _response_status(self, status)
+        _response_headers(self, {} if headers is None else headers)
+        _response_body(self, body)
+
+
+(
+    _request_method,
+    _request_target,
+    _request_headers,
+    _request_body,
+    _request_stream,
+    _request_timeout,
+) = quick_setters(Request, "method", "target", "headers", "body", "stream", "timeout")
+_response_status, _response_headers, _response_body = quick_setters(
+    Response, "status", "headers", "body"
+)
+
 
 class Credentials(Protocol):
     """Signs requests at the moment they are sent (PROTOCOL §10.2)."""
@@ -284,6 +323,10 @@ class SendRequest:
     request: Request
     credentials: Credentials | None = None
 
+    def __init__(self, request: Request, credentials: Credentials | None = None) -> None:
+        _send_request(self, request)
+        _send_credentials(self, credentials)
+
     def prepare(self, now: float) -> Request:
         """The request to put on the wire at time ``now``, with fresh credentials."""
         if self.credentials is None:
@@ -298,6 +341,9 @@ class SendRequest:
             request.stream,
             request.timeout,
         )
+
+
+_send_request, _send_credentials = quick_setters(SendRequest, "request", "credentials")
 
 
 @dataclass(frozen=True, slots=True)

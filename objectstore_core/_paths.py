@@ -95,6 +95,11 @@ class Target:
     scope: Scope
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     credentials: Credentials | None = field(default=None, repr=False, compare=False)
+    # The encoded collection path of objects, made once: every object request starts with it.
+    _objects: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_objects", self.collection())
 
     def collection(self, resource: str = "objects") -> str:
         """``{base}/v1/{resource}/{usecase}/{scope}/`` (keyless POST form, §2.4)."""
@@ -108,7 +113,7 @@ class Target:
         libraries would otherwise remove them as dot segments and address
         another object.
         """
-        prefix = _collection_path(self.base_path, resource, self.usecase.name, str(self.scope))
+        prefix = self._objects if resource == "objects" else self.collection(resource)
         if "." not in key:
             return prefix + encode_path(key)
         return prefix + "/".join(_encode_segment(segment) for segment in key.split("/"))

@@ -61,14 +61,19 @@ class SyncTransport(Protocol):
 # Guards the rebuild of pools after fork(). A lock another thread held at fork
 # time stays locked forever in the child, so the child gets a fresh one.
 _fork_lock = threading.Lock()
+# Forks this process has been through: a pool that saw fewer is in a child of the
+# process that filled it. Counted in the fork hook, so checking it on every lease
+# costs no getpid() system call.
+_forks = 0
 
 
-def _new_fork_lock() -> None:
-    global _fork_lock
+def _after_fork() -> None:
+    global _fork_lock, _forks
     _fork_lock = threading.Lock()
+    _forks += 1
 
 
-os.register_at_fork(after_in_child=_new_fork_lock)
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class _Pool:
@@ -79,18 +84,18 @@ class _Pool:
         self._cls: type[HTTPConnection] = (
             HTTPSConnection if config.scheme == "https" else HTTPConnection
         )
-        self._pid = os.getpid()
-        self._policy: PoolPolicy[HTTPConnection] = PoolPolicy(config.max_connections, self._pid)
+        self._forks = _forks
+        self._policy: PoolPolicy[HTTPConnection] = PoolPolicy(config.max_connections, os.getpid())
         self._lock = threading.Lock()
 
     def _check_fork(self) -> None:
-        if self._pid != os.getpid():
+        if self._forks != _forks:
             with _fork_lock:
-                if self._pid != os.getpid():
+                if self._forks != _forks:
                     self._lock = threading.Lock()  # another thread may have held it at fork
                     for conn in self._policy.check_process(os.getpid()):
                         _drop(conn)
-                    self._pid = os.getpid()
+                    self._forks = _forks
 
     def acquire(self, wait: float | None, *, fresh: bool) -> Lease[HTTPConnection]:
         """A lease with a live idle connection, or a new unconnected one."""
@@ -183,9 +188,13 @@ def _alive(conn: HTTPConnection) -> bool:
         return False
     if _poll is None:  # pragma: no cover - Windows
         return not select.select([sock], [], [], 0)[0]
-    poller = _poll()
-    poller.register(sock, select.POLLIN)
-    return not poller.poll(0)
+    # One poller per socket, kept on the connection: a check is then one system call.
+    watched: tuple[Any, Any] | None = getattr(conn, "_objectstore_poller", None)
+    if watched is None or watched[0] is not sock:
+        poller = _poll()
+        poller.register(sock, select.POLLIN)
+        conn._objectstore_poller = watched = (sock, poller)  # type: ignore[attr-defined]
+    return not watched[1].poll(0)
 
 
 _poll = getattr(select, "poll", None)

@@ -205,6 +205,33 @@ def test_request_head() -> None:
     assert chunk_header(255) == b"ff\r\n" and LAST_CHUNK == b"0\r\n\r\n"
 
 
+def test_request_head_reuses_a_sessions_header_lines_but_never_a_token() -> None:
+    from objectstore_core import _h1
+
+    session = (("user-agent", "ua/1"), ("accept-encoding", "zstd"))
+    first = request_head("GET", "/a", "h", session, content_length=None, chunked=False)
+    assert _h1._last_block == (session, "user-agent: ua/1\r\naccept-encoding: zstd\r\n")
+    again = request_head("DELETE", "/b", "h", session, content_length=None, chunked=False)
+    assert (
+        first == b"GET /a HTTP/1.1\r\nhost: h\r\nuser-agent: ua/1\r\naccept-encoding: zstd\r\n\r\n"
+    )
+    assert again == first.replace(b"GET /a", b"DELETE /b")
+    # Another tuple with equal contents is checked on its own, a list never kept.
+    other = (("user-agent", "ua/2"),)
+    assert b"ua/2" in request_head("GET", "/", "h", other, content_length=0, chunked=False)
+    assert b"x-l: 1" in request_head(
+        "GET", "/", "h", [("x-l", "1")], content_length=None, chunked=False
+    )
+    assert _h1._last_block[0] is other
+    token = (("authorization", "Bearer secret"),)
+    assert b"Bearer secret" in request_head(
+        "GET", "/", "h", token, content_length=None, chunked=False
+    )
+    assert _h1._last_block[0] is other  # the token's lines were not kept
+    with pytest.raises(ValueError, match="line break"):
+        request_head("GET", "/", "h", (("x-a", "a\nb"),), content_length=None, chunked=False)
+
+
 @pytest.mark.parametrize("value", ["a\r\nx-evil: 1", "a\nb", "a\0b"])
 def test_request_head_refuses_line_breaks(value: str) -> None:
     with pytest.raises(ValueError, match="line break"):

@@ -431,3 +431,32 @@ def test_validate_compression_rejects(value: object) -> None:
         validate_compression(value, "compress")
     assert repr(value) in str(info.value)
     assert "compress=" in str(info.value)
+
+
+def test_hot_values_built_through_their_slots_stay_frozen_values() -> None:
+    import dataclasses
+
+    from objectstore_core import Request, Response
+    from objectstore_core._h1 import ResponseHead
+    from objectstore_core._http import SendRequest
+    from objectstore_core._values import quick_setters
+
+    request = Request("GET", "/k", (("a", "1"),), b"x", True)
+    assert request == Request("GET", "/k", (("a", "1"),), b"x", True, None)
+    assert dataclasses.replace(request, method="HEAD").method == "HEAD"
+    response = Response(204)
+    assert response.headers == {} and response.body == b"" and response == Response(204, {})
+    assert Response(200).headers is not Response(200).headers  # no shared default dict
+    head = ResponseHead(200, "OK", {"a": "b"}, True)
+    step = SendRequest(request)
+    assert (head.status, head.keep_alive, step.credentials) == (200, True, None)
+    for value, name in (
+        (request, "method"),
+        (response, "status"),
+        (head, "reason"),
+        (step, "request"),
+    ):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, name, None)
+    with pytest.raises(TypeError, match="not a slot"):
+        quick_setters(Request, "with_headers")

@@ -16,7 +16,7 @@ import pytest
 
 from objectstore_core import PoolTimeout, ReadTimeout, Request, Timeout, client_config
 from objectstore_sync._transport import SocketTransport
-from tests.reliability.conftest import RawServer, numbered
+from tests.reliability.conftest import RawServer, answer, numbered, read_head
 
 
 def _transport(url: str, **kwargs: Any) -> SocketTransport:
@@ -86,6 +86,30 @@ def test_an_idle_connection_that_went_stale_is_not_reused(misbehave: Any) -> Non
         assert transport.send(Request("GET", "/a"))[0].body == b"1"
         time.sleep(0.2)
         response, _ = transport.send(Request("POST", "/b", body=b"x"))
+        assert response.status == 200 and response.body == b"2"
+        transport.close()
+
+
+def test_a_connection_checked_before_is_still_found_stale_when_it_dies() -> None:
+    """The liveness check keeps its poller with the connection: a later check of the
+    same socket must still see the server's close."""
+    count = iter(range(1, 100))
+
+    def handle(sock: socket.socket) -> None:
+        number = str(next(count)).encode()
+        for _ in range(2):
+            if not read_head(sock):
+                return
+            sock.sendall(answer(number))
+        time.sleep(0.05)
+        sock.shutdown(socket.SHUT_RDWR)  # idle after its second answer: closed
+
+    with RawServer(handle) as raw:
+        transport = _transport(raw.url)
+        assert transport.send(Request("GET", "/a"))[0].body == b"1"
+        assert transport.send(Request("GET", "/b"))[0].body == b"1"  # checked, reused
+        time.sleep(0.2)
+        response, _ = transport.send(Request("POST", "/c", body=b"x"))  # never resent
         assert response.status == 200 and response.body == b"2"
         transport.close()
 
