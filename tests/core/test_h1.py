@@ -210,7 +210,8 @@ def test_request_head_reuses_a_sessions_header_lines_but_never_a_token() -> None
 
     session = (("user-agent", "ua/1"), ("accept-encoding", "zstd"))
     first = request_head("GET", "/a", "h", session, content_length=None, chunked=False)
-    assert _h1._last_block == (session, "user-agent: ua/1\r\naccept-encoding: zstd\r\n")
+    kept: tuple[object, str] = _h1._last_block
+    assert kept == (session, "user-agent: ua/1\r\naccept-encoding: zstd\r\n")
     again = request_head("DELETE", "/b", "h", session, content_length=None, chunked=False)
     assert (
         first == b"GET /a HTTP/1.1\r\nhost: h\r\nuser-agent: ua/1\r\naccept-encoding: zstd\r\n\r\n"
@@ -222,12 +223,14 @@ def test_request_head_reuses_a_sessions_header_lines_but_never_a_token() -> None
     assert b"x-l: 1" in request_head(
         "GET", "/", "h", [("x-l", "1")], content_length=None, chunked=False
     )
-    assert _h1._last_block[0] is other
+    kept = _h1._last_block
+    assert kept[0] is other
     token = (("authorization", "Bearer secret"),)
     assert b"Bearer secret" in request_head(
         "GET", "/", "h", token, content_length=None, chunked=False
     )
-    assert _h1._last_block[0] is other  # the token's lines were not kept
+    kept = _h1._last_block
+    assert kept[0] is other  # the token's lines were not kept
     with pytest.raises(ValueError, match="line break"):
         request_head("GET", "/", "h", (("x-a", "a\nb"),), content_length=None, chunked=False)
 
