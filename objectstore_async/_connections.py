@@ -31,6 +31,17 @@ _Idle = tuple[httpcore.AsyncNetworkStream, Any]
 
 # Sockets inherited over fork() that were detached from this process (see _forget).
 _forgotten: list[httpcore.AsyncNetworkStream] = []
+# Forks this process has been through, counted in the fork hook: a pool that saw
+# fewer is in a child. Checked on every lease without a getpid() system call.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+os.register_at_fork(after_in_child=_count_fork)
 
 
 class _Pool:
@@ -44,15 +55,15 @@ class _Pool:
 
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
-        self._pid = os.getpid()
-        self._policy: PoolPolicy[_Idle] = PoolPolicy(config.max_connections, self._pid)
+        self._forks = _forks
+        self._policy: PoolPolicy[_Idle] = PoolPolicy(config.max_connections, os.getpid())
         self._backend: httpcore.AsyncNetworkBackend | None = None
 
     def _check_fork(self) -> None:
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
+        if self._forks != _forks:
+            self._forks = _forks
             self._backend = None
-            for stream, _ in self._policy.check_process(self._pid):
+            for stream, _ in self._policy.check_process(os.getpid()):
                 _forget(stream)
 
     @property
