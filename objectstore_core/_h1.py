@@ -603,11 +603,13 @@ class ResponseParser:
         return line
 
 
-# Header names already validated, as received -> lower case. Servers send the
-# same few names on every response: checking and lowering each name once per
-# process, not once per response, halves the cost of parsing a head.
-_NAMES: dict[str, str] = {}
-_NAMES_LIMIT = 1024
+# Header lines already parsed, as received -> (lower-case name, value). Servers
+# send the same lines again and again (server, content type, encoding, a date
+# for a whole second): each is checked and split once, not once per response.
+# Bounded: emptied when full, and long lines are never kept.
+_LINES: dict[str, tuple[str, str]] = {}
+_LINES_LIMIT = 2048
+_CACHED_LINE = 200
 
 
 def _parse_lf_head(raw: bytes) -> ResponseHead:
@@ -625,27 +627,27 @@ def _parse_lines(lines: list[str]) -> ResponseHead:
     if len(lines) > _MAX_HEADER_LINES + 1:
         raise ProtocolError(f"response head has more than {_MAX_HEADER_LINES} header lines")
     status_line = lines[0]
-    version, _, rest = status_line.partition(" ")
-    code, _, reason = rest.partition(" ")
-    if version not in ("HTTP/1.1", "HTTP/1.0"):
-        raise ProtocolError(f"malformed status line {status_line[:80]!r}")
-    if len(code) != 3 or not (code.isascii() and code.isdigit()) or code[0] == "0":
-        raise ProtocolError(f"malformed status code in {status_line[:80]!r}")
+    known = _STATUS_LINES.get(status_line)
+    if known is None:
+        known = _status_line(status_line)
+    version, status, reason = known
     headers: dict[str, str] = {}
-    names = _NAMES
+    parsed = _LINES
     for index in range(1, len(lines)):
         line = lines[index]
-        name, sep, value = line.partition(":")
-        key = names.get(name)
-        if key is None or not sep:
-            if line[:1] in (" ", "\t"):
-                return _parse_lines(_unfold(lines))
+        header = parsed.get(line)
+        if header is None:
+            name, sep, value = line.partition(":")
             if not sep or not _TOKEN_RE.fullmatch(name):
+                if line[:1] in (" ", "\t"):
+                    return _parse_lines(_unfold(lines))
                 raise ProtocolError(f"malformed header line {line[:80]!r}")
-            key = name.lower()
-            if len(names) < _NAMES_LIMIT:
-                names[name] = key
-        text = value.strip(" \t")
+            header = (name.lower(), value.strip(" \t"))
+            if len(line) <= _CACHED_LINE:
+                if len(parsed) >= _LINES_LIMIT:
+                    parsed.clear()
+                parsed[line] = header
+        key, text = header
         if key in headers:
             if key.startswith(_SINGLE_PREFIX) or key in _SINGLE_NAMES:
                 raise ProtocolError(
@@ -667,7 +669,27 @@ def _parse_lines(lines: list[str]) -> ResponseHead:
             and "close" not in options
             and "transfer-encoding" not in headers
         )
-    return ResponseHead(int(code), reason, headers, keep_alive)
+    return ResponseHead(status, reason, headers, keep_alive)
+
+
+# Status lines already parsed (a server sends a handful): -> (version, status, reason).
+_STATUS_LINES: dict[str, tuple[str, int, str]] = {}
+_STATUS_LINES_LIMIT = 64
+
+
+def _status_line(line: str) -> tuple[str, int, str]:
+    version, _, rest = line.partition(" ")
+    code, _, reason = rest.partition(" ")
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        raise ProtocolError(f"malformed status line {line[:80]!r}")
+    if len(code) != 3 or not (code.isascii() and code.isdigit()) or code[0] == "0":
+        raise ProtocolError(f"malformed status code in {line[:80]!r}")
+    parsed = (version, int(code), reason)
+    if len(line) <= _CACHED_LINE:
+        if len(_STATUS_LINES) >= _STATUS_LINES_LIMIT:
+            _STATUS_LINES.clear()
+        _STATUS_LINES[line] = parsed
+    return parsed
 
 
 def _unfold(lines: list[str]) -> list[str]:

@@ -497,3 +497,42 @@ def test_http10_chunked_is_read_but_never_reused() -> None:
     head, body, ended, reusable = _feed("GET", wire + b"2\r\nok\r\n0\r\n\r\n", [])
     assert head is not None and not head.keep_alive
     assert (body, ended, reusable) == (b"ok", True, False)
+
+
+def _head_of(data: bytes) -> ResponseHead:
+    parser = ResponseParser("GET")
+    parser.feed(data)
+    head = parser.next_event()
+    assert isinstance(head, ResponseHead)
+    return head
+
+
+def test_parsed_header_lines_are_remembered_within_bounds() -> None:
+    from objectstore_core import _h1
+
+    data = b"HTTP/1.1 200 OK\r\nServer:  emu \r\nx-sn-size: 3\r\ncontent-length: 0\r\n\r\n"
+    first, again = _head_of(data), _head_of(data)  # the second from remembered lines
+    assert first == again and again.headers == {
+        "server": "emu",
+        "x-sn-size": "3",
+        "content-length": "0",
+    }
+    assert _h1._LINES["Server:  emu "] == ("server", "emu")
+    assert _h1._STATUS_LINES["HTTP/1.1 200 OK"] == ("HTTP/1.1", 200, "OK")
+    # A server sending ever new lines cannot grow them past their bound; a long line
+    # is parsed but not kept.
+    for n in range(_h1._LINES_LIMIT + 10):
+        head = _head_of(b"HTTP/1.1 204 No Content\r\nx-n: %d\r\n\r\n" % n)
+        assert head.headers == {"x-n": str(n)}
+    assert len(_h1._LINES) <= _h1._LINES_LIMIT
+    long = "v" * (_h1._CACHED_LINE + 1)
+    assert _head_of(f"HTTP/1.1 204 No Content\r\nx-long: {long}\r\n\r\n".encode()).headers == {
+        "x-long": long
+    }
+    assert f"x-long: {long}" not in _h1._LINES
+    # Remembered lines still follow the head's rules: a repeat of a metadata header fails.
+    with pytest.raises(ProtocolError, match="repeats header"):
+        _head_of(b"HTTP/1.1 200 OK\r\nx-sn-size: 3\r\nx-sn-size: 3\r\n\r\n")
+    for status in range(_h1._STATUS_LINES_LIMIT + 5):
+        assert _head_of(b"HTTP/1.1 %d X\r\n\r\n" % (200 + status)).status == 200 + status
+    assert len(_h1._STATUS_LINES) <= _h1._STATUS_LINES_LIMIT
