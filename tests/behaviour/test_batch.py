@@ -201,3 +201,47 @@ def test_leaving_iter_results_early_stops_cleanly(kind: str) -> None:
                 assert await session.put(b"still usable", key="after") == "after"
 
         anyio.run(main, backend=kind)
+
+
+def test_a_sync_batch_payload_keeps_file_semantics_and_is_closed_when_dropped() -> None:
+    import gc
+
+    from objectstore_sync import Client
+    from objectstore_sync._response import Payload
+    from objectstore_sync.testing import InProcessTransport
+
+    with Client("http://objectstore.test", transport=InProcessTransport()) as client:
+        session = client.session(Usecase("attachments"), org=1)
+        session.put(b"held whole", key="k")
+        batch = session.many()
+        batch.get("k")
+        (result,) = batch.send()
+    payload = result.value.payload
+    assert payload.read() == b"held whole"
+    assert payload.read() == b"" and not payload.closed  # at its end, still open
+    payload.flush()
+    with payload:
+        pass
+    assert payload.closed
+    for call in (payload.read, payload.flush, payload.__enter__):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+
+    class Stream:
+        closed = 0
+        done = True
+
+        def close(self) -> None:
+            Stream.closed += 1
+
+    class Nothing:
+        unsettled = False
+
+    Payload(Stream(), Nothing())  # type: ignore[arg-type]
+    gc.collect()
+    assert Stream.closed == 1  # dropped unclosed: finalized by closing it
+    shut = Payload(Stream(), Nothing())  # type: ignore[arg-type]
+    shut.close()
+    del shut
+    gc.collect()
+    assert Stream.closed == 2  # closed once, not again when dropped
