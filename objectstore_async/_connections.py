@@ -44,7 +44,7 @@ def _count_fork() -> None:
 os.register_at_fork(after_in_child=_count_fork)
 
 
-class _Pool:
+class Pool:
     """The core's pool policy over httpcore streams, for one event loop.
 
     One event loop means no lock; a waiter is an anyio event (asyncio and

@@ -22,7 +22,7 @@ import anyio.lowlevel
 import httpcore
 
 from objectstore_async import _tls
-from objectstore_async._connections import _close, _Idle, _Pool
+from objectstore_async._connections import Pool, _close, _Idle
 from objectstore_async._sources import aiter_upload
 from objectstore_async._streams import _AsyncioStream, _FastStream
 from objectstore_core import ClientConfig, ObjectstoreError, Request, Response, Upload
@@ -82,7 +82,7 @@ class AsyncRawStream:
 
     __slots__ = ("_done", "_exchange", "_held", "_lease", "_now", "_pool", "_stream")
 
-    def __init__(self, pool: _Pool, lease: Lease[_Idle], exchange: Exchange) -> None:
+    def __init__(self, pool: Pool, lease: Lease[_Idle], exchange: Exchange) -> None:
         self._pool = pool
         self._lease = lease
         stream = self._stream = lease.connection[0] if lease.connection is not None else None
@@ -204,7 +204,7 @@ class AsyncSocketTransport:
         options = config.connection_options
         self._config = config
         self._options = options
-        self._pool = _Pool(config)
+        self._pool = Pool(config)
         self._ssl_context = _tls.ssl_context(options)
         self._server_hostname = _tls.server_hostname(options, config.host)
         self._socket_options: list[Any] = list(options.socket_options)
