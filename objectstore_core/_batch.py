@@ -19,6 +19,7 @@ operations, so a part with a bad index fails exactly its operation.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -198,6 +199,7 @@ class BatchDecoder:
         "_marker",
         "_max_part",
         "_pending",
+        "_ready",
         "_scan",
         "_state",
     )
@@ -215,6 +217,7 @@ class BatchDecoder:
         self._pending: dict[str, str] = {}
         self._marker = b"\r\n" + self._delimiter  # what ends a part's body
         self._lines: dict[str, tuple[str, str]] = {}  # header lines parsed so far
+        self._ready: deque[BatchPart] = deque()  # whole parts taken from the buffer at once
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Push body bytes in any chunking; ``b""`` declares the end of the body."""
@@ -229,6 +232,8 @@ class BatchDecoder:
 
     def next_event(self) -> BatchPart | _Sentinel:
         """The next part, :data:`END`, or :data:`NEED_DATA`; ProtocolError if malformed."""
+        if self._ready:
+            return self._ready.popleft()
         if self._failed:
             raise RuntimeError("the decoder failed earlier and cannot be reused")
         try:
@@ -238,10 +243,8 @@ class BatchDecoder:
             raise
 
     def _next(self) -> BatchPart | _Sentinel:
-        if self._state == "after_delimiter":
-            part = self._whole_part()
-            if part is not None:
-                return part
+        if self._state == "after_delimiter" and self._whole_parts():
+            return self._ready.popleft()
         while True:
             if self._state == "end":
                 return END
@@ -318,41 +321,72 @@ class BatchDecoder:
         self._state = "after_delimiter"
         return _new_part(self._pending, body)
 
-    def _whole_part(self) -> BatchPart | None:
-        """The part at the front of the buffer if it is all there, else None.
+    def _whole_parts(self) -> bool:
+        """Take every part that is all there at the front of the buffer; False if none is.
 
-        What the general path would return for it (the same checks, the same
-        errors), in one step: the usual case of a response read in large pieces.
+        What the general path would return for them (the same checks, the same
+        errors), in one pass with one deletion from the buffer: the usual case
+        of a response read in large pieces. It stops at the first part it does
+        not take as it is (the end, a part without headers, a malformed header
+        line, an incomplete part), which the general path then reads.
         """
-        buffer = self._buffer
-        if buffer[:2] != b"\r\n" or buffer[2:4] == b"\r\n":  # the end, or a part without headers
-            return None
-        end = buffer.find(b"\r\n\r\n", 2)
-        if end < 0:
-            return None
-        at = buffer.find(self._marker, end + 4)
-        if at < 0:
-            return None
-        headers = _header_block(buffer[2:end].decode("latin-1"), self._lines)
-        body = bytes(buffer[end + 4 : at])
-        del buffer[: at + len(self._marker)]
-        return _new_part(headers, body)
+        buffer, marker, lines, ready = self._buffer, self._marker, self._lines, self._ready
+        start = 0
+        # Up to a bound, so a response read whole is not copied into parts at once.
+        while start < _TAKEN_AT_ONCE and buffer.startswith(b"\r\n", start):
+            end = buffer.find(b"\r\n\r\n", start)
+            if end <= start:  # incomplete, or the empty line at once: a part without headers
+                break
+            at = buffer.find(marker, end + 4)
+            if at < 0:
+                break
+            try:
+                headers = _header_block(buffer[start + 2 : end].decode("latin-1"), lines)
+            except ProtocolError:
+                break  # raised by the general path, once the parts before it are out
+            ready.append(_new_part(headers, bytes(buffer[end + 4 : at])))
+            start = at + len(marker)
+        if not start:
+            return False
+        del buffer[:start]
+        return True
 
+
+_TAKEN_AT_ONCE = 4 * 1024 * 1024
+"""Bytes of whole parts :meth:`BatchDecoder._whole_parts` takes from the buffer in one pass."""
 
 _MAX_CACHED_LINES = 4096
+
+
+# Header lines whose value differs from part to part: not worth remembering.
+# Their names are checked as they are (lower case, nothing around them).
+_UNIQUE_LINES = frozenset(
+    {
+        "x-sn-batch-operation-index",
+        "x-sn-batch-operation-key",
+        "x-sn-size",
+        "x-sn-time-created",
+        "x-sn-time-expires",
+    }
+)
 
 
 def _header_block(block: str, seen: dict[str, tuple[str, str]]) -> dict[str, str]:
     """A part's header lines as a dict (lower-case names, stripped values).
 
     ``seen`` remembers lines already parsed: most lines repeat from part to
-    part (kind, status, content type, disposition), so they are parsed once.
+    part (kind, status, content type, disposition), so they are parsed once;
+    lines of the names in ``_UNIQUE_LINES`` seldom repeat and are parsed
+    without filling ``seen``.
     """
     headers: dict[str, str] = {}
     for line in block.split("\r\n"):
         header = seen.get(line)
         if header is None:
             name, colon, value = line.partition(":")
+            if colon and name in _UNIQUE_LINES:
+                headers[name] = value.strip()
+                continue
             name = name.strip()
             if not colon or not name or not name.isascii():
                 raise ProtocolError(f"batch response: malformed part header line {line[:100]!r}")

@@ -181,6 +181,54 @@ def test_malformed_streams_raise_protocol_error_and_the_decoder_refuses_reuse(
         decoder.next_event()
 
 
+def test_parts_read_together_stop_at_a_malformed_one_which_fails_in_its_turn() -> None:
+    b = b"--" + RESPONSE_BOUNDARY.encode()
+    body = (
+        b + b"\r\nx-sn-batch-operation-index: 0\r\nx-sn-size:  2 \r\n\r\nhi\r\n"
+        + b + b"\r\n\r\nno headers\r\n"
+        + b + b"\r\nX-Odd-Case : v\r\n\r\n\r\n"
+        + b + b"\r\nx-sn-batch-operation-index: 3\r\n\r\nlast good\r\n"
+        + b + b"\r\nx-sn-size\r\n\r\nno colon\r\n"
+        + b + b"--"
+    )  # fmt: skip
+    decoder = BatchDecoder(RESPONSE_BOUNDARY)
+    decoder.receive_data(body)
+    events = [decoder.next_event() for _ in range(4)]
+    assert [(e.headers, e.body) for e in events] == [
+        ({"x-sn-batch-operation-index": "0", "x-sn-size": "2"}, b"hi"),
+        ({}, b"no headers"),
+        ({"x-odd-case": "v"}, b""),
+        ({"x-sn-batch-operation-index": "3"}, b"last good"),
+    ]
+    with pytest.raises(ProtocolError, match="malformed part header line 'x-sn-size'"):
+        decoder.next_event()
+    with pytest.raises(RuntimeError):
+        decoder.next_event()
+
+
+def test_a_response_read_whole_is_taken_into_parts_a_bounded_amount_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import objectstore_core._batch as wire
+
+    body = b"".join(_ok_get(i, f"k{i}", b"x" * 100) for i in range(50))
+    body += f"--{RESPONSE_BOUNDARY}--".encode()
+    whole = _events([body])
+    monkeypatch.setattr(wire, "_TAKEN_AT_ONCE", 1000)
+    decoder = BatchDecoder(RESPONSE_BOUNDARY)
+    decoder.receive_data(body)
+    first = [decoder.next_event(), decoder.next_event()]  # the first through the general path
+    assert 0 < len(decoder._ready) < 10  # the rest waits in the buffer
+    assert [*first, *_drain(decoder)] == whole
+
+
+def _drain(decoder: BatchDecoder) -> list[Any]:
+    events: list[Any] = []
+    while (event := decoder.next_event()) is not END:
+        events.append(event)
+    return [*events, END]
+
+
 def test_a_part_over_the_limit_is_refused_without_waiting_for_its_end() -> None:
     decoder = BatchDecoder(RESPONSE_BOUNDARY, max_part_size=1000)
     decoder.receive_data(b"--" + RESPONSE_BOUNDARY.encode() + b"\r\n\r\n")
