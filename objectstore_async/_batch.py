@@ -129,7 +129,11 @@ class AsyncBatch(BatchBase):
 
 
 def _response(metadata: Metadata, download: Download) -> AsyncGetResponse:
-    return AsyncGetResponse(metadata, AsyncPayload(_IN_HAND, download))
+    # The named tuple built without its __new__, a Python function of its own.
+    return _new_tuple(AsyncGetResponse, (metadata, AsyncPayload(_IN_HAND, download)))
+
+
+_new_tuple = tuple.__new__
 
 
 AsyncBatch._response = staticmethod(_response)

@@ -84,6 +84,8 @@ class AsyncPayload:
         if size is None or size < 0:
             while chunk := await self._pull(None, whole=True):
                 parts.append(chunk)
+                if self._download.finished:
+                    break  # the next pull would give b"": an object in one piece ends here
         else:
             while size > 0 and (chunk := await self._pull(size)):
                 parts.append(chunk)

@@ -106,6 +106,13 @@ MAX_PART_PAYLOAD = 1024 * 1024
 
 _WIRE_KIND = {"put": "insert", "get": "get", "head": "head", "delete": "delete"}
 _RETRY_PART_STATUSES = frozenset({429, 503})
+# The status lines of most parts (§8.4), read without parsing them.
+_USUAL_STATUSES: dict[str | None, int] = {
+    "200 OK": 200,
+    "201 Created": 201,
+    "204 No Content": 204,
+    "404 Not Found": 404,
+}
 
 
 @dataclass(slots=True, eq=False)
@@ -590,10 +597,12 @@ def _part_result(
     """One part's result, and whether a retry may help (per-part 429/503)."""
     headers = part.headers
     status_text = headers.get("x-sn-batch-operation-status")
-    code = status_text.split(" ", 1)[0] if status_text else ""
-    if not code.isascii() or not code.isdigit() or len(code) != 3:
-        return _protocol(target, op, f"part status {status_text!r} is not 'code reason'"), False
-    status = int(code)
+    status = _USUAL_STATUSES.get(status_text)
+    if status is None:
+        code = status_text.split(" ", 1)[0] if status_text else ""
+        if not code.isascii() or not code.isdigit() or len(code) != 3:
+            return _protocol(target, op, f"part status {status_text!r} is not 'code reason'"), False
+        status = int(code)
     key = op.key
     raw_key = headers.get("x-sn-batch-operation-key")
     if raw_key is not None:

@@ -111,7 +111,11 @@ class Batch(BatchBase):
 
 
 def _response(metadata: Metadata, download: Download) -> GetResponse:
-    return GetResponse(metadata, Payload(_IN_HAND, download))
+    # The named tuple built without its __new__, a Python function of its own.
+    return _new_tuple(GetResponse, (metadata, Payload(_IN_HAND, download)))
+
+
+_new_tuple = tuple.__new__
 
 
 Batch._response = staticmethod(_response)

@@ -70,6 +70,8 @@ class Payload(io.BufferedIOBase):
         if size is None or size < 0:
             while chunk := self._pull(None, whole=True):
                 parts.append(chunk)
+                if self._download.finished:
+                    break  # the next pull would give b"": an object in one piece ends here
             return parts[0] if len(parts) == 1 else b"".join(parts)
         while size > 0 and (chunk := self._pull(size)):
             parts.append(chunk)

@@ -245,3 +245,46 @@ def test_a_sync_batch_payload_keeps_file_semantics_and_is_closed_when_dropped() 
     del shut
     gc.collect()
     assert Stream.closed == 2  # closed once, not again when dropped
+
+
+@pytest.mark.parametrize("twin", ["sync", "async"])
+def test_a_whole_read_that_ends_the_payload_asks_for_nothing_more(twin: str) -> None:
+    import anyio
+
+    from objectstore_async._response import AsyncPayload
+    from objectstore_sync._response import Payload
+
+    class Held:
+        """A download whose one piece is the whole payload."""
+
+        unsettled = False
+        finished = False
+        reads = 0
+
+        def read(self, limit: int | None = None, **options: bool) -> bytes:
+            self.reads += 1
+            if self.finished:
+                return b""
+            self.finished = True
+            return b"all of it"
+
+    class Stream:
+        done = True
+
+        def close(self) -> None:
+            pass
+
+        async def aclose(self) -> None:
+            pass
+
+    download = Held()
+    if twin == "sync":
+        payload = Payload(Stream(), download)  # type: ignore[arg-type]
+        assert payload.read() == b"all of it"
+        assert download.reads == 1  # the end is known: no read to learn it
+        assert payload.read() == b""
+    else:
+        apayload = AsyncPayload(Stream(), download)  # type: ignore[arg-type]
+        assert anyio.run(apayload.read) == b"all of it"
+        assert download.reads == 1
+        assert anyio.run(apayload.read) == b""

@@ -380,7 +380,9 @@ def test_from_headers_size(value: str, size: int) -> None:
     assert Metadata.from_headers({"x-sn-size": value}).size == size
 
 
-@pytest.mark.parametrize("value", ["", "-1", "1.5", "abc", "0x10", "1e3", "1 2"])
+@pytest.mark.parametrize(
+    "value", ["", "-1", "+1", "1.5", "abc", "0x10", "1e3", "1 2", "\u0661\u0662", "\u00b2"]
+)
 def test_from_headers_rejects_bad_size(value: str) -> None:
     with pytest.raises(ValueError):
         Metadata.from_headers({"x-sn-size": value})
