@@ -4,9 +4,9 @@
 needs no I/O: the concurrency limits checked against the client's pool,
 the operations collected (validated when added, by :class:`BatchBuilder`),
 the plan of jobs, how a fetched object becomes the twin's ``GetResponse``
-(over a :class:`BodyInHand`) and the results in submission order. Each
-twin adds only how the jobs run (threads or tasks), and binds its response
-and payload classes.
+(its payload over a :class:`BodyInHand`) and the results in submission
+order. Each twin adds only how the jobs run (threads or tasks), and binds
+what a fetched object becomes (:attr:`BatchBase._held`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any, Concatenate, ParamSpec
 from objectstore_core._batch_flow import (
     BatchBuilder,
     BatchJob,
-    operation_context,
     validate_concurrency,
 )
 from objectstore_core._batch_results import (
@@ -26,7 +25,6 @@ from objectstore_core._batch_results import (
     BatchResults,
     FetchedObject,
     Fetcher,
-    LazyDownload,
     new_result,
 )
 from objectstore_core._codec import ZstdContexts
@@ -56,8 +54,8 @@ def _adder(
 class BodyInHand:
     """The raw body under a batch get's payload: already over, as its bytes are in hand.
 
-    The payload's :class:`LazyDownload` holds the bytes, so the twins' batch
-    gets share one of these (adding the ``read`` and ``close`` of their
+    The payload holds the bytes (itself, or in a :class:`LazyDownload`), so the
+    twins' batch gets share one of these (adding the ``read`` and ``close`` of their
     connections' bodies, which give nothing and do nothing).
     """
 
@@ -75,13 +73,15 @@ class BatchBase:
     individual ones may run at once; together they must fit the client's
     pool of connections, else ValueError before anything is added.
     ``session`` is the twin's session (its client's pool size, zstd contexts
-    and target are read here). A twin sets :attr:`_response`.
+    and target are read here). A twin sets :attr:`_held`.
     """
 
     __slots__ = ("_builder", "_fetch", "_limits", "_session", "_timeout", "results")
 
-    _response: Callable[[Metadata, Download], Any]
-    """The twin's ``GetResponse`` of a fetched object: ``(metadata, body, download)``."""
+    _held: Callable[[ZstdContexts | None, Metadata, bytes, bool, Any, int, str | None], Any]
+    """The twin's ``GetResponse`` of a fetched object: called with the client's zstd
+    contexts, then what a :data:`Fetcher` is called with. Its payload holds the
+    stored bytes itself (see :func:`read_held`)."""
 
     def __init__(
         self,
@@ -105,7 +105,8 @@ class BatchBase:
         self._limits = (batches, singles)
         self._timeout = Timeout.coerce(timeout)
         self._session = session
-        self._fetch = fetcher(type(self)._response, client._zstd)
+        # A partial, not a closure: no Python frame of its own per get.
+        self._fetch: Fetcher = functools.partial(type(self)._held, client._zstd)
         self.results: BatchResults | None = None
         """What the last ``send()`` returned (set on leaving a ``with`` block)."""
 
@@ -131,24 +132,6 @@ class BatchBase:
         """``results`` in submission order, kept as :attr:`results`."""
         self.results = BatchResults(sorted(results, key=lambda result: result.index))
         return self.results
-
-
-def fetcher(
-    response: Callable[[Metadata, Download], Any], contexts: ZstdContexts | None
-) -> Fetcher:
-    """A batch flow's :data:`Fetcher` making each found object ``response(metadata,
-    download)``; the download holds the body and decodes it (with ``contexts``) only
-    once it is read."""
-
-    def fetch(
-        metadata: Metadata, body: bytes, decode: bool, target: Any, index: int, key: str | None
-    ) -> Any:
-        download = LazyDownload(
-            body, decode, contexts, resolve=operation_context, target=target, index=index, key=key
-        )
-        return response(metadata, download)
-
-    return fetch
 
 
 def wrap_fetched(

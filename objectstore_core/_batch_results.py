@@ -23,6 +23,8 @@ from objectstore_core._errors import ObjectstoreError
 from objectstore_core._metadata import Metadata
 
 __all__ = [
+    "SPENT",
+    "UNREAD",
     "BatchError",
     "BatchResult",
     "BatchResults",
@@ -31,6 +33,7 @@ __all__ = [
     "LazyDownload",
     "OperationKind",
     "new_result",
+    "read_held",
 ]
 
 OperationKind = Literal["put", "get", "head", "delete"]
@@ -172,6 +175,37 @@ class LazyDownload(Download):
                 self._spent = True
                 return out
         return self._real().read(limit, **options)
+
+
+def read_held(body: bytes, decode: bool, contexts: ZstdContexts | None) -> bytes | None:
+    """The whole payload of stored bytes in hand, in one step, as a :class:`LazyDownload`
+    of them hands it out; None when that takes more (or fails: the LazyDownload,
+    made then, reports it).
+
+    For a twin's batch payload, which holds the bytes itself until a read
+    needs more than this: what most reads are, so most payloads never make
+    their LazyDownload.
+    """
+    if not decode:
+        return body
+    try:
+        return decode_frame(body, DEFAULT_CHUNK, contexts)
+    except ObjectstoreError:
+        return None
+
+
+def _spent() -> LazyDownload:
+    download = LazyDownload(b"", False, None, context={})
+    download._spent = True  # as after its one whole read
+    return download
+
+
+UNREAD: Download = LazyDownload(b"", False, None, context={})
+"""What a twin's batch payload holds as its download before it makes one (never read)."""
+
+SPENT: Download = _spent()
+"""What a twin's batch payload holds as its download once :func:`read_held` handed out
+its payload: finished, and every read gives ``b""``."""
 
 
 @dataclass(frozen=True, slots=True)

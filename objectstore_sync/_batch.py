@@ -14,8 +14,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from typing import TYPE_CHECKING
 
-from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults, Download, Metadata
+from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults, Metadata
 from objectstore_core._batch_api import BodyInHand
+from objectstore_core._batch_flow import operation_context
+from objectstore_core._batch_results import SPENT, UNREAD, LazyDownload, read_held
+from objectstore_core._codec import ZstdContexts
+from objectstore_core._paths import Target
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, Payload
 
@@ -38,6 +42,55 @@ class _InHand(BodyInHand):
 
 
 _IN_HAND = _InHand()
+
+
+class _HeldPayload(Payload):
+    """A batch get's payload, holding the object's stored bytes itself.
+
+    A whole read hands them out at once (decoded: see :func:`read_held`),
+    which is what most reads of a batch's objects are; anything else first
+    makes the :class:`LazyDownload` the payload then reads through. Until
+    then the payload is the only object under its response: a batch hands
+    out thousands, each one more for the garbage collector to visit.
+    """
+
+    __slots__ = ("_body", "_decodes", "_index", "_key", "_target", "_zstd")
+
+    def __init__(
+        self,
+        body: bytes,
+        decode: bool,
+        contexts: ZstdContexts | None,
+        target: Target,
+        index: int,
+        key: str | None,
+    ) -> None:
+        super().__init__(_IN_HAND, UNREAD)
+        self._body = body
+        self._decodes = decode
+        self._zstd = contexts
+        self._target = target
+        self._index = index
+        self._key = key
+
+    def _pull(self, limit: int | None, whole: bool = False) -> bytes:
+        if self._download is UNREAD:
+            if limit is None and whole and not self.closed:
+                out = read_held(self._body, self._decodes, self._zstd)
+                if out is not None:
+                    self._download = SPENT
+                    self._body = b""  # handed out: not held twice
+                    return out
+            self._download = LazyDownload(
+                self._body,
+                self._decodes,
+                self._zstd,
+                resolve=operation_context,
+                target=self._target,
+                index=self._index,
+                key=self._key,
+            )
+        return super()._pull(limit, whole)
 
 
 class Batch(BatchBase):
@@ -110,12 +163,21 @@ class Batch(BatchBase):
         return f"Batch({len(self._builder)} operations, session={self._session!r})"
 
 
-def _response(metadata: Metadata, download: Download) -> GetResponse:
+def _held(
+    contexts: ZstdContexts | None,
+    metadata: Metadata,
+    body: bytes,
+    decode: bool,
+    target: Target,
+    index: int,
+    key: str | None,
+) -> GetResponse:
+    payload = _HeldPayload(body, decode, contexts, target, index, key)
     # The named tuple built without its __new__, a Python function of its own.
-    return _new_tuple(GetResponse, (metadata, Payload(_IN_HAND, download)))
+    return _new_tuple(GetResponse, (metadata, payload))
 
 
 _new_tuple = tuple.__new__
 
 
-Batch._response = staticmethod(_response)
+Batch._held = staticmethod(_held)
