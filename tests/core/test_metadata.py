@@ -23,7 +23,7 @@ from objectstore_core import (
     encode_header_value,
     metadata_headers,
 )
-from objectstore_core._metadata import validate_content_type
+from objectstore_core._metadata import read_metadata, validate_content_type
 
 fast = settings(max_examples=150, deadline=None)
 
@@ -473,3 +473,19 @@ def test_metadata_is_frozen() -> None:
     metadata = Metadata()
     with pytest.raises(dataclasses.FrozenInstanceError):
         metadata.size = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("headers", "custom"),
+    [
+        ({"content-type": "text/plain", "x-sn-size": "3", "date": "today"}, {}),
+        ({"content-type": "text/plain", "x-other": "v"}, {}),
+        ({"x-sn-batch-operation-index": "0", "x-snme-note": "100%25"}, {"note": "100%"}),
+        ({"x-snme-a": "1", "x-other": "v", "x-snme-b": "2"}, {"a": "1", "b": "2"}),
+    ],
+)
+def test_custom_metadata_is_read_whatever_else_the_headers_carry(
+    headers: dict[str, str], custom: dict[str, str]
+) -> None:
+    assert Metadata.from_headers(headers).custom == custom
+    assert read_metadata(headers, default_size=1).custom == custom
