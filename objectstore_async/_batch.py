@@ -76,15 +76,20 @@ class _HeldPayload(AsyncPayload):
         self._index = index
         self._key = key
 
+    async def read(self, size: int | None = -1) -> bytes:
+        """As :meth:`AsyncPayload.read`; reading the whole payload first takes the held
+        bytes in one step."""
+        if self._download is UNREAD and (size is None or size < 0) and not self._closed:
+            # One frame of at most a chunk, decoded in one call: no turn to give.
+            out = read_held(self._body, self._decodes, self._zstd)
+            if out is not None:
+                self._download = SPENT
+                self._body = b""  # handed out: not held twice
+                return out
+        return await super().read(size)
+
     async def _pull(self, limit: int | None, whole: bool = False) -> bytes:
         if self._download is UNREAD:
-            if limit is None and whole and not self._closed:
-                # One frame of at most a chunk, decoded in one call: no turn to give.
-                out = read_held(self._body, self._decodes, self._zstd)
-                if out is not None:
-                    self._download = SPENT
-                    self._body = b""  # handed out: not held twice
-                    return out
             self._download = LazyDownload(
                 self._body,
                 self._decodes,

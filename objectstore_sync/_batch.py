@@ -73,14 +73,19 @@ class _HeldPayload(Payload):
         self._index = index
         self._key = key
 
+    def read(self, size: int | None = -1) -> bytes:
+        """As :meth:`Payload.read`; reading the whole payload first takes the held
+        bytes in one step."""
+        if self._download is UNREAD and (size is None or size < 0) and not self.closed:
+            out = read_held(self._body, self._decodes, self._zstd)
+            if out is not None:
+                self._download = SPENT
+                self._body = b""  # handed out: not held twice
+                return out
+        return super().read(size)
+
     def _pull(self, limit: int | None, whole: bool = False) -> bytes:
         if self._download is UNREAD:
-            if limit is None and whole and not self.closed:
-                out = read_held(self._body, self._decodes, self._zstd)
-                if out is not None:
-                    self._download = SPENT
-                    self._body = b""  # handed out: not held twice
-                    return out
             self._download = LazyDownload(
                 self._body,
                 self._decodes,
