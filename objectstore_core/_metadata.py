@@ -232,20 +232,11 @@ class Metadata:
 
         Raises ValueError naming the header when a value is malformed.
         """
-        return _read(cls, headers, None, False)
-
-
-def read_metadata(
-    headers: Mapping[str, str], *, default_size: int | None = None, decoded: bool = False
-) -> Metadata:
-    """:meth:`Metadata.from_headers`, with what a ``get`` changes applied in one step.
-
-    ``default_size`` is the size when the headers give none; ``decoded``
-    records the object as handed out decompressed (``compression`` None).
-    Building the final value once costs half of building it and then
-    ``replace``-ing it, on every get.
-    """
-    return _read(Metadata, headers, default_size, decoded)
+        metadata = read_metadata(headers)
+        if cls is Metadata:
+            return metadata
+        # A subclass: built by its own __init__, from what was read.
+        return cls(*(getattr(metadata, field.name) for field in fields(Metadata)))
 
 
 # Names a response carries that are not custom metadata: the metadata's own
@@ -276,9 +267,16 @@ _NOT_CUSTOM = frozenset(
 )
 
 
-def _read(
-    cls: type[Metadata], headers: Mapping[str, str], default_size: int | None, decoded: bool
+def read_metadata(
+    headers: Mapping[str, str], *, default_size: int | None = None, decoded: bool = False
 ) -> Metadata:
+    """:meth:`Metadata.from_headers`, with what a ``get`` changes applied in one step.
+
+    ``default_size`` is the size when the headers give none; ``decoded``
+    records the object as handed out decompressed (``compression`` None).
+    Building the final value once costs half of building it and then
+    ``replace``-ing it, on every get.
+    """
     get = headers.get
     encoding = get("content-encoding")
     compression: Compression | None
@@ -316,18 +314,6 @@ def _read(
         if not _NOT_CUSTOM.issuperset(headers) and HEADER_META_PREFIX in "\n".join(headers)
         else {}
     )
-    if cls is not Metadata:  # a subclass: its own __init__
-        return cls(
-            get("content-type"),
-            compression,
-            policy,
-            parse_timestamp(created) if created is not None else None,
-            parse_timestamp(expires) if expires is not None else None,
-            decode_header_value(origin) if origin is not None else None,
-            decode_header_value(filename) if filename is not None else None,
-            size,
-            custom,
-        )
     # Metadata(...) without the frozen dataclass's __init__: a third of the cost, on
     # every get (and each of a batch's).
     metadata: Metadata = _new(Metadata)

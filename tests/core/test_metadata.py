@@ -489,3 +489,14 @@ def test_custom_metadata_is_read_whatever_else_the_headers_carry(
 ) -> None:
     assert Metadata.from_headers(headers).custom == custom
     assert read_metadata(headers, default_size=1).custom == custom
+
+
+def test_from_headers_of_a_subclass_builds_the_subclass() -> None:
+    class Tagged(Metadata):
+        __slots__ = ()
+
+    headers = {"content-type": "text/plain", "x-snme-a": "b", "x-sn-size": "3"}
+    metadata = Tagged.from_headers(headers)
+    assert type(metadata) is Tagged
+    assert metadata == Tagged("text/plain", size=3, custom={"a": "b"})
+    assert dataclasses.astuple(metadata) == dataclasses.astuple(Metadata.from_headers(headers))
