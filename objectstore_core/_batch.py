@@ -146,10 +146,12 @@ def encoded_size(part: EncodedPart, body_size: int) -> int:
 def part_size(key: str | None, headers: Sequence[tuple[str, str]], body_size: int) -> int:
     """:func:`encoded_size` of a part with ``key`` and ``headers``, without building it."""
     size = 300 + body_size
-    for name, value in headers:
-        size += len(name) + len(value) + 4
+    if headers:  # most parts have none (every get, head and delete)
+        for name, value in headers:
+            size += len(name) + len(value) + 4
     if key is not None:
-        size += 3 * len(key.encode("utf-8")) + 30
+        # An ASCII key is as long in UTF-8: no encoding to count it.
+        size += 3 * (len(key) if key.isascii() else len(key.encode("utf-8"))) + 30
     return size
 
 

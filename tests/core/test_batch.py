@@ -43,7 +43,7 @@ from objectstore_core import (
     encode_batch,
     session_target,
 )
-from objectstore_core._batch import END, NEED_DATA, encode_batch_key
+from objectstore_core._batch import END, NEED_DATA, encode_batch_key, encoded_size
 
 USECASE = Usecase("attachments")
 TARGET = Target("", USECASE, Scope(org=42))
@@ -85,6 +85,21 @@ def test_keys_are_encoded_except_alphanumerics() -> None:
     assert encode_batch_key("abcXYZ019") == "abcXYZ019"
     assert encode_batch_key("a-b_c.d~e/f") == "a%2Db%5Fc%2Ed%7Ee%2Ff"
     assert encode_batch_key("\u00e9") == "%C3%A9"
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        EncodedPart("get", "plain"),
+        EncodedPart("delete", "é" * 300),  # each character two bytes, each byte three
+        EncodedPart("insert", "日本/" * 50, (("x-snme-note", "n" * 40),), b"body"),
+        EncodedPart("insert", None, (("content-type", "text/plain"),), b"keyless"),
+    ],
+)
+def test_a_parts_size_estimate_bounds_its_encoding(part: EncodedPart) -> None:
+    encoded = b"".join(encode_batch([part], BOUNDARY))
+    closing = len(f"--{BOUNDARY}--\r\n")
+    assert encoded_size(part, len(part.body)) >= len(encoded) - closing
 
 
 def test_flow_sends_one_post_with_a_quoted_boundary() -> None:
