@@ -69,6 +69,9 @@ class Handler(Protocol):
     def batch_turns(self) -> AbstractContextManager[object]: ...  # held while a batch runs
 
     def _open_live(self, oid: ObjectId, deny: Deny) -> OpenObject | ServerResponse: ...
+    def _read_small(
+        self, oid: ObjectId, deny: Deny
+    ) -> tuple[ObjectRecord, bytes] | ServerResponse | None: ...
     def _found_headers(self, record: ObjectRecord) -> list[tuple[str, str]]: ...
     def _head(self, oid: ObjectId) -> ServerResponse: ...
     def _delete(self, raw_query: str, oid: ObjectId, deny: Deny) -> ServerResponse: ...
@@ -297,7 +300,13 @@ def _execute(
     assert key is not None
     oid = ObjectId(usecase, scope, key)
     if kind == "get":  # the whole object, as a GET without Range reads it (§8.4)
-        opened = handler._open_live(oid, deny)
+        small = handler._read_small(oid, deny)
+        if small is not None and not isinstance(small, ServerResponse):
+            record, body = small
+            return _success(
+                index, key, kind, 200, _part_lines(handler._found_headers(record))
+            ), body
+        opened = small if small is not None else handler._open_live(oid, deny)
         if not isinstance(opened, ServerResponse):
             record = opened.record
             try:

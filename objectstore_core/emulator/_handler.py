@@ -382,16 +382,42 @@ class Emulator:
         if opened is None:
             return empty_response(404)
         try:
-            record = opened.record
-            now = self.clock()
-            if not self._live(record, now):
+            if not self._admit_read(oid, opened.record):
                 opened.close()
                 return empty_response(404)
-            self._touch(oid, record, now)
         except BaseException:
             opened.close()
             raise
         return opened
+
+    def _read_small(
+        self, oid: ObjectId, deny: Deny
+    ) -> tuple[ObjectRecord, bytes] | ServerResponse | None:
+        """What :meth:`_open_live` decides, with a small object's whole body, in one step
+        where the store offers it (the in-memory one); None: open the object instead."""
+        get_small = getattr(self.storage, "get_small", None)
+        if get_small is None:
+            return None
+        denial = deny(Permission.OBJECT_READ)
+        if denial is not None:
+            return denial
+        found = get_small(oid)
+        if found is None:
+            return empty_response(404)
+        record, body = found
+        if body is None:  # not small
+            return None
+        if not self._admit_read(oid, record):
+            return empty_response(404)
+        return record, body
+
+    def _admit_read(self, oid: ObjectId, record: ObjectRecord) -> bool:
+        """Whether a read of ``record`` may go on (it is live); its TTI bumped if so."""
+        now = self.clock()
+        if not self._live(record, now):
+            return False
+        self._touch(oid, record, now)
+        return True
 
     @staticmethod
     def _found_headers(record: ObjectRecord) -> list[tuple[str, str]]:

@@ -401,6 +401,29 @@ class MemoryStorage:
             raise ValueError(f"record size {record.size} != {len(data)} bytes, or not small")
         self._put(oid, record, _Body([memoryview(data)] if data else [], len(data)))
 
+    def get_small(self, oid: ObjectId) -> tuple[ObjectRecord, bytes | None] | None:
+        """The record and whole body of an object in one step (a batch get); None if
+        absent. The body is None when larger than half a piece: open it instead.
+
+        A body stored by :meth:`put_small` is handed out as the bytes it was
+        stored from (immutable, no copy); any other is copied under the lock,
+        before its memory could be reused.
+        """
+        with self._lock:
+            entry = self._objects.get(oid)
+            if entry is None:
+                return None
+            record, body = entry
+            if body.size > _PIECE // 2:
+                return record, None
+            if not body.pieces:
+                return record, b""
+            view = body.pieces[0]
+            held = view.obj
+            if type(held) is bytes and len(held) == body.size:
+                return record, held
+            return record, bytes(view[: body.size])
+
     def lookup(self, oid: ObjectId) -> ObjectRecord | None:
         entry = self._objects.get(oid)
         return None if entry is None else entry[0]

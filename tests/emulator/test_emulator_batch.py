@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+
+import pytest
 
 from objectstore_core import Permission, Scope
-from objectstore_core.emulator import ServerResponse
-from objectstore_sync.emulator import Emulator
-from tests.emulator.emulator_helpers import Client
+from objectstore_core.emulator import MemoryStorage, ObjectId, ServerResponse
+from objectstore_sync.emulator import DirectoryStorage, Emulator
+from tests.emulator.emulator_helpers import Client, FakeClock
 
 BATCH = "/v1/objects:batch/test/org=1/"
 OBJ = "/v1/objects/test/org=1"
@@ -170,3 +173,50 @@ def test_a_threaded_server_runs_batches_one_at_a_time() -> None:
         turns = server.emulator.batch_turns
         assert turns.acquire(blocking=False)  # type: ignore[attr-defined]
         turns.release()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("store", ["memory", "directory"])
+def test_batch_gets_answer_what_single_gets_answer(store: str, tmp_path: Path) -> None:
+    """Small objects come from the in-memory store in one step (however they were
+    stored), larger ones and other stores through an opened object: the same parts."""
+    clock = FakeClock()
+    storage = MemoryStorage() if store == "memory" else DirectoryStorage(tmp_path)
+    client = Client(Emulator(storage, clock=clock))
+    large = bytes(range(256)) * 2400  # 600 KiB: more than the one-step limit
+    client.put(f"{OBJ}/single", b"one", content_type="text/plain", x_snme_a="1")
+    client.put(f"{OBJ}/large", large)
+    client.put(f"{OBJ}/tti", b"idle", x_sn_expiration="tti:1h")
+    client.put(f"{OBJ}/ttl", b"soon", x_sn_expiration="ttl:1m")
+    _send(client, _part("insert", "batched", b"two", "x-snme-b: 2"))
+    clock.advance(minutes=2)  # ttl has expired
+    _, parts, _ = _send(
+        client, *(_part("get", k) for k in ("single", "batched", "large", "tti", "ttl", "none"))
+    )
+    got = _by_index(parts)
+    for index, key in enumerate(("single", "batched", "large", "tti")):
+        headers, body = got[index]
+        single = client.get(f"{OBJ}/{key}")
+        assert body == single.body
+        names = ("content-type", "x-sn-size", "x-sn-time-created", "x-sn-time-expires", "x-snme-a")
+        for name in (*names, "x-snme-b"):
+            assert headers.get(name) == single.headers.get(name)
+        assert headers["x-sn-batch-operation-status"] == "200 OK"
+    assert got[2][1] == large
+    for index in (4, 5):  # expired, missing
+        assert got[index][0]["x-sn-batch-operation-status"] == "404 Not Found"
+
+
+def test_the_memory_store_hands_out_small_bodies_whole_and_large_ones_not() -> None:
+    storage = MemoryStorage()
+    client = Client(Emulator(storage, clock=FakeClock()))
+    client.put(f"{OBJ}/written", b"via a writer")
+    _send(client, _part("insert", "inserted", b"via put_small"))
+    client.put(f"{OBJ}/large", b"x" * (600 * 1024))
+    oid = ObjectId("test", "org=1", "written")
+    found = storage.get_small(oid)
+    assert found is not None and found[1] == b"via a writer" and type(found[1]) is bytes
+    found = storage.get_small(ObjectId("test", "org=1", "inserted"))
+    assert found is not None and found[1] == b"via put_small"
+    found = storage.get_small(ObjectId("test", "org=1", "large"))
+    assert found is not None and found[1] is None and found[0].size == 600 * 1024
+    assert storage.get_small(ObjectId("test", "org=1", "absent")) is None
