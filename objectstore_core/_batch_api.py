@@ -12,7 +12,7 @@ what a fetched object becomes (:attr:`BatchBase._held`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Concatenate, ParamSpec
 
 from objectstore_core._batch_flow import (
@@ -111,9 +111,19 @@ class BatchBase:
         """What the last ``send()`` returned (set on leaving a ``with`` block)."""
 
     put = _adder(BatchBuilder.put)
-    get = _adder(BatchBuilder.get)
-    head = _adder(BatchBuilder.head)
-    delete = _adder(BatchBuilder.delete)
+
+    # The small operations spelled out rather than forwarded with *args and
+    # **kwargs: a batch adds them by the thousand, and this costs a third.
+    def get(
+        self, key: str, decompress: bool = True, accept_encoding: Sequence[str] | None = None
+    ) -> None:
+        self._builder.get(key, decompress, accept_encoding)
+
+    def head(self, key: str) -> None:
+        self._builder.head(key)
+
+    def delete(self, key: str) -> None:
+        self._builder.delete(key)
 
     def __len__(self) -> int:
         """Operations waiting to be sent."""

@@ -679,3 +679,14 @@ def test_a_damaged_fetched_object_fails_every_read_the_same_way(
         with pytest.raises(IntegrityError, match=message):
             _read_whole(download, body)
     assert not download.finished
+
+
+@pytest.mark.parametrize("name", ["put", "get", "head", "delete"])
+def test_a_batch_takes_the_options_of_its_builder(name: str) -> None:
+    import inspect
+
+    from objectstore_core import BatchBase
+
+    assert inspect.signature(getattr(BatchBase, name)) == inspect.signature(
+        getattr(BatchBuilder, name)
+    )
