@@ -323,6 +323,9 @@ class _MemoryWriter:
 
 def _full_pieces(body: _Body) -> list[bytearray]:
     """The pieces of ``body`` worth keeping for reuse (a small body has none)."""
+    pieces = body.pieces
+    if len(pieces) == 1 and len(pieces[0].obj) != _PIECE:  # type: ignore[arg-type]
+        return []  # a small body, in one short piece
     return [view.obj for view in body.pieces if len(view.obj) == _PIECE]  # type: ignore[misc, arg-type]
 
 
