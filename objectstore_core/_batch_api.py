@@ -113,7 +113,7 @@ class BatchBase:
     put = _adder(BatchBuilder.put)
 
     # The small operations spelled out rather than forwarded with *args and
-    # **kwargs: a batch adds them by the thousand, and this costs a third.
+    # **kwargs: a batch adds them by the thousand, and this costs a quarter as much.
     def get(
         self, key: str, decompress: bool = True, accept_encoding: Sequence[str] | None = None
     ) -> None:
