@@ -25,7 +25,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from objectstore_core import ExpirationPolicy
 from objectstore_core.emulator._messages import BodyStream, BytesLike
@@ -45,9 +45,12 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 """Stored when a write carries no ``content-type`` (PROTOCOL §4.1)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectId:
-    """The identity of an object: usecase, scope wire form (``_`` when empty), key (§2)."""
+class ObjectId(NamedTuple):
+    """The identity of an object: usecase, scope wire form (``_`` when empty), key (§2).
+
+    A named tuple, so that hashing and comparing it (a dict lookup per
+    request, a thousand per batch) costs no Python call.
+    """
 
     usecase: str
     scope: str
