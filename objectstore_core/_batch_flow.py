@@ -160,11 +160,14 @@ def validate_concurrency(value: object, name: str) -> int:
 class BatchBuilder:
     """Collects validated operations for one session (no I/O)."""
 
-    __slots__ = ("_ops", "target")
+    __slots__ = ("_ops", "_plain", "target")
 
     def __init__(self, target: Target) -> None:
         self.target = target
         self._ops: list[_Operation] = []
+        # A put with no options of its own: (compress?, metadata headers), from the
+        # usecase's defaults, worked out on the first such put.
+        self._plain: tuple[bool, tuple[tuple[str, str], ...]] | None = None
 
     def __len__(self) -> int:
         return len(self._ops)
@@ -184,23 +187,45 @@ class BatchBuilder:
         resumable_threshold_bytes: int | Literal["none"] | None = None,
     ) -> None:
         target = self.target
-        do_compress, encoding = resolve_compression(target, compress, compression, precompressed)
+        plain = (
+            compress is None
+            and compression is None
+            and precompressed is None
+            and content_type is None
+            and metadata is None
+            and expiration_policy is None
+            and origin is None
+            and filename is None
+            and resumable_threshold_bytes is None
+        )
+        if plain and self._plain is not None:  # the usual put: the usecase's defaults
+            do_compress, fixed = self._plain
+        else:
+            do_compress, encoding = resolve_compression(
+                target, compress, compression, precompressed
+            )
+            _validate_threshold(resumable_threshold_bytes)
+            policy = _validate_expiration(
+                expiration_policy
+                if expiration_policy is not None
+                else target.usecase.expiration_policy
+            )
+            fixed = tuple(
+                metadata_headers(
+                    content_type=content_type,
+                    compression=encoding,
+                    expiration_policy=policy,
+                    origin=origin,
+                    filename=filename,
+                    custom=metadata,
+                )
+            )
+            if plain:
+                self._plain = (do_compress, fixed)
         if key == "":
             key = None
         if key is not None:
             validate_key(key)
-        _validate_threshold(resumable_threshold_bytes)
-        policy = _validate_expiration(
-            expiration_policy if expiration_policy is not None else target.usecase.expiration_policy
-        )
-        headers = metadata_headers(
-            content_type=content_type,
-            compression=encoding,
-            expiration_policy=policy,
-            origin=origin,
-            filename=filename,
-            custom=metadata,
-        )
         if isinstance(contents, str):
             contents = contents.encode("utf-8")
         index = len(self._ops)
@@ -208,7 +233,6 @@ class BatchBuilder:
             data = bytes(contents)
             worst = compress_bound(len(data)) if do_compress else len(data)
             if worst <= MAX_PART_PAYLOAD:  # §8.5: batchable by its worst-case part
-                fixed = tuple(headers)
                 estimate = part_size(key, fixed, worst)
                 head = part_head("insert", key, fixed)
                 self._ops.append(
@@ -217,7 +241,6 @@ class BatchBuilder:
                     )
                 )
                 return
-        # Large or unsized: the single-object flow (validates the payload type too).
         # Large or unsized: the single-object flow (which also checks the payload's type);
         # the deprecated spelling was resolved (and warned about) above.
         chosen = compress if compression is None else compression

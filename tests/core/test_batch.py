@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from objectstore_core import (
     BatchBuilder,
     BatchDecoder,
     BatchError,
+    BatchPart,
     BatchResult,
     BatchResults,
     Clock,
@@ -120,6 +122,34 @@ def test_flow_sends_one_post_with_a_quoted_boundary() -> None:
     assert request.body.endswith(f"--{boundary}--\r\n".encode())
 
 
+def test_puts_without_options_take_the_usecases_defaults_each_time() -> None:
+    """The defaults are worked out once per batch; a put with options of its own neither
+    uses nor changes them."""
+    from objectstore_core import TimeToLive
+
+    for usecase in (
+        Usecase("ttls", expiration_policy=TimeToLive(timedelta(hours=1))),
+        Usecase("raws", compression="none"),
+    ):
+        builder = BatchBuilder(Target("", usecase, Scope(org=1)))
+        builder.put(b"a", key="k1")
+        builder.put(b"b", key="k2", content_type="text/plain", compress="none")
+        builder.put(b"c", key="k3")
+        first, other, third = builder._ops
+        assert third.headers == first.headers and third.compress == first.compress
+        assert third.head == first.head.replace(b"k1", b"k3")
+        assert ("content-type", "text/plain") in other.headers and not other.compress
+        assert not any(name == "content-type" for name, _ in third.headers)
+        if usecase.compression == "zstd":
+            assert ("x-sn-expiration", "ttl:1h") in first.headers
+            assert ("content-encoding", "zstd") in first.headers and first.compress
+        else:
+            assert first.headers == () and not first.compress
+    with pytest.raises(ValueError, match="precompressed"):
+        builder.put(b"x", key="k4", precompressed="gzip")  # type: ignore[arg-type]
+    assert len(builder._ops) == 3
+
+
 # ------------------------------------------------------------------- decoder
 
 RESPONSE_BOUNDARY = "os-boundary-ffeeddccbbaa99887766554433221100"
@@ -209,7 +239,8 @@ def test_parts_read_together_stop_at_a_malformed_one_which_fails_in_its_turn() -
     decoder = BatchDecoder(RESPONSE_BOUNDARY)
     decoder.receive_data(body)
     events = [decoder.next_event() for _ in range(4)]
-    assert [(e.headers, e.body) for e in events] == [
+    parts = [e for e in events if isinstance(e, BatchPart)]
+    assert [(e.headers, e.body) for e in parts] == [
         ({"x-sn-batch-operation-index": "0", "x-sn-size": "2"}, b"hi"),
         ({}, b"no headers"),
         ({"x-odd-case": "v"}, b""),
