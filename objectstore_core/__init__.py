@@ -4,7 +4,7 @@ Pure functions, frozen values, codecs and flows; no sockets, no reading,
 writing or stat of files, no clock, environment or CPU count, no Python
 threads or event loops. What it needs from outside it takes as arguments:
 the twins measure a file's size, the CPU count, the time and the
-environment and pass them in (:func:`upload_size`, :func:`zstd_workers`,
+environment and pass them in (:func:`upload_size`, :func:`zstd_plan`,
 ``now=``, ``environ``), and they perform the steps a flow yields, among
 them :class:`Compress` (libzstd may spread it over two native worker
 threads). ``objectstore_sync`` (urllib3) and ``objectstore_async``
@@ -27,6 +27,7 @@ from objectstore_core._codec import (
     compress_bound,
     compressible,
     decompress,
+    zstd_plan,
     zstd_workers,
 )
 from objectstore_core._config import (
@@ -148,13 +149,15 @@ from objectstore_core._transfer import (
 def new_encoder(
     size: int | None = None, first: Buffer | None = None, *, cpus: int = 1
 ) -> ZstdEncoder:
-    """The encoder every streamed upload uses: zstd level 3 with content checksums.
+    """The encoder every streamed upload uses: zstd with content checksums.
 
-    Compressed by two libzstd workers when :func:`zstd_workers` says so for
-    the payload's ``size`` (see :func:`upload_size`), its ``first`` piece and
-    the ``cpus`` the twin counted; else in the calling thread.
+    At the level and on the libzstd workers :func:`zstd_plan` gives for the
+    payload's ``size`` (see :func:`upload_size`), its ``first`` piece and the
+    ``cpus`` the twin counted: level 3, or 1 for a large payload that does not
+    compress; two workers where they pay, else the calling thread.
     """
-    return ZstdEncoder(level=3, checksum=True, threads=zstd_workers(size, first, cpus), size=size)
+    level, threads = zstd_plan(size, first, cpus)
+    return ZstdEncoder(level=level, checksum=True, threads=threads, size=size)
 
 
 __all__ = [
@@ -290,5 +293,6 @@ __all__ = [
     "validate_download",
     "with_return_annotation",
     "wrap_fetched",
+    "zstd_plan",
     "zstd_workers",
 ]

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol, TypeAlias, TypeVar
 
-from objectstore_core._codec import ZstdContexts, ZstdEncoder, compress, zstd_workers
+from objectstore_core._codec import (
+    LEVEL,
+    ZstdContexts,
+    ZstdEncoder,
+    compress,
+    zstd_plan,
+    zstd_workers,
+)
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._timeout import Timeout
 from objectstore_core._values import quick_setters
@@ -372,11 +379,11 @@ class Compress:
     alone: bool = False
 
     def run(self, cpus: int, contexts: ZstdContexts | None = None) -> bytes:
-        """The frame (zstd level 3 with a checksum), on two libzstd workers when
-        :func:`objectstore_core.zstd_workers` says so for ``size`` and ``cpus``
-        (never when ``alone``); a small one by one of the client's idle ``contexts``."""
-        threads = 0 if self.alone else zstd_workers(self.size, self.data, cpus)
-        return compress(self.data, threads=threads, contexts=contexts)
+        """The frame (zstd with a checksum) at the level and on the libzstd workers
+        :func:`objectstore_core.zstd_plan` gives for ``size`` and ``cpus`` (no
+        workers when ``alone``); a small one by one of the client's idle ``contexts``."""
+        level, threads = zstd_plan(self.size, self.data, cpus)
+        return compress(self.data, level, threads=0 if self.alone else threads, contexts=contexts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,13 +412,18 @@ class Spool:
     workers: int | None = None
 
     def encoder(self, first: Buffer, cpus: int) -> ZstdEncoder:
-        """The encoder of a streamed put (zstd level 3 with a checksum), on the workers
-        recorded in :attr:`workers`, else on those ``zstd_workers`` gives for ``size``,
-        the ``first`` piece and the twin's ``cpus``."""
+        """The encoder of a streamed put (zstd with a checksum), on the workers recorded
+        in :attr:`workers`, else on those ``zstd_workers`` gives for ``size``, the
+        ``first`` piece and the twin's ``cpus``.
+
+        Always at :data:`~objectstore_core._codec.LEVEL`, even for data that does not
+        compress: a resume compresses again and must get the bytes the handle
+        records, whichever version of this client made it.
+        """
         workers = self.workers
         if workers is None:
             workers = zstd_workers(self.size, first, cpus)
-        return ZstdEncoder(level=3, checksum=True, threads=workers, size=self.size)
+        return ZstdEncoder(level=LEVEL, checksum=True, threads=workers, size=self.size)
 
     def tally(self) -> SpoolTally:
         """A fresh count and digest of the bytes written to the spool."""

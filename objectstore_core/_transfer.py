@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeAlias
 
-from objectstore_core._codec import compress
+from objectstore_core._codec import compress, zstd_plan
 from objectstore_core._download import Download
 from objectstore_core._errors import IntegrityError, ObjectNotFound, ObjectstoreError
 from objectstore_core._http import (
@@ -230,7 +230,7 @@ class CompressPart:
                     if not count:
                         raise _source_changed(self.offset, got, self.size)
                     got += count
-                return compress(view, threads=0)
+                return compress(view, zstd_plan(self.size, view, 1)[0], threads=0)
         finally:
             self.buffers.give(buffer)
 

@@ -19,10 +19,12 @@ from objectstore_core import (
     Payload,
     PayloadKind,
     Upload,
+    ZstdEncoder,
     compress,
     decompress,
     new_encoder,
     upload_size,
+    zstd_plan,
     zstd_workers,
 )
 from objectstore_core._operations import _body
@@ -111,3 +113,34 @@ def test_one_shot_uploads_use_workers_when_they_pay() -> None:
     step = _body(noise, compress=True)
     assert isinstance(step, Compress)
     assert decompress(step.run(2)) == noise
+
+
+def test_large_data_that_does_not_compress_is_compressed_at_level_one() -> None:
+    noise = os.urandom(2 * MULTITHREAD_MIN)
+    assert zstd_plan(len(noise), noise, 2) == (1, 0)
+    assert zstd_plan(len(TEXT) * 1000, TEXT, 2) == (3, 2)
+    assert zstd_plan(len(TEXT) * 1000, TEXT, 1) == (3, 0)
+    assert zstd_plan(MULTITHREAD_MIN - 1, noise, 2) == (3, 0)  # small: not judged
+    assert zstd_plan(None, noise, 2) == (3, 0)
+    assert zstd_plan(len(noise), None, 2) == (3, 0)
+    level_one = zstandard.ZstdCompressor(level=1, write_checksum=True)
+    # A put's one-shot frame and a streamed put's frame: level 1, checksummed, standard.
+    step = _body(noise, compress=True)
+    assert isinstance(step, Compress)
+    frame = step.run(2)
+    assert frame == level_one.compress(noise) and decompress(frame) == noise
+    encoder = new_encoder(len(noise), noise[: 1 << 20], cpus=2)
+    streamed = encoder.encode(noise) + encoder.finish()
+    assert zstandard.get_frame_parameters(streamed).has_checksum
+    assert decompress(streamed) == noise
+    # A resumable upload's spool stays at level 3: a resume must reproduce its bytes.
+    from objectstore_core._http import Spool
+
+    spool = Spool(Upload(noise, PayloadKind.BYTES, True), len(noise)).encoder(noise, 2)
+
+    def encoded(level: int) -> bytes:
+        encoder = ZstdEncoder(level=level, checksum=True, size=len(noise))
+        return encoder.encode(noise) + encoder.finish()
+
+    assert streamed == encoded(1) != encoded(3)
+    assert spool.encode(noise) + spool.finish() == encoded(3)
