@@ -14,7 +14,7 @@ from objectstore_core import Download, GetOutcome, Metadata, ObjectstoreError, c
 
 __all__ = ["AsyncGetResponse", "AsyncPayload"]
 
-_TURN_SECONDS = 0.002
+_TURN_SECONDS = 0.005
 """Longest a download decodes buffered input before other tasks get a turn.
 
 Reading what is already buffered never waits, and one received piece of

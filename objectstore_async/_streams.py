@@ -103,10 +103,11 @@ class _FastStream(httpcore.AsyncNetworkStream):
 
 _READ_HIGH = 1024 * 1024  # unread bytes at which an _AsyncioStream stops reading the socket
 # How long after a trip through the event loop reads may still receive from the
-# socket directly. Other tasks still get a turn at least every 2 ms while a body
-# is read (the payload's own turns); measured on 64 MiB of random data, 2 ms
-# rather than 0.5 ms, with the rule below, made async downloads 9% faster.
-_EAGER_SECONDS = 0.002
+# socket directly. Other tasks still get a turn at least every 5 ms while a body
+# is read (the payload's own turns, see _response._TURN_SECONDS): each trip costs
+# an event-loop iteration, which a download of 64 MiB at 4 GB/s would otherwise
+# make every 2 ms, eight times.
+_EAGER_SECONDS = 0.005
 # A read at least this large means a body is streaming in: more is likely waiting.
 _STREAMING_READ = 64 * 1024
 
@@ -137,7 +138,7 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
     iteration: after a read of 64 KiB or more, the next read that finds
     nothing buffered first receives from the socket directly (one
     non-blocking ``recv``), and waits for the event loop only if the socket
-    has nothing either, or when 2 ms passed since its last wait. Data stays
+    has nothing either, or when 5 ms passed since its last wait. Data stays
     in order: the transport reads only from the loop's own callbacks, and
     all of this runs on the loop's thread.
 
