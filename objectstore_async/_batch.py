@@ -9,7 +9,7 @@ and binds :class:`AsyncGetResponse` as what a fetched object becomes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -18,8 +18,7 @@ from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, AsyncPayload
 from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults, Metadata
 from objectstore_core._batch_api import BodyInHand
-from objectstore_core._batch_flow import operation_context
-from objectstore_core._batch_results import SPENT, UNREAD, LazyDownload, read_held
+from objectstore_core._batch_results import HELD_SLOTS, UNREAD, HeldBody
 from objectstore_core._codec import ZstdContexts
 from objectstore_core._paths import Target
 
@@ -47,58 +46,25 @@ class _InHand(BodyInHand):
 _IN_HAND = _InHand()
 
 
-class _HeldPayload(AsyncPayload):
-    """A batch get's payload, holding the object's stored bytes itself.
+class _HeldPayload(HeldBody, AsyncPayload):
+    """A batch get's payload, holding the object's stored bytes (see :class:`HeldBody`)."""
 
-    A whole read hands them out at once (decoded: see :func:`read_held`),
-    which is what most reads of a batch's objects are; anything else first
-    makes the :class:`LazyDownload` the payload then reads through. Until
-    then the payload is the only object under its response: a batch hands
-    out thousands, each one more for the garbage collector to visit.
-    """
+    __slots__ = HELD_SLOTS
 
-    __slots__ = ("_body", "_decodes", "_index", "_key", "_target", "_zstd")
-
-    def __init__(
-        self,
-        body: bytes,
-        decode: bool,
-        contexts: ZstdContexts | None,
-        target: Target,
-        index: int,
-        key: str | None,
-    ) -> None:
+    def __init__(self, body: bytes, decode: bool, *held: Any) -> None:
         super().__init__(_IN_HAND, UNREAD)
-        self._body = body
-        self._decodes = decode
-        self._zstd = contexts
-        self._target = target
-        self._index = index
-        self._key = key
+        self._hold(body, decode, *held)
 
     async def read(self, size: int | None = -1) -> bytes:
         """As :meth:`AsyncPayload.read`; reading the whole payload first takes the held
-        bytes in one step."""
-        if self._download is UNREAD and (size is None or size < 0) and not self._closed:
-            # One frame of at most a chunk, decoded in one call: no turn to give.
-            out = read_held(self._body, self._decodes, self._zstd)
-            if out is not None:
-                self._download = SPENT
-                self._body = b""  # handed out: not held twice
-                return out
+        bytes in one step (one frame of at most a chunk, decoded in one call: no turn
+        to give)."""
+        if (size is None or size < 0) and not self._closed and (out := self._whole()) is not None:
+            return out
         return await super().read(size)
 
     async def _pull(self, limit: int | None, whole: bool = False) -> bytes:
-        if self._download is UNREAD:
-            self._download = LazyDownload(
-                self._body,
-                self._decodes,
-                self._zstd,
-                resolve=operation_context,
-                target=self._target,
-                index=self._index,
-                key=self._key,
-            )
+        self._make_download()
         return await super()._pull(limit, whole)
 
 

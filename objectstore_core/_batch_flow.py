@@ -91,7 +91,6 @@ __all__ = [
     "BatchBuilder",
     "BatchJob",
     "batch_request_flow",
-    "operation_context",
     "validate_concurrency",
 ]
 
@@ -681,14 +680,3 @@ def _success_value(
     if not 200 <= status < 300:
         raise ValueError(f"unexpected status {status} for a delete")
     return None
-
-
-def operation_context(target: Target, index: int, key: str | None) -> dict[str, str | None]:
-    """The error context of batch get ``index`` of ``key``, from what the flow handed a
-    fetcher (as :func:`_context` makes it)."""
-    return {
-        "operation": f"batch get #{index}",
-        "usecase": target.usecase.name,
-        "scope": str(target.scope),
-        "key": key,
-    }

@@ -23,6 +23,7 @@ from objectstore_core._errors import ObjectstoreError
 from objectstore_core._metadata import Metadata
 
 __all__ = [
+    "HELD_SLOTS",
     "SPENT",
     "UNREAD",
     "BatchError",
@@ -30,9 +31,11 @@ __all__ = [
     "BatchResults",
     "FetchedObject",
     "Fetcher",
+    "HeldBody",
     "LazyDownload",
     "OperationKind",
     "new_result",
+    "operation_context",
     "read_held",
 ]
 
@@ -175,6 +178,83 @@ class LazyDownload(Download):
                 self._spent = True
                 return out
         return self._real().read(limit, **options)
+
+
+def operation_context(target: Any, index: int, key: str | None) -> dict[str, str | None]:
+    """The error context of batch get ``index`` of ``key`` (a :class:`Target`'s), from
+    what the flow handed a fetcher (as the flow's own context is made)."""
+    return {
+        "operation": f"batch get #{index}",
+        "usecase": target.usecase.name,
+        "scope": str(target.scope),
+        "key": key,
+    }
+
+
+HELD_SLOTS = ("_body", "_decodes", "_index", "_key", "_target", "_zstd")
+"""The slots a :class:`HeldBody` payload class declares (its twin's payload has slots)."""
+
+
+class HeldBody:
+    """What a twin's batch payload adds to its payload: the object's stored bytes, held.
+
+    A whole read hands them out at once (decoded: see :func:`read_held`),
+    which is what most reads of a batch's objects are; anything else first
+    makes the :class:`LazyDownload` the payload then reads through. Until
+    then the payload is the only object under its response: a batch hands
+    out thousands, each one more for the garbage collector to visit.
+
+    A mixin put before the twin's payload class, whose subclass declares
+    :data:`HELD_SLOTS` (so the attributes below live in slots); the payload
+    starts with :data:`UNREAD` as its download.
+    """
+
+    _body: bytes
+    _decodes: bool
+    _zstd: ZstdContexts | None
+    _target: Any
+    _index: int
+    _key: str | None
+    _download: Download
+
+    def _hold(
+        self,
+        body: bytes,
+        decode: bool,
+        contexts: ZstdContexts | None,
+        target: Any,
+        index: int,
+        key: str | None,
+    ) -> None:
+        self._body = body
+        self._decodes = decode
+        self._zstd = contexts
+        self._target = target
+        self._index = index
+        self._key = key
+
+    def _whole(self) -> bytes | None:
+        """The whole payload in one step if nothing was read yet and that suffices."""
+        if self._download is not UNREAD:
+            return None
+        out = read_held(self._body, self._decodes, self._zstd)
+        if out is not None:
+            self._download = SPENT
+            self._body = b""  # handed out: not held twice
+        return out
+
+    def _make_download(self) -> None:
+        """Before a read in pieces (or after a whole read failed): the real download."""
+        if self._download is UNREAD:
+            self._download = LazyDownload(
+                self._body,
+                self._decodes,
+                self._zstd,
+                resolve=operation_context,
+                target=self._target,
+                index=self._index,
+                key=self._key,
+            )
 
 
 def read_held(body: bytes, decode: bool, contexts: ZstdContexts | None) -> bytes | None:

@@ -12,12 +12,11 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults, Metadata
 from objectstore_core._batch_api import BodyInHand
-from objectstore_core._batch_flow import operation_context
-from objectstore_core._batch_results import SPENT, UNREAD, LazyDownload, read_held
+from objectstore_core._batch_results import HELD_SLOTS, UNREAD, HeldBody
 from objectstore_core._codec import ZstdContexts
 from objectstore_core._paths import Target
 from objectstore_sync._driver import drive
@@ -44,57 +43,24 @@ class _InHand(BodyInHand):
 _IN_HAND = _InHand()
 
 
-class _HeldPayload(Payload):
-    """A batch get's payload, holding the object's stored bytes itself.
+class _HeldPayload(HeldBody, Payload):
+    """A batch get's payload, holding the object's stored bytes (see :class:`HeldBody`)."""
 
-    A whole read hands them out at once (decoded: see :func:`read_held`),
-    which is what most reads of a batch's objects are; anything else first
-    makes the :class:`LazyDownload` the payload then reads through. Until
-    then the payload is the only object under its response: a batch hands
-    out thousands, each one more for the garbage collector to visit.
-    """
+    __slots__ = HELD_SLOTS
 
-    __slots__ = ("_body", "_decodes", "_index", "_key", "_target", "_zstd")
-
-    def __init__(
-        self,
-        body: bytes,
-        decode: bool,
-        contexts: ZstdContexts | None,
-        target: Target,
-        index: int,
-        key: str | None,
-    ) -> None:
+    def __init__(self, body: bytes, decode: bool, *held: Any) -> None:
         super().__init__(_IN_HAND, UNREAD)
-        self._body = body
-        self._decodes = decode
-        self._zstd = contexts
-        self._target = target
-        self._index = index
-        self._key = key
+        self._hold(body, decode, *held)
 
     def read(self, size: int | None = -1) -> bytes:
         """As :meth:`Payload.read`; reading the whole payload first takes the held
         bytes in one step."""
-        if self._download is UNREAD and (size is None or size < 0) and not self.closed:
-            out = read_held(self._body, self._decodes, self._zstd)
-            if out is not None:
-                self._download = SPENT
-                self._body = b""  # handed out: not held twice
-                return out
+        if (size is None or size < 0) and not self.closed and (out := self._whole()) is not None:
+            return out
         return super().read(size)
 
     def _pull(self, limit: int | None, whole: bool = False) -> bytes:
-        if self._download is UNREAD:
-            self._download = LazyDownload(
-                self._body,
-                self._decodes,
-                self._zstd,
-                resolve=operation_context,
-                target=self._target,
-                index=self._index,
-                key=self._key,
-            )
+        self._make_download()
         return super()._pull(limit, whole)
 
 
