@@ -54,13 +54,12 @@ QUICK_SAMPLE = 4 * 1024
 """Incompressible payloads of up to ``QUICK_MAX`` bytes are compressed on the loop too,
 judged by zstd on their first ``QUICK_SAMPLE`` bytes (a few µs).
 
-zstd stores such data nearly as is, at about 2.3 GB/s: 1 MiB of random bytes
-takes 0.45 ms, the same as the streamed path's pieces (see ``_sources``),
-while the worker-thread hop cost 0.25 ms more wall time and 0.28 ms more CPU
-per 1 MiB put (100 puts, medians of 7, loopback emulator: 1.12-1.16 ms per
-put through a thread, 0.86-0.97 ms on the loop). A payload that only begins
-incompressible compresses on the loop for longer (about 3 ms for 1 MiB of
-JSON-like text).
+zstd stores such data nearly as is, several times faster than it compresses
+text: 1 MiB of it takes about as long as one of the streamed path's pieces
+(see ``_sources``), which run on the loop as well, and less than the trip
+through a worker thread adds (the "upload 1 MiB random" row of
+``python benchmarks/run.py``). A payload that only begins incompressible
+compresses on the loop for longer (a few ms for 1 MiB of JSON-like text).
 """
 
 

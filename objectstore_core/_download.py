@@ -38,12 +38,11 @@ PIECE_SIZE = 1024 * 1024
 """Largest socket read of a body, and of an uncompressed body's pieces.
 
 Each read is one allocation the kernel fills directly; uncompressed bodies
-are handed on as received, without copies. 1 MiB pieces take 8 times fewer
-trips through the transport and the decoder than 124 KiB ones: measured on
-64 MiB downloads of random data (medians of 6, fresh processes), with
-larger decoded chunks too, sync 2,680 -> 3,830 MB/s and async
-2,380 -> 3,430 MB/s. Buffers this size stay cheap only on a primed heap
-(see :func:`prime_heap`).
+are handed on as received, without copies. Large pieces take fewer trips
+through the transport and the decoder per byte, which is what a body that
+expands as it is decoded costs most (the "download ... JSON-like" rows of
+``python benchmarks/run.py``). Buffers this size stay cheap only on a
+primed heap (see :func:`prime_heap`).
 """
 
 COPY_PIECE = 128 * 1024
@@ -52,15 +51,11 @@ COPY_PIECE = 128 * 1024
 Such a body costs what copying it costs: the kernel copies it into the
 read's buffer and libzstd (for raw zstd blocks) copies it again. With
 128 KiB reads the buffer is still in the core's cache when it is copied
-again; 1 MiB reads evict it first. Measured on 64 MiB downloads of random
-data stored compressed (loopback emulator, medians of 6 rounds, each of 15
-downloads in a fresh process, alternating with the official client):
-1 MiB reads ran at 3,750 MB/s (sync) and 3,470 MB/s (async), 128 KiB reads
-at 4,240 and 4,000 MB/s (the official client, 4,090 MB/s); 64 KiB reads
-cost more per byte again (3,940 and 2,380 MB/s). Bodies that expand as they
-are decoded keep :data:`PIECE_SIZE` reads: on 35 MB of JSON-like text,
-128 KiB reads cost 4 ms more client CPU per download (1,290 against
-1,070 MB/s).
+again; 1 MiB reads evict it first, and 64 KiB reads cost more per byte in
+trips through the transport. The "download ... random" rows of
+``python benchmarks/run.py`` show the result against the official client,
+which reads 1 MiB pieces. Bodies that expand as they are decoded keep
+:data:`PIECE_SIZE` reads.
 """
 
 DEFAULT_CHUNK = 256 * 1024
