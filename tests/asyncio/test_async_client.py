@@ -263,8 +263,9 @@ def test_decoding_buffered_input_lets_other_tasks_run(server: LocalServer, backe
                 decoding = time.perf_counter() - started
                 downloading = False
             assert received == lines
-            # A turn every 5 ms of decoding, give or take a chunk (decoding takes
-            # tens of ms; without turns the other task would get none).
-            assert turns - turns_before >= max(2, int(decoding / 0.010))
+            # A turn every 5 ms of decoding, give or take a chunk and a loaded
+            # machine (decoding takes tens of ms; without turns the other task
+            # would get none).
+            assert turns - turns_before >= max(2, int(decoding / 0.020))
 
     _run(main, backend=backend)
