@@ -16,11 +16,9 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, AsyncPayload
-from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults, Metadata
+from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults
 from objectstore_core._batch_api import BodyInHand
-from objectstore_core._batch_results import HELD_SLOTS, UNREAD, HeldBody
-from objectstore_core._codec import ZstdContexts
-from objectstore_core._paths import Target
+from objectstore_core._batch_results import HELD_SLOTS, UNREAD, HeldBody, held_responses
 
 if TYPE_CHECKING:
     from objectstore_async._client import AsyncSession
@@ -153,21 +151,4 @@ class AsyncBatch(BatchBase):
         return f"AsyncBatch({len(self._builder)} operations, session={self._session!r})"
 
 
-def _held(
-    contexts: ZstdContexts | None,
-    metadata: Metadata,
-    body: bytes,
-    decode: bool,
-    target: Target,
-    index: int,
-    key: str | None,
-) -> AsyncGetResponse:
-    payload = _HeldPayload(body, decode, contexts, target, index, key)
-    # The named tuple built without its __new__, a Python function of its own.
-    return _new_tuple(AsyncGetResponse, (metadata, payload))
-
-
-_new_tuple = tuple.__new__
-
-
-AsyncBatch._held = staticmethod(_held)
+AsyncBatch._held = staticmethod(held_responses(AsyncGetResponse, _HeldPayload))

@@ -70,17 +70,16 @@ from objectstore_core._http import (
     read_clock,
 )
 from objectstore_core._log import RequestRecord, log_retry
-from objectstore_core._metadata import metadata_headers, read_metadata
+from objectstore_core._metadata import read_metadata
 from objectstore_core._metered import BatchTally, start_request
 from objectstore_core._metrics import meter_for, observed
 from objectstore_core._models import Compression, ExpirationPolicy
 from objectstore_core._operations import (
     _send,
     _validate_accept,
-    _validate_expiration,
-    _validate_threshold,
     put_flow,
     resolve_compression,
+    write_headers,
 )
 from objectstore_core._paths import Target, validate_key
 from objectstore_core._retry import NEVER_SENT_ERRORS, RetryPolicy
@@ -203,20 +202,16 @@ class BatchBuilder:
             do_compress, encoding = resolve_compression(
                 target, compress, compression, precompressed
             )
-            _validate_threshold(resumable_threshold_bytes)
-            policy = _validate_expiration(
-                expiration_policy
-                if expiration_policy is not None
-                else target.usecase.expiration_policy
-            )
             fixed = tuple(
-                metadata_headers(
-                    content_type=content_type,
-                    compression=encoding,
-                    expiration_policy=policy,
-                    origin=origin,
-                    filename=filename,
-                    custom=metadata,
+                write_headers(
+                    target,
+                    encoding,
+                    content_type,
+                    metadata,
+                    expiration_policy,
+                    origin,
+                    filename,
+                    resumable_threshold_bytes,
                 )
             )
             if plain:

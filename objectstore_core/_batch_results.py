@@ -34,6 +34,7 @@ __all__ = [
     "HeldBody",
     "LazyDownload",
     "OperationKind",
+    "held_responses",
     "new_result",
     "operation_context",
     "read_held",
@@ -255,6 +256,29 @@ class HeldBody:
                 index=self._index,
                 key=self._key,
             )
+
+
+def held_responses(
+    response: type[tuple[Any, ...]], payload: Callable[..., Any]
+) -> Callable[[ZstdContexts | None, Metadata, bytes, bool, Any, int, str | None], Any]:
+    """What a twin's batch makes of a found object (its ``_held``): a ``response``
+    named tuple of the metadata and ``payload(body, decode, contexts, target, index,
+    key)``, a :class:`HeldBody` payload. The tuple is built without the named tuple's
+    ``__new__``, a Python function of its own, once per batched get."""
+    new_tuple = tuple.__new__
+
+    def held(
+        contexts: ZstdContexts | None,
+        metadata: Metadata,
+        body: bytes,
+        decode: bool,
+        target: Any,
+        index: int,
+        key: str | None,
+    ) -> Any:
+        return new_tuple(response, (metadata, payload(body, decode, contexts, target, index, key)))
+
+    return held
 
 
 def read_held(body: bytes, decode: bool, contexts: ZstdContexts | None) -> bytes | None:

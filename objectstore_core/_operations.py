@@ -68,6 +68,7 @@ __all__ = [
     "head_flow",
     "parse_accept_encoding",
     "put_flow",
+    "write_headers",
 ]
 
 # Payloads up to this size are compressed in one call (a Compress step, which
@@ -254,6 +255,32 @@ def resolve_compression(
     return chosen == "zstd", chosen if chosen == "zstd" else None
 
 
+def write_headers(
+    target: Target,
+    encoding: Compression | None,
+    content_type: str | None,
+    metadata: Mapping[str, str] | None,
+    expiration_policy: ExpirationPolicy | None,
+    origin: str | None,
+    filename: str | None,
+    resumable_threshold_bytes: int | str | None,
+) -> list[tuple[str, str]]:
+    """A put's options checked (ValueError or TypeError naming the bad one) and its
+    metadata headers (PROTOCOL §4.1); the usecase's policy when none is given."""
+    _validate_threshold(resumable_threshold_bytes)
+    policy = _validate_expiration(
+        expiration_policy if expiration_policy is not None else target.usecase.expiration_policy
+    )
+    return metadata_headers(
+        content_type=content_type,
+        compression=encoding,
+        expiration_policy=policy,
+        origin=origin,
+        filename=filename,
+        custom=metadata,
+    )
+
+
 def _validate_expiration(policy: object) -> ExpirationPolicy | None:
     if policy is None or isinstance(policy, TimeToLive | TimeToIdle):
         return policy
@@ -313,17 +340,15 @@ def put_flow(
         key = None
     if key is not None:
         validate_key(key)
-    _validate_threshold(resumable_threshold_bytes)
-    policy = _validate_expiration(
-        expiration_policy if expiration_policy is not None else target.usecase.expiration_policy
-    )
-    headers = metadata_headers(
-        content_type=content_type,
-        compression=encoding,
-        expiration_policy=policy,
-        origin=origin,
-        filename=filename,
-        custom=metadata,
+    headers = write_headers(
+        target,
+        encoding,
+        content_type,
+        metadata,
+        expiration_policy,
+        origin,
+        filename,
+        resumable_threshold_bytes,
     )
     if isinstance(contents, str):
         contents = contents.encode("utf-8")

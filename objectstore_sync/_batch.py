@@ -14,11 +14,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any
 
-from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults, Metadata
+from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults
 from objectstore_core._batch_api import BodyInHand
-from objectstore_core._batch_results import HELD_SLOTS, UNREAD, HeldBody
-from objectstore_core._codec import ZstdContexts
-from objectstore_core._paths import Target
+from objectstore_core._batch_results import HELD_SLOTS, UNREAD, HeldBody, held_responses
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, Payload
 
@@ -134,21 +132,4 @@ class Batch(BatchBase):
         return f"Batch({len(self._builder)} operations, session={self._session!r})"
 
 
-def _held(
-    contexts: ZstdContexts | None,
-    metadata: Metadata,
-    body: bytes,
-    decode: bool,
-    target: Target,
-    index: int,
-    key: str | None,
-) -> GetResponse:
-    payload = _HeldPayload(body, decode, contexts, target, index, key)
-    # The named tuple built without its __new__, a Python function of its own.
-    return _new_tuple(GetResponse, (metadata, payload))
-
-
-_new_tuple = tuple.__new__
-
-
-Batch._held = staticmethod(_held)
+Batch._held = staticmethod(held_responses(GetResponse, _HeldPayload))
