@@ -26,6 +26,7 @@ from enum import Enum
 from urllib.parse import unquote
 
 from objectstore_core._errors import ProtocolError
+from objectstore_core._values import quick_setters
 
 __all__ = [
     "END",
@@ -399,7 +400,7 @@ def _header_block(block: str, seen: dict[str, tuple[str, str]]) -> dict[str, str
     return headers
 
 
-_set_headers, _set_body = (getattr(BatchPart, name).__set__ for name in ("headers", "body"))
+_set_headers, _set_body = quick_setters(BatchPart, "headers", "body")
 
 
 def _new_part(headers: dict[str, str], body: bytes) -> BatchPart:

@@ -21,6 +21,7 @@ from objectstore_core._codec import ZstdContexts, decode_frame
 from objectstore_core._download import DEFAULT_CHUNK, Download
 from objectstore_core._errors import ObjectstoreError
 from objectstore_core._metadata import Metadata
+from objectstore_core._values import quick_setters
 
 __all__ = [
     "HELD_SLOTS",
@@ -337,8 +338,8 @@ class BatchResult:
 
 
 _new = object.__new__
-_set_index, _set_kind, _set_key, _set_value, _set_error = (
-    getattr(BatchResult, name).__set__ for name in ("index", "kind", "key", "value", "error")
+_set_index, _set_kind, _set_key, _set_value, _set_error = quick_setters(
+    BatchResult, "index", "kind", "key", "value", "error"
 )
 
 

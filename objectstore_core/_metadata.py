@@ -18,6 +18,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 from objectstore_core._durations import format_expiration, parse_expiration, parse_timestamp
 from objectstore_core._models import Compression, ExpirationPolicy
+from objectstore_core._values import quick_setters
 
 __all__ = [
     "HEADER_EXPIRATION",
@@ -340,4 +341,4 @@ _new = object.__new__
     _set_filename,
     _set_size,
     _set_custom,
-) = (getattr(Metadata, field.name).__set__ for field in fields(Metadata))
+) = quick_setters(Metadata, *(field.name for field in fields(Metadata)))
