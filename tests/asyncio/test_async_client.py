@@ -234,7 +234,7 @@ def test_a_path_is_read_and_compressed_off_the_loop_by_two_workers(
 def test_decoding_buffered_input_lets_other_tasks_run(server: LocalServer, backend: str) -> None:
     """A body that compresses 100-fold arrives in one or two socket reads, so
     reading it never waits; other tasks still get turns while it is decoded."""
-    lines = b"".join(b'{"id": %d, "status": "ok"}\n' % (i % 1000) for i in range(1_000_000))
+    lines = b"".join(b'{"id": %d, "status": "ok"}\n' % (i % 1000) for i in range(3_000_000))
 
     async def main() -> None:
         async with AsyncClient(server.url, timeout=30) as client:
@@ -264,8 +264,8 @@ def test_decoding_buffered_input_lets_other_tasks_run(server: LocalServer, backe
                 downloading = False
             assert received == lines
             # A turn every 5 ms of decoding, give or take a chunk and a loaded
-            # machine (decoding takes tens of ms; without turns the other task
-            # would get none).
+            # machine (78 MB decode in tens of ms, long enough for several turns;
+            # without turns the other task would get none).
             assert turns - turns_before >= max(2, int(decoding / 0.020))
 
     _run(main, backend=backend)
