@@ -32,13 +32,14 @@ class AsyncPayload:
     corrupt body raises IntegrityError.
     """
 
-    __slots__ = ("_closed", "_download", "_stream", "_turn_due")
+    __slots__ = ("_closed", "_download", "_failure", "_stream", "_turn_due")
 
     def __init__(self, stream: AsyncRawBody, download: Download) -> None:
         self._stream = stream
         self._download = download
         self._closed = False
         self._turn_due = 0.0  # set by the first read: the turns count from there
+        self._failure: BaseException | None = None  # met by _pull_now, raised by _pull
 
     @property
     def closed(self) -> bool:
@@ -52,6 +53,9 @@ class AsyncPayload:
         if self._closed:
             raise ValueError("I/O operation on a closed payload")
         try:
+            if (failure := self._failure) is not None:
+                self._failure = None
+                raise failure
             if (now := time.perf_counter()) >= self._turn_due:
                 if self._turn_due:
                     await anyio.lowlevel.checkpoint()
@@ -72,6 +76,32 @@ class AsyncPayload:
             raise
         if self._download.unsettled and (not chunk or self._download.finished):
             self._download.settle(time.monotonic())
+        return chunk
+
+    def _pull_now(self) -> bytes | None:
+        """The next natural piece, when it needs no wait and no turn is due; else None.
+
+        Iterating a streaming download takes most pieces through this, with
+        no coroutine of its own. Anything else (a turn, a wait, the end, an
+        error) is left to :meth:`_pull`; an error met here is raised there.
+        """
+        if self._closed or self._failure is not None or time.perf_counter() >= self._turn_due:
+            return None
+        download = self._download
+        stream = self._stream
+        try:
+            while (chunk := download.read(None)) is None:
+                data = stream.read_now(download.piece)
+                if data is None:
+                    return None
+                download.feed(data, last=stream.done)
+        except BaseException as error:  # raised by _pull, which closes the stream
+            self._failure = error
+            return None
+        if not chunk:
+            return None  # the end: _pull finds it again and settles
+        if download.finished and download.unsettled:
+            download.settle(time.monotonic())
         return chunk
 
     async def read(self, size: int | None = -1) -> bytes:
@@ -132,7 +162,9 @@ class _Chunks:
 
     async def __anext__(self) -> bytes:
         if self._size is None:
-            chunk = await self._payload._pull(None)
+            chunk = self._payload._pull_now()
+            if chunk is None:
+                chunk = await self._payload._pull(None)
         else:
             chunk = await self._payload.read(self._size)
         if not chunk:

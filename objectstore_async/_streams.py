@@ -254,21 +254,38 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             # Later receives (the transport's and direct ones) come in pieces this size.
             self._max_size = max_bytes
             self._transport.max_size = max_bytes  # type: ignore[attr-defined]
-        if not self._chunks:
-            if self._closed or not self._streaming or not self._eager():  # a head: no call
-                return None
-            self._recv_now(max_bytes)
-            if not self._chunks:
-                return None
-        return self._take(max_bytes)
+        if self._chunks:
+            return self._take(max_bytes)
+        if (
+            self._sock is None
+            or not self._streaming  # a head: no call
+            or self._closed
+            or self._eof
+            or self._lost
+            or self._loop.time() >= self._eager_until
+        ):
+            return None
+        return self._recv_now(self._sock, max_bytes)
 
-    def _eager(self) -> bool:
-        """Whether a read that finds nothing buffered should receive directly first."""
-        return (
-            self._streaming
-            and not (self._eof or self._lost)
-            and self._loop.time() < self._eager_until
-        )
+    def _recv_now(self, sock: socket.socket, max_bytes: int) -> bytes | None:
+        """One non-blocking receive, straight to the caller (not buffered); None if none.
+
+        An error ends the stream here, as the transport's callbacks would; the
+        end of the stream is left to the transport, which finds it too.
+        """
+        try:
+            data = sock.recv(max_bytes)
+        except (BlockingIOError, InterruptedError):
+            return None  # nothing there yet: wait for the event loop
+        except OSError as exc:
+            self._lost = True
+            if self._error is None:
+                self._error = exc
+            return None
+        if not data:
+            return None
+        self._streaming = len(data) >= _STREAMING_READ
+        return data
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         chunk = self.read_now(max_bytes)
@@ -304,27 +321,6 @@ class _AsyncioStream(asyncio.Protocol, httpcore.AsyncNetworkStream):
             self._read_paused = False
             self._transport.resume_reading()
         return chunk
-
-    def _recv_now(self, max_bytes: int) -> None:
-        """Buffer what the socket holds now, with one non-blocking receive.
-
-        An error ends the stream here, as the transport's callbacks would; the
-        end of the stream is left to the transport, which finds it too.
-        """
-        if self._sock is None:
-            return
-        try:
-            data = self._sock.recv(max_bytes)
-        except (BlockingIOError, InterruptedError):
-            return  # nothing there yet: wait for the event loop
-        except OSError as exc:
-            self._lost = True
-            if self._error is None:
-                self._error = exc
-            return
-        if data:
-            self._chunks.append(data)
-            self._buffered += len(data)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:

@@ -773,6 +773,11 @@ class ZstdDecoder:
             piece, self._ready = (ready, b"") if cut >= len(ready) else (ready[:cut], ready[cut:])
             self.bytes_out += len(piece)
             return piece
+        if self._starving and not self._input.chunks and not self._input.eof:
+            # A read that starves costs an exception raised through libzstd's
+            # reader: one per received piece of a large download (about 5% of
+            # a random-data download's client CPU).
+            return b""
         size = self._size
         hint = self._scanner.content_size
         if hint >= 0:
@@ -787,11 +792,6 @@ class ZstdDecoder:
             # hold more: never decode further than that.
             size = declared - self.bytes_out + 1
         reader = self._reader
-        if self._starving and not self._input.chunks and not self._input.eof:
-            # A read that starves costs an exception raised through libzstd's
-            # reader: one per received piece of a large download (about 5% of
-            # a random-data download's client CPU).
-            return b""
         if reader is None:
             if not self._input.eof:
                 if not self._input.chunks:

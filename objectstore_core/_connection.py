@@ -460,6 +460,8 @@ class Exchange:
         """Body bytes, ``b""`` at the end, or None: receive more first."""
         if self._phase == _BODY:  # next_event's body step, without its other cases
             parser = self._parser
+            if parser.starved:
+                return None
             try:
                 data = parser.next_event()
             except ObjectstoreError:

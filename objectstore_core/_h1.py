@@ -285,6 +285,20 @@ class ResponseParser:
         return self._buffer == _LAST_CRLF_AND_CHUNK
 
     @property
+    def starved(self) -> bool:
+        """True when a body is being read and nothing of it is buffered: feed first.
+
+        The next event would be NEED_DATA; a download checks this once per
+        received piece, cheaper than asking for the event.
+        """
+        return (
+            self._direct is None
+            and not self._buffer
+            and not self._eof
+            and self._state in _DIRECT_STATES
+        )
+
+    @property
     def reusable(self) -> bool:
         """True when the connection can carry another request after this response."""
         return (

@@ -174,11 +174,11 @@ def test_a_fast_body_is_received_directly_yet_other_tasks_still_run(
     direct = 0
     original = _AsyncioStream._recv_now
 
-    def counted(self: _AsyncioStream, max_bytes: int) -> None:
+    def counted(self: _AsyncioStream, sock: socket.socket, max_bytes: int) -> bytes | None:
         nonlocal direct
-        before = len(self._chunks)
-        original(self, max_bytes)
-        direct += len(self._chunks) > before
+        data = original(self, sock, max_bytes)
+        direct += data is not None
+        return data
 
     monkeypatch.setattr(_AsyncioStream, "_recv_now", counted)
     with _big_body_server(body) as raw:
