@@ -16,8 +16,7 @@ defaults; I/O methods are awaited.
 """
 
 from objectstore_async._batch import AsyncBatch
-from objectstore_async._client import AsyncClient, AsyncSession
-from objectstore_async._multipart import AsyncMultipartUpload
+from objectstore_async._client import AsyncClient, AsyncMultipartUpload, AsyncSession
 from objectstore_async._response import AsyncGetResponse, AsyncPayload
 from objectstore_core import shared
 from objectstore_core.shared import *  # noqa: F403  (the names both twins share)

@@ -65,6 +65,10 @@ class _HeldPayload(HeldBody, AsyncPayload):
         self._make_download()
         return await super()._pull(limit, whole)
 
+    def _pull_now(self) -> bytes | None:
+        self._make_download()
+        return super()._pull_now()
+
 
 class AsyncBatch(BatchBase):
     """Operations collected for one :meth:`send` (from :meth:`AsyncSession.many`).

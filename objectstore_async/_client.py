@@ -17,7 +17,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from objectstore_async import _multipart, _transfer
+from objectstore_async import _transfer
 from objectstore_async._batch import AsyncBatch
 from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, open_async_response
@@ -28,6 +28,8 @@ from objectstore_core import (
     ClientConfig,
     Flow,
     GetOutcome,
+    MultipartFlows,
+    MultipartUploadBase,
     SessionFlows,
     Target,
     Timeout,
@@ -39,10 +41,11 @@ from objectstore_core._log import LOGGER_NAME, use_logger
 use_wall_clock(time.time)  # a SecretKey used on its own signs with this twin's clock
 use_logger(logging.getLogger(LOGGER_NAME))  # the core writes its log lines through it
 
-__all__ = ["AsyncClient", "AsyncSession"]
+__all__ = ["AsyncClient", "AsyncMultipartUpload", "AsyncSession"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
+F = TypeVar("F", SessionFlows, MultipartFlows)
 
 
 class AsyncClient(BaseClient[AsyncTransport, "AsyncSession"]):
@@ -87,13 +90,17 @@ class AsyncClient(BaseClient[AsyncTransport, "AsyncSession"]):
 
 
 def _awaiting(
-    method: Callable[Concatenate[SessionFlows, P], Flow[T]], returns: str
-) -> Callable[Concatenate[AsyncSession, P], Coroutine[Any, Any, T]]:
-    """A core session method as a coroutine method, with the same signature and docs."""
+    method: Callable[Concatenate[F, P], Flow[T]], returns: str
+) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
+    """A core flow method (of :class:`SessionFlows` or :class:`MultipartFlows`) as a
+    coroutine method of the session or upload holding those flows, with the same
+    signature and docs."""
 
-    async def call(self: AsyncSession, /, *args: P.args, **kwargs: P.kwargs) -> T:
+    async def call(
+        self: AsyncSession | AsyncMultipartUpload, /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         client = self._client
-        flow = method(self._flows, *args, **kwargs)
+        flow = method(self._flows, *args, **kwargs)  # type: ignore[arg-type]
         value, stream = await adrive(flow, client._transport, client._zstd)
         if stream is not None:  # pragma: no cover - only get flows leave a body open
             await stream.aclose()
@@ -157,9 +164,43 @@ class AsyncSession(BaseSession):
         return AsyncBatch(self, max_batch_concurrency, max_individual_concurrency, timeout=timeout)
 
     # Multipart uploads (API §4, PROTOCOL §9).
-    initiate_multipart_upload = _multipart.initiate_multipart_upload
-    resume_multipart_upload = _multipart.resume_multipart_upload
+    _initiate_flows = _awaiting(SessionFlows.initiate_multipart_upload, "MultipartFlows")
+
+    async def initiate_multipart_upload(self, *args: Any, **kwargs: Any) -> AsyncMultipartUpload:
+        flows = await self._initiate_flows(*args, **kwargs)
+        return AsyncMultipartUpload(self, flows.key, flows.upload_id)
+
+    def resume_multipart_upload(self, key: str, upload_id: str) -> AsyncMultipartUpload:
+        return AsyncMultipartUpload(self, key, upload_id)
+
     # Resumable uploads (API §4, PROTOCOL §14.1).
     resume_upload = _awaiting(SessionFlows.resume_upload, "str")
     upload = _awaiting(SessionFlows.upload, "str")
     download = _transfer.download
+
+
+class AsyncMultipartUpload(MultipartUploadBase):
+    """One multipart upload: upload parts, then :meth:`complete` (or :meth:`abort`).
+
+    Get one from :meth:`AsyncSession.initiate_multipart_upload`, or
+    :meth:`AsyncSession.resume_multipart_upload` to continue one started earlier.
+
+    >>> upload = await session.initiate_multipart_upload(key="db.tar")  # doctest: +SKIP
+    >>> part = await upload.put_part(data, part_number=1, content_length=4)  # doctest: +SKIP
+    >>> await upload.complete([part])  # doctest: +SKIP
+    'db.tar'
+    """
+
+    __slots__ = ()
+    _session: AsyncSession
+
+    put_part = _awaiting(MultipartFlows.put_part, "CompletePart")
+    list_parts = _awaiting(MultipartFlows.list_parts, "list[PartInfo]")
+    complete = _awaiting(MultipartFlows.complete, "str")
+    abort = _awaiting(MultipartFlows.abort, "None")
+
+
+for _flow in (SessionFlows.initiate_multipart_upload, SessionFlows.resume_multipart_upload):
+    _method = getattr(AsyncSession, _flow.__name__)
+    functools.update_wrapper(_method, _flow)
+    with_return_annotation(_method, _flow, "AsyncMultipartUpload")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import IO, Any, TypeVar
 
 import anyio
@@ -67,12 +67,12 @@ async def adrive(
     flow: Flow[T],
     transport: AsyncTransport,
     contexts: ZstdContexts | None = None,
-    sink: Callable[[int | None, bytes], object] | None = None,
+    sink: Callable[[int | None, bytes], Awaitable[object]] | None = None,
 ) -> tuple[T, AsyncRawBody | None]:
     """Run ``flow`` to completion; return its value and the body it left open, if any.
 
-    ``sink(offset, data)`` performs a managed download's :class:`WriteAt` steps, in a
-    worker thread (it writes a file), one at a time.
+    ``await sink(offset, data)`` performs a managed download's :class:`WriteAt`
+    steps, one at a time.
 
     Only the response of the last request can stay open (a streaming GET); it
     is closed if the flow fails, is cancelled, or sends another request. A
@@ -134,7 +134,7 @@ async def adrive(
             elif isinstance(step, WriteAt):  # a managed download's bytes, in order
                 assert sink is not None, "WriteAt without a destination"
                 try:
-                    await anyio.to_thread.run_sync(sink, step.offset, step.data)
+                    await sink(step.offset, step.data)
                 except Exception as error:
                     step = flow.throw(error)
                     continue

@@ -25,6 +25,7 @@ from objectstore_core import (
     PayloadKind,
     Upload,
     ZstdEncoder,
+    check_upload_chunk,
     compressible,
     new_encoder,
     upload_size,
@@ -39,9 +40,11 @@ __all__ = [
     "aiter_source",
     "aiter_upload",
     "compress_part",
+    "maybe_await",
     "measure",
     "read_at",
     "spool",
+    "start_position",
 ]
 
 CHUNK_SIZE = 1024 * 1024
@@ -54,24 +57,20 @@ Counted once per process, here: the core counts nothing, it takes the figure as 
 
 
 def _check_chunk(chunk: object) -> bytes:
-    if isinstance(chunk, bytes):
-        return chunk
-    if isinstance(chunk, bytearray | memoryview):
-        return bytes(chunk)
-    raise TypeError(
-        f"upload payload produced {type(chunk).__name__} {chunk!r:.40}: chunks must be bytes"
-    )
+    """The chunk as bytes: it is held across awaits, so a reused buffer is copied."""
+    chunk = check_upload_chunk(chunk)
+    return chunk if isinstance(chunk, bytes) else bytes(chunk)
 
 
-async def _maybe_await(value: object) -> object:
+async def maybe_await(value: object) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-async def _start_position(source: object) -> int | None:
+async def start_position(source: object) -> int | None:
     seekable = getattr(source, "seekable", None)
     try:
-        if callable(seekable) and await _maybe_await(seekable()):
-            position = await _maybe_await(source.tell())  # type: ignore[attr-defined]
+        if callable(seekable) and await maybe_await(seekable()):
+            position = await maybe_await(source.tell())  # type: ignore[attr-defined]
             return position if isinstance(position, int) else None
     except (OSError, ValueError):  # e.g. a pipe that claims to seek, or a closed file
         return None
@@ -79,19 +78,12 @@ async def _start_position(source: object) -> int | None:
 
 
 async def _rewind(upload: Upload) -> None:
-    """Prepare a file payload for one attempt: every attempt starts where the first did.
-
-    The first attempt notes the position of a seekable (sync or async) file
-    with ``tell()``, reading nothing; later ones seek back there.
-    ``replay.started`` tells the core's retry decision that the payload was
-    touched (see :func:`objectstore_core._retry.body_replayable`).
-    """
-    replay = upload.replay
-    if replay.start is not None:
-        await _maybe_await(upload.source.seek(replay.start))  # type: ignore[union-attr]
-    elif not replay.started:
-        replay.start = await _start_position(upload.source)
-    replay.started = True
+    """Prepare a sync or async file payload for one attempt (see :meth:`UploadReplay.begin`)."""
+    match upload.replay.begin():
+        case "note":
+            upload.replay.start = await start_position(upload.source)
+        case int(start):
+            await maybe_await(upload.source.seek(start))  # type: ignore[union-attr]
 
 
 async def _read_file(source: object) -> AsyncGenerator[bytes, None]:

@@ -2,19 +2,21 @@
 
 What to fetch, in which ranges and in what order is the core's
 (:func:`objectstore_core.download_flow`); this module opens, writes, renames
-or removes the destination in worker threads, and the driver runs the
-flow's range requests as tasks.
+or removes the destination through anyio's async files (a sync file's
+calls run in worker threads; an async file is awaited), and the driver runs
+the flow's range requests as tasks.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import anyio
-import anyio.to_thread
 
 from objectstore_async._driver import adrive
+from objectstore_async._sources import maybe_await, start_position
 from objectstore_core import Metadata, download_flow, validate_download
 from objectstore_core._paths import validate_key
 from objectstore_core._transfer import DownloadTarget, Progress
@@ -22,57 +24,72 @@ from objectstore_core._transfer import DownloadTarget, Progress
 if TYPE_CHECKING:
     from objectstore_async._client import AsyncSession
 
-__all__ = ["download"]
+__all__ = ["AsyncBinaryWriter", "download"]
+
+
+class AsyncBinaryWriter(Protocol):
+    """An async binary file (aiofiles', anyio's): ``write`` is a coroutine function."""
+
+    async def write(self, data: bytes, /) -> object: ...
 
 
 class _Destination:
-    """The file work of a :class:`DownloadTarget`: open, write, rename or remove.
+    """The file work of a :class:`DownloadTarget`, awaited.
 
-    Every call blocks: the caller runs them in a worker thread.
+    A path's temp file and a sync file are anyio async files (each call in a
+    worker thread); an async file (whose ``write`` is a coroutine function,
+    as aiofiles' and anyio's are) is awaited as it is.
     """
 
-    def __init__(self, dest: str | os.PathLike[str] | IO[bytes]) -> None:
-        self.target = target = DownloadTarget(dest)
-        if target.temp is None:
-            self.file = cast(IO[bytes], dest)
-        elif not target.temp.parent.is_dir():
-            raise target.missing_directory()
-        else:
-            fd = os.open(target.temp, target.TEMP_FLAGS, target.TEMP_MODE)
-            self.file = os.fdopen(fd, "wb")
-        seekable = getattr(self.file, "seekable", None)
-        self.seekable = bool(callable(seekable) and seekable())
-        target.start = self.file.tell() if self.seekable else 0
+    __slots__ = ("file", "seekable", "target")
 
-    def write_at(self, offset: int | None, data: bytes) -> None:
-        position = self.target.position(offset)
-        if position is not None:
-            self.file.seek(position)
-        self.file.write(data)
+    def __init__(self, target: DownloadTarget, file: Any, start: int | None) -> None:
+        self.target = target
+        self.file = file
+        self.seekable = start is not None
+        target.start = start or 0
 
-    def commit(self) -> None:
+    @classmethod
+    async def open(cls, dest: Any) -> _Destination:
+        target = DownloadTarget(dest)
+        if target.temp is not None:
+            if not await anyio.Path(target.temp.parent).is_dir():
+                raise target.missing_directory()
+            # "xb" opens with DownloadTarget.TEMP_FLAGS and TEMP_MODE.
+            temp = await anyio.open_file(target.temp, "xb")
+            return cls(target, temp, 0)
+        file = dest if inspect.iscoroutinefunction(dest.write) else anyio.wrap_file(dest)
+        return cls(target, file, await start_position(file))
+
+    async def write_at(self, offset: int | None, data: bytes) -> None:
+        if (position := self.target.position(offset)) is not None:
+            await maybe_await(self.file.seek(position))
+        await self.file.write(data)
+
+    async def finish(self, complete: bool) -> None:
+        """Rename a complete temp file into place (or flush the caller's); remove a failed one."""
         temp, final = self.target.temp, self.target.final
         if temp is None or final is None:
-            self.file.flush()
+            if complete:
+                await maybe_await(self.file.flush())
             return
-        self.file.close()
-        os.replace(temp, final)
-
-    def discard(self) -> None:
-        if self.target.temp is not None:
-            self.file.close()
-            self.target.temp.unlink(missing_ok=True)
+        await self.file.aclose()
+        if complete:
+            await anyio.Path(temp).replace(final)
+        else:
+            await anyio.Path(temp).unlink(missing_ok=True)
 
 
 async def download(
     self: AsyncSession,
     key: str,
-    dest: str | os.PathLike[str] | IO[bytes],
+    dest: str | os.PathLike[str] | IO[bytes] | AsyncBinaryWriter,
     *,
     concurrency: int = 1,
     progress: Progress | None = None,
 ) -> Metadata:
-    """Stream object ``key`` into ``dest`` (a path or a binary file); returns its metadata.
+    """Stream object ``key`` into ``dest`` (a path, a binary file or an async one); returns
+    its metadata.
 
     A path is written to a temp file beside it and renamed when complete.
     With ``concurrency > 1``, an object stored raw is fetched in byte ranges
@@ -84,7 +101,7 @@ async def download(
     validate_key(key)
     validate_download(dest, concurrency, progress)
     client = self._client
-    target = await anyio.to_thread.run_sync(_Destination, dest)
+    target = await _Destination.open(dest)
     flow = download_flow(
         self._flows.target, key, concurrency=concurrency, seekable=target.seekable,
         progress=progress,
@@ -93,7 +110,7 @@ async def download(
         metadata, _ = await adrive(flow, client._transport, client._zstd, sink=target.write_at)
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(target.discard)
+            await target.finish(complete=False)
         raise
-    await anyio.to_thread.run_sync(target.commit)
+    await target.finish(complete=True)
     return metadata

@@ -97,6 +97,7 @@ from objectstore_core._http import (
     Upload,
     UploadReplay,
     WriteAt,
+    check_upload_chunk,
     classify_payload,
     upload_size,
 )
@@ -254,6 +255,7 @@ __all__ = [
     "build_canonical_form",
     "check_chunk_size",
     "check_unchanged",
+    "check_upload_chunk",
     "classify_payload",
     "client_config",
     "compress",

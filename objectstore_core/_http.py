@@ -23,7 +23,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol, TypeAlias, TypeVar
+from typing import Literal, Protocol, TypeAlias, TypeVar
 
 from objectstore_core._codec import (
     LEVEL,
@@ -64,6 +64,7 @@ __all__ = [
     "Upload",
     "UploadReplay",
     "WriteAt",
+    "check_upload_chunk",
     "classify_payload",
     "read_clock",
     "relayed",
@@ -141,6 +142,28 @@ class UploadReplay:
 
     started: bool = False
     start: int | None = None
+
+    def begin(self) -> int | Literal["note"] | None:
+        """Start an attempt at reading a file payload: what the twin does to the file first.
+
+        ``"note"``: the first attempt, so note where the file stands in
+        :attr:`start` (``tell()`` when it can seek, reading nothing; None when
+        it cannot). An ``int``: a later attempt, so seek back there. None:
+        nothing (a later attempt at a file that cannot seek; the retry
+        decision never sends such a payload again once touched).
+        """
+        first = not self.started
+        self.started = True
+        return "note" if first else self.start
+
+
+def check_upload_chunk(chunk: object) -> Buffer:
+    """A chunk the caller's payload produced, or TypeError: chunks must be bytes-like."""
+    if isinstance(chunk, bytes | bytearray | memoryview):
+        return chunk
+    raise TypeError(
+        f"upload payload produced {type(chunk).__name__} {chunk!r:.40}: chunks must be bytes"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -416,6 +416,11 @@ class MultipartUploadBase:
         self._flows: MultipartFlows = session._flows.resume_multipart_upload(key, upload_id)
 
     @property
+    def _client(self) -> Any:
+        """The twin's client, whose transport runs this upload's flows."""
+        return self._session._client
+
+    @property
     def key(self) -> str:
         """The key the object will have."""
         return self._flows.key

@@ -15,8 +15,7 @@ b'hello'
 from objectstore_core import shared
 from objectstore_core.shared import *  # noqa: F403  (the names both twins share)
 from objectstore_sync._batch import Batch
-from objectstore_sync._client import Client, Session
-from objectstore_sync._multipart import MultipartUpload
+from objectstore_sync._client import Client, MultipartUpload, Session
 from objectstore_sync._response import GetResponse, Payload
 
 __all__ = [

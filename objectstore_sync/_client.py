@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from objectstore_core import (
     BaseClient,
@@ -22,6 +22,8 @@ from objectstore_core import (
     ClientConfig,
     Flow,
     GetOutcome,
+    MultipartFlows,
+    MultipartUploadBase,
     SessionFlows,
     Target,
     Timeout,
@@ -29,7 +31,7 @@ from objectstore_core import (
 )
 from objectstore_core._auth import use_wall_clock
 from objectstore_core._log import LOGGER_NAME, use_logger
-from objectstore_sync import _multipart, _transfer
+from objectstore_sync import _transfer
 from objectstore_sync._batch import Batch
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, open_response
@@ -38,10 +40,11 @@ from objectstore_sync._transport import SocketTransport, SyncTransport
 use_wall_clock(time.time)  # a SecretKey used on its own signs with this twin's clock
 use_logger(logging.getLogger(LOGGER_NAME))  # the core writes its log lines through it
 
-__all__ = ["Client", "Session"]
+__all__ = ["Client", "MultipartUpload", "Session"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
+F = TypeVar("F", SessionFlows, MultipartFlows)
 
 
 class Client(BaseClient[SyncTransport, "Session"]):
@@ -87,13 +90,16 @@ class Client(BaseClient[SyncTransport, "Session"]):
 
 
 def _blocking(
-    method: Callable[Concatenate[SessionFlows, P], Flow[T]], returns: str
-) -> Callable[Concatenate[Session, P], T]:
-    """A core session method as a blocking one, with the same signature and docs."""
+    method: Callable[Concatenate[F, P], Flow[T]], returns: str
+) -> Callable[Concatenate[Any, P], T]:
+    """A core flow method (of :class:`SessionFlows` or :class:`MultipartFlows`) as a
+    blocking method of the session or upload holding those flows, with the same
+    signature and docs."""
 
-    def call(self: Session, /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def call(self: Session | MultipartUpload, /, *args: P.args, **kwargs: P.kwargs) -> T:
         client = self._client
-        value, stream = drive(method(self._flows, *args, **kwargs), client._transport, client._zstd)
+        flow = method(self._flows, *args, **kwargs)  # type: ignore[arg-type]
+        value, stream = drive(flow, client._transport, client._zstd)
         if stream is not None:  # pragma: no cover - only get flows leave a body open
             stream.close()
         return value
@@ -154,9 +160,43 @@ class Session(BaseSession):
         return Batch(self, max_batch_concurrency, max_individual_concurrency, timeout=timeout)
 
     # Multipart uploads (API §4, PROTOCOL §9).
-    initiate_multipart_upload = _multipart.initiate_multipart_upload
-    resume_multipart_upload = _multipart.resume_multipart_upload
+    _initiate_flows = _blocking(SessionFlows.initiate_multipart_upload, "MultipartFlows")
+
+    def initiate_multipart_upload(self, *args: Any, **kwargs: Any) -> MultipartUpload:
+        flows = self._initiate_flows(*args, **kwargs)
+        return MultipartUpload(self, flows.key, flows.upload_id)
+
+    def resume_multipart_upload(self, key: str, upload_id: str) -> MultipartUpload:
+        return MultipartUpload(self, key, upload_id)
+
     # Resumable uploads (API §4, PROTOCOL §14.1).
     resume_upload = _blocking(SessionFlows.resume_upload, "str")
     upload = _blocking(SessionFlows.upload, "str")
     download = _transfer.download
+
+
+class MultipartUpload(MultipartUploadBase):
+    """One multipart upload: upload parts, then :meth:`complete` (or :meth:`abort`).
+
+    Get one from :meth:`Session.initiate_multipart_upload`, or
+    :meth:`Session.resume_multipart_upload` to continue one started earlier.
+
+    >>> upload = session.initiate_multipart_upload(key="t", compression="none")  # doctest: +SKIP
+    >>> parts = [upload.put_part(data, part_number=1, content_length=len(data))]  # doctest: +SKIP
+    >>> upload.complete(parts)  # doctest: +SKIP
+    't'
+    """
+
+    __slots__ = ()
+    _session: Session
+
+    put_part = _blocking(MultipartFlows.put_part, "CompletePart")
+    list_parts = _blocking(MultipartFlows.list_parts, "list[PartInfo]")
+    complete = _blocking(MultipartFlows.complete, "str")
+    abort = _blocking(MultipartFlows.abort, "None")
+
+
+for _flow in (SessionFlows.initiate_multipart_upload, SessionFlows.resume_multipart_upload):
+    _method = getattr(Session, _flow.__name__)
+    functools.update_wrapper(_method, _flow)
+    with_return_annotation(_method, _flow, "MultipartUpload")

@@ -19,6 +19,7 @@ from objectstore_core import (
     LengthCheck,
     PayloadKind,
     Upload,
+    check_upload_chunk,
     new_encoder,
     upload_size,
 )
@@ -46,29 +47,13 @@ Counted once per process, here: the core counts nothing, it takes the figure as 
 """
 
 
-def _check_chunk(chunk: object) -> Buffer:
-    if isinstance(chunk, bytes | bytearray | memoryview):
-        return chunk
-    raise TypeError(
-        f"upload payload produced {type(chunk).__name__} {chunk!r:.40}: chunks must be bytes"
-    )
-
-
 def _rewind(upload: Upload) -> None:
-    """Prepare a file payload for one attempt: every attempt starts where the first did.
-
-    The first attempt notes the position of a seekable file with ``tell()``
-    (nothing is read); later ones seek back there. ``replay.started`` tells
-    the core's retry decision that the payload was touched (see
-    :func:`objectstore_core._retry.body_replayable`).
-    """
-    replay = upload.replay
-    source = upload.source
-    if replay.start is not None:
-        source.seek(replay.start)  # type: ignore[union-attr]
-    elif not replay.started:
-        replay.start = _start_position(source)
-    replay.started = True
+    """Prepare a file payload for one attempt (see :meth:`UploadReplay.begin`)."""
+    match upload.replay.begin():
+        case "note":
+            upload.replay.start = _start_position(upload.source)
+        case int(start):
+            upload.source.seek(start)  # type: ignore[union-attr]
 
 
 def _start_position(source: object) -> int | None:
@@ -98,7 +83,7 @@ def _file_size(file: object) -> int | None:
 
 
 def _read(file: BinaryReader) -> Iterator[Buffer]:
-    while chunk := _check_chunk(file.read(CHUNK_SIZE)):
+    while chunk := check_upload_chunk(file.read(CHUNK_SIZE)):
         yield chunk
 
 
@@ -119,7 +104,7 @@ def iter_source(upload: Upload) -> Generator[Buffer, None, None]:
     elif kind is PayloadKind.ITERABLE:
         upload.replay.started = True  # one-shot: never sent twice once touched
         for chunk in cast(Iterable[object], source):
-            yield _check_chunk(chunk)
+            yield check_upload_chunk(chunk)
     else:
         raise TypeError(
             f"cannot upload {type(source).__name__} with the sync client: "
@@ -198,7 +183,7 @@ def _read_exactly(file: BinaryReader, size: int) -> bytes:
     pieces = []
     left = size
     while left > 0:
-        chunk = bytes(_check_chunk(file.read(left)))
+        chunk = bytes(check_upload_chunk(file.read(left)))
         if not chunk:
             break
         pieces.append(chunk)
@@ -228,7 +213,7 @@ def _iter_range(upload: Upload, offset: int, length: int) -> Iterator[Buffer]:
 def _bounded(file: BinaryReader, length: int) -> Iterator[Buffer]:
     left = length
     while left > 0:
-        chunk = _check_chunk(file.read(min(CHUNK_SIZE, left)))
+        chunk = check_upload_chunk(file.read(min(CHUNK_SIZE, left)))
         if not chunk:
             return
         left -= len(chunk)

@@ -27,8 +27,7 @@ from objectstore_core._metadata import (
     HEADER_ORIGIN,
 )
 from objectstore_core._official import DEFAULT_CONNECT_TIMEOUT, PARAM_AUTH, USER_AGENT
-from objectstore_sync._client import Client, Session
-from objectstore_sync._multipart import MultipartUpload
+from objectstore_sync._client import Client, MultipartUpload, Session
 from objectstore_sync._official import measure_storage_operation, raise_for_status, storage_span
 from objectstore_sync._response import GetResponse
 

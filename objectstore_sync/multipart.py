@@ -4,7 +4,7 @@
 """
 
 from objectstore_core import CompletePart, MultipartCompleteError, PartInfo, RequestError
-from objectstore_sync._multipart import MultipartUpload
+from objectstore_sync._client import MultipartUpload
 from objectstore_sync._official import measure_storage_operation, raise_for_status, storage_span
 
 __all__ = [

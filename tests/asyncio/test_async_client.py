@@ -155,6 +155,35 @@ def test_async_file_and_path_sources(server: LocalServer, tmp_path: object) -> N
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("usecase", [Usecase("dl_zstd"), Usecase("dl_raw", compression="none")])
+def test_a_download_into_an_async_file_awaits_its_methods(
+    server: LocalServer, tmp_path: object, backend: str, usecase: Usecase
+) -> None:
+    """An async file (anyio's here) is written through its own coroutines, from
+    where it stood, in parallel ranges too; the caller's file stays open."""
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "copy.bin"
+    data = os.urandom(700_000)
+
+    async def main() -> None:
+        async with AsyncClient(server.url) as client:
+            session = client.session(usecase, org=1)
+            key = await session.put(data, key="to-async-file")
+            async with await anyio.open_file(path, "wb") as file:
+                await file.write(b"head:")
+                await session.download(key, file, concurrency=3)
+                assert not file.closed
+            assert path.read_bytes() == b"head:" + data
+
+    with pytest.MonkeyPatch.context() as patch:
+        import objectstore_core._transfer as transfer
+
+        patch.setattr(transfer, "DEFAULT_PART_SIZE", 64 * 1024)  # several ranges
+        _run(main, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_blocking_file_read_and_compressed_in_a_worker_thread(
     server: LocalServer, tmp_path: object, backend: str
 ) -> None:
