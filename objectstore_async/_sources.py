@@ -30,12 +30,11 @@ from objectstore_core import (
     new_encoder,
     upload_size,
 )
-from objectstore_core._http import Spool, Spooled
+from objectstore_core._http import UPLOAD_CHUNK, Spool, Spooled
 from objectstore_core._resumable import spool_pieces
 from objectstore_core._transfer import CompressPart
 
 __all__ = [
-    "CHUNK_SIZE",
     "CPUS",
     "aiter_source",
     "aiter_upload",
@@ -47,13 +46,7 @@ __all__ = [
     "start_position",
 ]
 
-CHUNK_SIZE = 1024 * 1024
-
-CPUS = os.cpu_count() or 1
-"""The CPU count zstd's worker threads are sized by (see :func:`objectstore_core.zstd_workers`).
-
-Counted once per process, here: the core counts nothing, it takes the figure as an argument.
-"""
+CPUS = os.cpu_count() or 1  # counted here, once: the core takes it as an argument
 
 
 def _check_chunk(chunk: object) -> bytes:
@@ -89,11 +82,11 @@ async def _rewind(upload: Upload) -> None:
 async def _read_file(source: object) -> AsyncGenerator[bytes, None]:
     read = source.read  # type: ignore[attr-defined]
     if inspect.iscoroutinefunction(read):
-        while chunk := _check_chunk(await read(CHUNK_SIZE)):
+        while chunk := _check_chunk(await read(UPLOAD_CHUNK)):
             yield chunk
         return
     while True:
-        result = await anyio.to_thread.run_sync(read, CHUNK_SIZE)
+        result = await anyio.to_thread.run_sync(read, UPLOAD_CHUNK)
         if inspect.isawaitable(result):  # an async file whose read is not a coroutine function
             result = await result
         if not (chunk := _check_chunk(result)):
@@ -107,11 +100,11 @@ async def aiter_source(upload: Upload) -> AsyncGenerator[bytes, None]:
     kind = upload.kind
     if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
-        for start in range(0, len(view), CHUNK_SIZE):
-            yield bytes(view[start : start + CHUNK_SIZE])
+        for start in range(0, len(view), UPLOAD_CHUNK):
+            yield bytes(view[start : start + UPLOAD_CHUNK])
     elif isinstance(source, os.PathLike):
         async with await anyio.open_file(os.fspath(source), "rb") as file:
-            while data := await file.read(CHUNK_SIZE):
+            while data := await file.read(UPLOAD_CHUNK):
                 yield data
     elif kind is PayloadKind.FILE:
         await _rewind(upload)
@@ -210,16 +203,16 @@ def _blocking_chunks(upload: Upload) -> Generator[bytes | memoryview, None, None
     source = upload.source
     if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
-        for start in range(0, len(view), CHUNK_SIZE):
-            yield view[start : start + CHUNK_SIZE]
+        for start in range(0, len(view), UPLOAD_CHUNK):
+            yield view[start : start + UPLOAD_CHUNK]
         return
     if isinstance(source, os.PathLike):
         with open(os.fspath(source), "rb") as opened:
-            while data := opened.read(CHUNK_SIZE):
+            while data := opened.read(UPLOAD_CHUNK):
                 yield data
         return
     file = cast(IO[bytes], source)
-    while chunk := _check_chunk(file.read(CHUNK_SIZE)):
+    while chunk := _check_chunk(file.read(UPLOAD_CHUNK)):
         yield chunk
 
 
@@ -274,14 +267,14 @@ async def _aiter_range(upload: Upload, offset: int, length: int) -> AsyncGenerat
     source = upload.source
     if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")[offset : offset + length]
-        for start in range(0, len(view), CHUNK_SIZE):
-            yield bytes(view[start : start + CHUNK_SIZE])
+        for start in range(0, len(view), UPLOAD_CHUNK):
+            yield bytes(view[start : start + UPLOAD_CHUNK])
         return
     if isinstance(source, os.PathLike):
         async with await anyio.open_file(os.fspath(source), "rb") as opened:
             await opened.seek(offset)
             left = length
-            while left > 0 and (data := await opened.read(min(CHUNK_SIZE, left))):
+            while left > 0 and (data := await opened.read(min(UPLOAD_CHUNK, left))):
                 left -= len(data)
                 yield data
         return
@@ -293,7 +286,7 @@ async def _aiter_range(upload: Upload, offset: int, length: int) -> AsyncGenerat
     await anyio.to_thread.run_sync(file.seek, begin + offset)
     left = length
     while left > 0:
-        data = _check_chunk(await anyio.to_thread.run_sync(file.read, min(CHUNK_SIZE, left)))
+        data = _check_chunk(await anyio.to_thread.run_sync(file.read, min(UPLOAD_CHUNK, left)))
         if not data:
             return
         left -= len(data)
@@ -365,15 +358,15 @@ async def _encoded_in_thread(
         read = file.read
 
         def next_piece() -> bytes | memoryview:
-            return _check_chunk(read(CHUNK_SIZE))
+            return _check_chunk(read(UPLOAD_CHUNK))
 
     else:
         view = memoryview(cast(bytes, upload.source)).cast("B")
-        offsets = iter(range(0, len(view), CHUNK_SIZE))
+        offsets = iter(range(0, len(view), UPLOAD_CHUNK))
 
         def next_piece() -> bytes | memoryview:
             start = next(offsets, len(view))
-            return view[start : start + CHUNK_SIZE]  # no copy: the encoder takes buffers
+            return view[start : start + UPLOAD_CHUNK]  # no copy: the encoder takes buffers
 
     def begin() -> tuple[bytes | memoryview, ZstdEncoder, bool]:
         first = next_piece()

@@ -38,6 +38,7 @@ from objectstore_core._timeout import Timeout
 from objectstore_core._values import quick_setters
 
 __all__ = [
+    "UPLOAD_CHUNK",
     "BinaryReader",
     "Buffer",
     "Clock",
@@ -76,6 +77,13 @@ T = TypeVar("T")
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
 """Bytes-like values: what a payload, a chunk of one or a compressed body may be."""
+
+UPLOAD_CHUNK = 1024 * 1024
+"""How much of a file or path payload the twins read at a time for an upload.
+
+Large enough that a read costs little beside compressing it, small enough
+that a payload of any size streams in bounded memory.
+"""
 
 
 class BinaryReader(Protocol):

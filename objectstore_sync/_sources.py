@@ -23,12 +23,11 @@ from objectstore_core import (
     new_encoder,
     upload_size,
 )
-from objectstore_core._http import Spool, Spooled
+from objectstore_core._http import UPLOAD_CHUNK, Spool, Spooled
 from objectstore_core._resumable import spool_pieces
 from objectstore_core._transfer import CompressPart
 
 __all__ = [
-    "CHUNK_SIZE",
     "CPUS",
     "compress_part",
     "iter_source",
@@ -38,13 +37,7 @@ __all__ = [
     "spool",
 ]
 
-CHUNK_SIZE = 1024 * 1024
-
-CPUS = os.cpu_count() or 1
-"""The CPU count zstd's worker threads are sized by (see :func:`objectstore_core.zstd_workers`).
-
-Counted once per process, here: the core counts nothing, it takes the figure as an argument.
-"""
+CPUS = os.cpu_count() or 1  # counted here, once: the core takes it as an argument
 
 
 def _rewind(upload: Upload) -> None:
@@ -83,7 +76,7 @@ def _file_size(file: object) -> int | None:
 
 
 def _read(file: BinaryReader) -> Iterator[Buffer]:
-    while chunk := check_upload_chunk(file.read(CHUNK_SIZE)):
+    while chunk := check_upload_chunk(file.read(UPLOAD_CHUNK)):
         yield chunk
 
 
@@ -93,8 +86,8 @@ def iter_source(upload: Upload) -> Generator[Buffer, None, None]:
     kind = upload.kind
     if isinstance(source, bytes | bytearray | memoryview):
         view = memoryview(source).cast("B")
-        for start in range(0, len(view), CHUNK_SIZE):
-            yield view[start : start + CHUNK_SIZE]
+        for start in range(0, len(view), UPLOAD_CHUNK):
+            yield view[start : start + UPLOAD_CHUNK]
     elif isinstance(source, os.PathLike):
         with open(os.fspath(source), "rb") as file:
             yield from _read(file)
@@ -213,7 +206,7 @@ def _iter_range(upload: Upload, offset: int, length: int) -> Iterator[Buffer]:
 def _bounded(file: BinaryReader, length: int) -> Iterator[Buffer]:
     left = length
     while left > 0:
-        chunk = check_upload_chunk(file.read(min(CHUNK_SIZE, left)))
+        chunk = check_upload_chunk(file.read(min(UPLOAD_CHUNK, left)))
         if not chunk:
             return
         left -= len(chunk)
