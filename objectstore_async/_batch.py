@@ -9,7 +9,7 @@ and binds :class:`AsyncGetResponse` as what a fetched object becomes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 from anyio.streams.memory import MemoryObjectSendStream
@@ -18,7 +18,7 @@ from objectstore_async._driver import adrive
 from objectstore_async._response import AsyncGetResponse, AsyncPayload
 from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults
 from objectstore_core._batch_api import BodyInHand
-from objectstore_core._batch_results import HELD_SLOTS, UNREAD, HeldBody, held_responses
+from objectstore_core._batch_results import HELD_SLOTS, HeldBody, held_responses
 
 if TYPE_CHECKING:
     from objectstore_async._client import AsyncSession
@@ -41,32 +41,22 @@ class _InHand(BodyInHand):
         pass
 
 
-_IN_HAND = _InHand()
-
-
 class _HeldPayload(HeldBody, AsyncPayload):
-    """A batch get's payload, holding the object's stored bytes (see :class:`HeldBody`)."""
+    """A batch get's payload, holding the object's stored bytes (see :class:`HeldBody`).
+
+    A whole read first takes the held bytes in one step: one frame of at most
+    a chunk, decoded in one call, so there is no turn to give.
+    """
 
     __slots__ = HELD_SLOTS
-
-    def __init__(self, body: bytes, decode: bool, *held: Any) -> None:
-        super().__init__(_IN_HAND, UNREAD)
-        self._hold(body, decode, *held)
-
-    async def read(self, size: int | None = -1) -> bytes:
-        """As :meth:`AsyncPayload.read`; reading the whole payload first takes the held
-        bytes in one step (one frame of at most a chunk, decoded in one call: no turn
-        to give)."""
-        if (size is None or size < 0) and not self._closed and (out := self._whole()) is not None:
-            return out
-        return await super().read(size)
+    _IN_HAND = _InHand()
 
     async def _pull(self, limit: int | None, whole: bool = False) -> bytes:
-        self._make_download()
-        return await super()._pull(limit, whole)
+        out = self._from_hand(whole)
+        return await super()._pull(limit, whole) if out is None else out
 
     def _pull_now(self) -> bytes | None:
-        self._make_download()
+        self._from_hand(False)
         return super()._pull_now()
 
 

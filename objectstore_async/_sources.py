@@ -225,20 +225,23 @@ async def read_at(source: object, offset: int, size: int) -> bytes:
     if isinstance(source, os.PathLike):
 
         def from_path() -> bytes:
-            with open(os.fspath(source), "rb") as file:
+            with open(os.fspath(source), "rb") as file:  # buffered: short only at the end
                 file.seek(offset)
-                return _read_exactly(file.read, size)
+                return _check_chunk(file.read(size))
 
         return await anyio.to_thread.run_sync(from_path)
     read = source.read  # type: ignore[attr-defined]
-    if inspect.iscoroutinefunction(read):
-        pieces = []
-        left = size
-        while left > 0 and (chunk := _check_chunk(await read(left))):
-            pieces.append(chunk)
-            left -= len(chunk)
-        return b"".join(pieces)
-    return await anyio.to_thread.run_sync(_read_exactly, read, size)
+    blocking = not inspect.iscoroutinefunction(read)
+    pieces = []
+    left = size
+    while left > 0:
+        # A blocking read in a worker thread: one hop per read (a short read takes more).
+        result = await (anyio.to_thread.run_sync(read, left) if blocking else read(left))
+        if not (chunk := _check_chunk(await maybe_await(result))):
+            break
+        pieces.append(chunk)
+        left -= len(chunk)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
 async def compress_part(step: CompressPart) -> bytes:
@@ -251,15 +254,6 @@ def _compress_part(step: CompressPart) -> bytes:
     with open(os.fspath(step.source), "rb", buffering=0) as file:
         file.seek(step.offset)
         return step.run(file.readinto)
-
-
-def _read_exactly(read: Any, size: int) -> bytes:
-    pieces = []
-    left = size
-    while left > 0 and (chunk := _check_chunk(read(left))):
-        pieces.append(chunk)
-        left -= len(chunk)
-    return b"".join(pieces)
 
 
 async def _aiter_range(upload: Upload, offset: int, length: int) -> AsyncGenerator[bytes, None]:

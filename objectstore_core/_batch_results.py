@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 from objectstore_core._codec import ZstdContexts, decode_frame
 from objectstore_core._download import DEFAULT_CHUNK, Download
@@ -219,7 +219,9 @@ class HeldBody:
     _key: str | None
     _download: Download
 
-    def _hold(
+    _IN_HAND: Any  # the twin's empty raw body under the payload (see BodyInHand)
+
+    def __init__(
         self,
         body: bytes,
         decode: bool,
@@ -228,6 +230,7 @@ class HeldBody:
         index: int,
         key: str | None,
     ) -> None:
+        cast(Any, super()).__init__(self._IN_HAND, UNREAD)  # the twin's payload
         self._body = body
         self._decodes = decode
         self._zstd = contexts
@@ -235,28 +238,32 @@ class HeldBody:
         self._index = index
         self._key = key
 
-    def _whole(self) -> bytes | None:
-        """The whole payload in one step if nothing was read yet and that suffices."""
-        if self._download is not UNREAD:
-            return None
-        out = read_held(self._body, self._decodes, self._zstd)
-        if out is not None:
-            self._download = SPENT
-            self._body = b""  # handed out: not held twice
-        return out
+    def _from_hand(self, whole: bool) -> bytes | None:
+        """Before each pull: the whole payload at once when that is asked first and suffices.
 
-    def _make_download(self) -> None:
-        """Before a read in pieces (or after a whole read failed): the real download."""
-        if self._download is UNREAD:
-            self._download = LazyDownload(
-                self._body,
-                self._decodes,
-                self._zstd,
-                resolve=operation_context,
-                target=self._target,
-                index=self._index,
-                key=self._key,
-            )
+        Otherwise None, and the payload then reads through a real download,
+        made here when first needed (a read in pieces, or after a whole read
+        failed).
+        """
+        download = self._download
+        if download is not UNREAD:
+            return None
+        if whole and not cast(Any, self).closed:  # the payload's: a closed one's pull raises
+            out = read_held(self._body, self._decodes, self._zstd)
+            if out is not None:
+                self._download = SPENT
+                self._body = b""  # handed out: not held twice
+                return out
+        self._download = LazyDownload(
+            self._body,
+            self._decodes,
+            self._zstd,
+            resolve=operation_context,
+            target=self._target,
+            index=self._index,
+            key=self._key,
+        )
+        return None
 
 
 def held_responses(

@@ -12,11 +12,11 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from objectstore_core import BatchBase, BatchJob, BatchResult, BatchResults
 from objectstore_core._batch_api import BodyInHand
-from objectstore_core._batch_results import HELD_SLOTS, UNREAD, HeldBody, held_responses
+from objectstore_core._batch_results import HELD_SLOTS, HeldBody, held_responses
 from objectstore_sync._driver import drive
 from objectstore_sync._response import GetResponse, Payload
 
@@ -38,27 +38,15 @@ class _InHand(BodyInHand):
         pass
 
 
-_IN_HAND = _InHand()
-
-
 class _HeldPayload(HeldBody, Payload):
     """A batch get's payload, holding the object's stored bytes (see :class:`HeldBody`)."""
 
     __slots__ = HELD_SLOTS
-
-    def __init__(self, body: bytes, decode: bool, *held: Any) -> None:
-        super().__init__(_IN_HAND, UNREAD)
-        self._hold(body, decode, *held)
-
-    def read(self, size: int | None = -1) -> bytes:
-        """As :meth:`Payload.read`; reading the whole payload first takes the held
-        bytes in one step."""
-        if (size is None or size < 0) and not self.closed and (out := self._whole()) is not None:
-            return out
-        return super().read(size)
+    _IN_HAND = _InHand()
 
     def _pull(self, limit: int | None, whole: bool = False) -> bytes:
-        self._make_download()
+        if (out := self._from_hand(whole)) is not None:
+            return out
         return super()._pull(limit, whole)
 
 

@@ -27,15 +27,7 @@ from objectstore_core._http import UPLOAD_CHUNK, Spool, Spooled
 from objectstore_core._resumable import spool_pieces
 from objectstore_core._transfer import CompressPart
 
-__all__ = [
-    "CPUS",
-    "compress_part",
-    "iter_source",
-    "iter_upload",
-    "measure",
-    "read_at",
-    "spool",
-]
+__all__ = ["CPUS", "compress_part", "iter_source", "iter_upload", "measure", "read_at", "spool"]
 
 CPUS = os.cpu_count() or 1  # counted here, once: the core takes it as an argument
 

@@ -302,12 +302,13 @@ def test_batch_payloads_read_whole_in_pieces_or_damaged(session: Any) -> None:
     for key, body in (("one", one_frame), ("two", two_frames), ("damaged", damaged)):
         session.put(body, key=key, precompressed="zstd")
     batch = session.many()
-    for key in ("one", "one", "one", "two", "damaged", "one"):
+    for key in ("one", "one", "one", "two", "damaged", "one", "one"):
         batch.get(key)
-    whole, pieces, chunks, several, broken, closed = batch.send()
+    whole, pieces, chunks, several, broken, closed, natural = batch.send()
     assert whole.value.read() == data and whole.value.read() == b""
     assert pieces.value.payload.read(10) + pieces.value.read() == data
     assert b"".join(chunks.value.iter_bytes(1000)) == data
+    assert b"".join(natural.value.iter_bytes()) == data  # natural chunks: the async fast path
     assert several.value.read() == data + b" and more"  # not one frame: read through a download
     for _ in range(2):  # every read fails the same way, naming the operation
         with pytest.raises(IntegrityError) as failed:
