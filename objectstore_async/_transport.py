@@ -26,6 +26,7 @@ from objectstore_async._connections import Pool, _close, _Idle
 from objectstore_async._sources import aiter_upload
 from objectstore_async._streams import _AsyncioStream, _FastStream
 from objectstore_core import ClientConfig, ObjectstoreError, Request, Response, Upload
+from objectstore_core._certnames import server_hostname
 from objectstore_core._connection import RESEND, Exchange, Failure, SmallBody
 from objectstore_core._download import PIECE_SIZE, prime_heap
 from objectstore_core._h1 import host_header
@@ -206,7 +207,7 @@ class AsyncSocketTransport:
         self._options = options
         self._pool = Pool(config)
         self._ssl_context = _tls.ssl_context(options)
-        self._server_hostname = _tls.server_hostname(options, config.host)
+        self._server_hostname = server_hostname(options, config.host)
         self._socket_options: list[Any] = list(options.socket_options)
         self._local_address = options.local_address
         self._host_header = host_header(config.scheme, config.host, config.port)

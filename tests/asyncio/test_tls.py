@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from objectstore_async._tls import check_hostname, matches, server_hostname, ssl_context
+from objectstore_async._tls import check_hostname, ssl_context
 from objectstore_async.testing import LocalCertificate
+from objectstore_core._certnames import server_hostname
 from objectstore_core._options import ConnectionOptions
 from tests.certificates import ClientCertificate, handshake, requiring_client_certificates
 
@@ -177,21 +178,6 @@ def test_server_hostname_replaces_the_host_for_sni_and_the_check(
     assert tls.server_hostname == "localhost"
 
 
-@pytest.mark.parametrize(
-    ("host", "name"),
-    [
-        ("localhost", "localhost"),
-        ("127.0.0.1", "127.0.0.1"),
-        ("::1", "::1"),
-        ("[::1]", "::1"),
-        ("fe80::1%eth0", "fe80::1"),
-        ("[fe80::1%eth0]", "fe80::1"),
-    ],
-)
-def test_server_hostname_of_an_address_is_bare(host: str, name: str) -> None:
-    assert server_hostname(ConnectionOptions(https=True), host) == name
-
-
 def test_a_given_context_is_used_as_it_is_with_alpn_http_1_1(
     certificate: LocalCertificate,
 ) -> None:
@@ -269,33 +255,3 @@ def test_tls_versions(certificate: LocalCertificate) -> None:
 def test_the_key_log_file_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
     assert _context().keylog_filename == str(tmp_path / "keys.log")
-
-
-@pytest.mark.parametrize(
-    ("sans", "name", "expected"),
-    [
-        ((("DNS", "a.example"),), "a.example", True),
-        ((("DNS", "A.Example"),), "a.example.", True),
-        ((("DNS", "*.example.com"),), "a.example.com", True),
-        ((("DNS", "*.example.com"),), "example.com", False),
-        ((("DNS", "*.example.com"),), "a.b.example.com", False),
-        ((("DNS", "f*.example.com"),), "foo.example.com", False),
-        ((("DNS", "*.com"),), "example.com", False),
-        ((("DNS", "a.*.example"),), "a.b.example", False),
-        ((("IP Address", "127.0.0.1"),), "127.0.0.1", True),
-        ((("IP Address", "0:0:0:0:0:0:0:1\n"),), "[::1]", True),
-        ((("DNS", "127.0.0.1"),), "127.0.0.1", False),
-        ((("IP Address", "127.0.0.1"),), "localhost", False),
-        ((), "a.example", False),
-    ],
-)
-def test_matches(sans: tuple[tuple[str, str], ...], name: str, expected: bool) -> None:
-    assert matches({"subjectAltName": sans}, name) is expected
-
-
-def test_matches_the_common_name_only_when_asked_and_without_dns_sans() -> None:
-    cert: dict[str, Any] = {"subject": ((("commonName", "a.example"),),)}
-    assert not matches(cert, "a.example")
-    assert matches(cert, "a.example", common_name=True)
-    cert["subjectAltName"] = (("DNS", "b.example"),)
-    assert not matches(cert, "a.example", common_name=True)
