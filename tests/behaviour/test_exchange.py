@@ -24,6 +24,7 @@ from objectstore_core import (
     Forbidden,
     ProtocolError,
     ReadError,
+    ReadTimeout,
     RetryPolicy,
     Timeout,
     Usecase,
@@ -201,6 +202,64 @@ def test_total_timeout_bounds_a_head_dripped_forever(
     with pytest.raises(ObjectstoreTimeout):
         _op(session, op, "dripped")
     assert time.monotonic() - started < 3.5
+
+
+# ------------------------------------------------------------------ body reads
+
+
+BODY = bytes(range(256)) * (12 * 1024)  # 3 MiB: streamed in many socket reads
+BODY_READ_TIMEOUT = 1.0
+
+
+def _body_in_bursts(pause: float, bursts: int) -> Callable[[PeerConnection], None]:
+    """A script: the head and the body's first MiB, then ``bursts`` - 1 more MiB-sized
+    bursts ``pause`` seconds apart (the rest of the body is then never sent)."""
+
+    def script(conn: PeerConnection) -> None:
+        assert conn.read_request() is not None
+        whole = response(200, BODY, [("content-type", "application/octet-stream")])
+        cut = len(whole) - len(BODY) + MiB
+        conn.send(whole[:cut])
+        for start in range(cut, min(len(whole), cut + (bursts - 1) * MiB), MiB):
+            time.sleep(pause)
+            conn.send(whole[start : start + MiB])
+        conn.wait_for_close()
+
+    return script
+
+
+def _read_in_pieces(payload: Any, pieces: list[bytes]) -> bytes:
+    """Read ``payload`` 256 KiB at a time into ``pieces``; their join."""
+    while piece := payload.read(256 * 1024):
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def test_a_body_with_pauses_shorter_than_the_read_timeout_reads_whole(
+    serve: Serve, connect: Connect
+) -> None:
+    """Each wait for more of a streamed body is bounded by the read timeout, not the
+    whole body: pauses of 0.4 s under read=1 s never trip it."""
+    peer = serve(_body_in_bursts(pause=0.4, bursts=3))
+    session = connect(peer, timeout=Timeout(read=BODY_READ_TIMEOUT))
+    got = session.get("bursts")
+    assert got is not None
+    with got:
+        assert _read_in_pieces(got.payload, []) == BODY
+
+
+def test_a_body_that_stops_coming_raises_read_timeout(serve: Serve, connect: Connect) -> None:
+    """One MiB of the body, then nothing: a ReadTimeout about a second later."""
+    peer = serve(_body_in_bursts(pause=0.0, bursts=1))
+    session = connect(peer, timeout=Timeout(read=BODY_READ_TIMEOUT))
+    got = session.get("stalled")
+    assert got is not None
+    pieces: list[bytes] = []
+    started = time.monotonic()
+    with got, pytest.raises(ReadTimeout):
+        _read_in_pieces(got.payload, pieces)
+    assert sum(map(len, pieces)) == MiB
+    assert BODY_READ_TIMEOUT * 0.9 <= time.monotonic() - started < BODY_READ_TIMEOUT + 2
 
 
 # ------------------------------------------------------------------ malformed heads
