@@ -121,7 +121,7 @@ BODY_TIMEOUT = 60.0
 SEND_TIMEOUT = 60.0
 """Default seconds a response may wait for the client to take any of it."""
 _SHUTDOWN_GRACE = 5.0  # seconds busy connections get to finish on shutdown()
-_LINGER = 1.0  # seconds an error answer waits for the rest of a refused request, at most
+_LINGER = 5.0  # seconds an error answer waits for the rest of a refused request, at most
 _LINGER_BYTES = 4 << 20  # and how much of it is read and dropped, at most
 _WAITALL = getattr(socket, "MSG_WAITALL", 0)
 
