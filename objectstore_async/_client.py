@@ -9,7 +9,6 @@ Same names, parameters and defaults as ``objectstore_sync`` by construction.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -106,7 +105,6 @@ def _awaiting(
             await stream.aclose()
         return value
 
-    functools.update_wrapper(call, method)
     with_return_annotation(call, method, returns)
     return call
 
@@ -127,7 +125,6 @@ def _awaiting_get(
         # Decoded with the client's zstd contexts, reused from one download to the next.
         return open_async_response(outcome, stream, outcome.download(client._zstd))
 
-    functools.update_wrapper(call, method)
     with_return_annotation(call, method, "AsyncGetResponse | None")
     return call
 
@@ -202,5 +199,4 @@ class AsyncMultipartUpload(MultipartUploadBase):
 
 for _flow in (SessionFlows.initiate_multipart_upload, SessionFlows.resume_multipart_upload):
     _method = getattr(AsyncSession, _flow.__name__)
-    functools.update_wrapper(_method, _flow)
     with_return_annotation(_method, _flow, "AsyncMultipartUpload")

@@ -9,6 +9,7 @@ between the twins, and there is exactly one place to change an operation.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -259,7 +260,9 @@ class SessionFlows:
 def with_return_annotation(
     wrapper: Callable[..., Any], method: Callable[..., Any], annotation: object
 ) -> None:
-    """Give a twin's wrapper the core method's signature with its own return type."""
+    """Make a twin's wrapper look like the core method: its name, docs and signature
+    (``functools.update_wrapper``), with the wrapper's own return type."""
+    functools.update_wrapper(wrapper, method)
     signature = inspect.signature(method)
     parameters = list(signature.parameters.values())[1:]  # drop ``self`` of SessionFlows
     self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)

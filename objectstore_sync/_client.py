@@ -8,7 +8,6 @@ No protocol decision is made here.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -104,7 +103,6 @@ def _blocking(
             stream.close()
         return value
 
-    functools.update_wrapper(call, method)
     with_return_annotation(call, method, returns)
     return call
 
@@ -123,7 +121,6 @@ def _blocking_get(
         # Decoded with the client's zstd contexts, reused from one download to the next.
         return open_response(outcome, stream, outcome.download(client._zstd))
 
-    functools.update_wrapper(call, method)
     with_return_annotation(call, method, "GetResponse | None")
     return call
 
@@ -198,5 +195,4 @@ class MultipartUpload(MultipartUploadBase):
 
 for _flow in (SessionFlows.initiate_multipart_upload, SessionFlows.resume_multipart_upload):
     _method = getattr(Session, _flow.__name__)
-    functools.update_wrapper(_method, _flow)
     with_return_annotation(_method, _flow, "MultipartUpload")
